@@ -1,23 +1,23 @@
 import cluster from "node:cluster";
 import http from "node:http";
-import { createAdapter } from "@socket.io/cluster-adapter";
 import { Server, type ServerOptions } from "socket.io";
 import type { AppContext } from "../apps/types";
 import type { Config } from "../config/schema";
-import { isSockfleetMessage, sendToPrimary } from "../ipc/messages";
+import { DATA_PATH_ENV, isSockfleetMessage, sendToPrimary } from "../ipc/messages";
 import { createLogger, type Logger } from "../observability/logger";
 import { loadApp } from "./app-loader";
 import { ConnectionIntake } from "./handoff";
 import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
-import { RecoveringClusterAdapter } from "../tiers/recovery/adapter";
+import { FleetAdapter } from "../tiers/cluster/adapter";
+import { DataLink } from "./data-link";
 
 /** Exit code of a worker whose start-up failed in a way a respawn cannot fix. */
 export const EXIT_FATAL_STARTUP = 78;
 
-function socketIoOptions(config: Config): Partial<ServerOptions> {
+function socketIoOptions(config: Config, link: DataLink): Partial<ServerOptions> {
   return {
-    adapter: config.recovery ? RecoveringClusterAdapter : createAdapter(),
+    adapter: FleetAdapter.for(link, config.recovery) as unknown as ServerOptions["adapter"],
     // Middlewares are skipped for a recovered socket: it already passed them, and running them
     // would open a window in which broadcasts could miss it.
     connectionStateRecovery: config.recovery ? { maxDisconnectionDuration: config.recoveryWindow, skipMiddlewares: true } : undefined,
@@ -45,11 +45,17 @@ export async function runWorker(config: Config): Promise<void> {
     logger.error({ err: reason }, "unhandled promise rejection");
   });
 
+  const dataPath = process.env[DATA_PATH_ENV];
+  if (!dataPath) throw new Error(`${DATA_PATH_ENV} is not set; workers are started by the sockfleet primary`);
+  const link = await DataLink.connect(dataPath, workerId);
+  // Like the IPC channel: without the data link this worker can no longer take part.
+  link.onClose(() => process.exit(0));
+
   let hostReady = false;
   let closing = false;
   const routes = new WorkerHttp({ ready: () => hostReady, closing: () => closing });
   const server = http.createServer(routes.handle);
-  const io = new Server(server, socketIoOptions(config));
+  const io = new Server(server, socketIoOptions(config, link));
   const intake = new ConnectionIntake(server);
 
   io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
