@@ -32,6 +32,9 @@ const SETTINGS: Record<Key, { flag: string; env: string; list?: boolean }> = {
   shutdownTimeout: { flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT" },
   redisUrl: { flag: "redis", env: "REDIS_URL" },
   logLevel: { flag: "log-level", env: "LOG_LEVEL" },
+  drainTime: { flag: "drain-time", env: "DRAIN_TIME" },
+  adminPort: { flag: "admin-port", env: "ADMIN_PORT" },
+  adminHost: { flag: "admin-host", env: "ADMIN_HOST" },
 };
 
 export const USAGE = `Usage: sockfleet [options]
@@ -49,6 +52,9 @@ Options (environment variable in brackets; flags win over the environment, which
   --shutdown-timeout MS      bound on graceful shutdown [SHUTDOWN_TIMEOUT] (default 10000)
   --redis URL                Redis URL for the hosts tier [REDIS_URL]
   --log-level LEVEL          fatal|error|warn|info|debug|trace|silent [LOG_LEVEL] (default info)
+  --drain-time MS            rolling restart: a replaced worker's clients reconnect spread over MS [DRAIN_TIME] (default 2000)
+  --admin-port N             admin listener for /metrics, /healthz, /readyz; unset: none, 0: any free port [ADMIN_PORT]
+  --admin-host ADDR          address of the admin listener [ADMIN_HOST] (default 127.0.0.1)
   --config FILE              JSON file with any of the settings above, camelCase keys [SOCKFLEET_CONFIG]
   -h, --help                 print this help
 `;

@@ -30,6 +30,20 @@ export const configSchema = z
     redisUrl: z.string().url().optional(),
     /** Log level. */
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+
+    // Operations (rolling restarts, admin listener).
+    /**
+     * During a rolling restart, a replaced worker tells its clients to reconnect a few at a time,
+     * spread over this many milliseconds, so they do not all land on the new worker at once.
+     */
+    drainTime: z.coerce.number().int().min(0).max(600_000).default(2_000),
+    /**
+     * Port of the admin listener (/metrics, /healthz, /readyz); unset means no admin listener,
+     * 0 picks a free port (logged in the ready line).
+     */
+    adminPort: z.coerce.number().int().min(0).max(65535).optional(),
+    /** Address the admin listener binds to: loopback by default, so metrics never face the world by accident. */
+    adminHost: z.string().min(1).default("127.0.0.1"),
   })
   .strict();
 

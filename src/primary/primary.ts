@@ -3,6 +3,7 @@ import type { Config } from "../config/schema";
 import { createLogger } from "../observability/logger";
 import { ClusterRelay } from "../tiers/cluster/relay";
 import { StickyBalancer } from "./balancer";
+import { RollingRestart } from "./roll";
 import { Supervisor } from "./supervisor";
 
 /** Exit code when the host cannot serve: the app fails to start, the port is taken, every worker crash-loops. */
@@ -20,6 +21,7 @@ export async function runPrimary(config: Config): Promise<void> {
   const balancer = new StickyBalancer(() => supervisor.workers(), logger);
 
   supervisor.on("worker-ready", (worker) => balancer.addWorker(worker.id));
+  supervisor.on("worker-draining", (worker) => balancer.drainWorker(worker.id));
   supervisor.on("worker-exit", (worker) => {
     balancer.removeWorker(worker.id);
     relay.workerGone(worker.id);
@@ -59,6 +61,13 @@ export async function runPrimary(config: Config): Promise<void> {
     logger.fatal("every worker is in a crash loop");
     void stop("crash loop", EXIT_CANNOT_SERVE);
   });
+
+  // SIGHUP (`kill -HUP`, `pm2 sendSignal SIGHUP <name>`) replaces every worker, one at a time, without downtime.
+  const roll = new RollingRestart(supervisor, logger, {
+    started: () => balancer.markStale(supervisor.workers().map((w) => w.id)),
+    finished: () => balancer.clearStale(),
+  });
+  process.on("SIGHUP", () => void roll.trigger("SIGHUP"));
 
   process.on("SIGTERM", () => void stop("SIGTERM", 0));
   process.on("SIGINT", () => void stop("SIGINT", 0));
