@@ -8,8 +8,11 @@ import { SockfleetHost, sourceFixture } from "./helpers/sockfleet";
 import { Traffic } from "./helpers/traffic";
 import { waitUntil } from "./helpers/wait";
 
-/** A client is back within this bound after its worker is replaced (default client delays: 0.5-1.5 s). */
-const RECONNECT_BOUND_MS = 5_000;
+/**
+ * A client is back within this bound after its worker is replaced: socket.io-client's default first
+ * reconnection delay is 0.5-1.5 s; measured about 2 s on an idle machine. The margin is for loaded CI.
+ */
+const RECONNECT_BOUND_MS = 10_000;
 
 describe("rolling restart (SIGHUP to the primary)", function () {
   this.timeout(120_000);
@@ -35,7 +38,7 @@ describe("rolling restart (SIGHUP to the primary)", function () {
       const done = await host.waitForLog((l) => l.msg === "rolling restart complete", 60_000, from);
       const report = await traffic.stop(RECONNECT_BOUND_MS * 2);
       // The measurement the operations issue asks for; also in docs/deploying.md.
-      console.log(`      roll of 3 workers under traffic: ${JSON.stringify({ ...report, servedBy: undefined, rollMs: done.durationMs, connectErrors: report.connectErrors.length, freshFailures: report.freshFailures.length, probeFailures: report.probeFailures.length })}`);
+      console.log(`      roll of 3 workers under traffic: ${JSON.stringify({ ...report, servedBy: undefined, rollMs: done.durationMs, connectErrors: report.connectErrors.slice(0, 3), freshFailures: report.freshFailures.slice(0, 3), probeFailures: report.probeFailures.slice(0, 3), unanswered: report.servedBy.filter((p) => p === 0).length })}`);
 
       assert.equal(done.replaced, 3);
       const after = host.workerPids();

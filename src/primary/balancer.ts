@@ -55,6 +55,13 @@ export class StickyBalancer {
    * so a client told to reconnect lands on a worker already replaced and is not moved twice.
    */
   private readonly stale = new Set<number>();
+  /**
+   * Sockets sent to a worker whose hand-over is not confirmed yet. Node queues handle messages
+   * one at a time and silently drops the queue when the worker exits, leaving such a socket open
+   * and unread in the primary: its client would hang until its own timeout. They are destroyed
+   * when their worker goes, so the client sees the failure and reconnects at once.
+   */
+  private readonly inFlight = new Map<number, Set<net.Socket>>();
   /** Requests waiting for their session id to be announced. */
   private readonly awaitingSid = new Map<string, Array<() => void>>();
 
@@ -90,6 +97,8 @@ export class StickyBalancer {
 
   /** Worker `id` is gone: forget its sessions so their clients reconnect elsewhere. */
   removeWorker(id: number): void {
+    for (const socket of this.inFlight.get(id) ?? []) socket.destroy();
+    this.inFlight.delete(id);
     this.draining.delete(id);
     this.stale.delete(id);
     this.loads.delete(id);
@@ -213,14 +222,19 @@ export class StickyBalancer {
     handle?.readStop?.();
     socket.pause();
     const message: ToWorker = { sf: "connection", head };
+    const pending = this.inFlight.get(worker.id) ?? new Set<net.Socket>();
+    this.inFlight.set(worker.id, pending);
+    pending.add(socket);
     try {
       worker.send(message, socket, (err: Error | null) => {
+        pending.delete(socket);
         if (err) {
           this.logger.warn({ err, worker: worker.id }, "hand-over failed; connection dropped");
           socket.destroy();
         }
       });
     } catch (err) {
+      pending.delete(socket);
       this.logger.warn({ err, worker: worker.id }, "hand-over failed; connection dropped");
       socket.destroy();
     }

@@ -127,7 +127,7 @@ export class Traffic {
     this.report.freshConnects++;
     const transports = this.report.freshConnects % 2 === 0 ? ["websocket"] : ["polling"];
     try {
-      const client = await connect(this.url, { transports, reconnection: false }, 5_000);
+      const client = await connect(this.url, { transports, reconnection: false }, 10_000);
       closeClients([client]);
     } catch (err) {
       this.report.freshFailures.push((err as Error).message);
