@@ -1,7 +1,9 @@
 import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema";
+import { HostMetrics } from "../observability/host-metrics";
 import { createLogger } from "../observability/logger";
-import { ClusterRelay } from "../tiers/cluster/relay";
+import { AdminServer } from "../ops/admin";
+import { ClusterRelay, isAdapterMessage } from "../tiers/cluster/relay";
 import { StickyBalancer } from "./balancer";
 import { RollingRestart } from "./roll";
 import { Supervisor } from "./supervisor";
@@ -16,9 +18,26 @@ export const EXIT_CANNOT_SERVE = 1;
 export async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel, { role: "primary", host: config.hostId, pid: process.pid });
   let relay: ClusterRelay | undefined;
-  const supervisor = new Supervisor(config, logger, (worker, message) => relay?.onMessage(worker, message) ?? false);
+  const supervisor = new Supervisor(config, logger, (worker, message) => {
+    const relayed = relay?.onMessage(worker, message) ?? false;
+    if (relayed && isAdapterMessage(message)) metrics.messageRelayed(message.requesterUid === undefined ? "broadcast" : "response");
+    return relayed;
+  });
   relay = new ClusterRelay(() => supervisor.workers());
   const balancer = new StickyBalancer(() => supervisor.workers(), logger);
+  const metrics = new HostMetrics({
+    workers: () => supervisor.workers(),
+    send: (worker, message) => supervisor.send(worker, message),
+    hostReady: () => supervisor.isHostReady(),
+    sessions: () => balancer.sessionCounts(),
+  });
+  supervisor.on("worker-exit", (worker, crashed) => {
+    metrics.workerGone(worker.id);
+    if (crashed) metrics.workerRestarted("crash");
+  });
+  supervisor.on("message", (worker, message) => {
+    if (message.sf === "metrics") metrics.onSnapshot(worker, message.id, message.metrics);
+  });
 
   supervisor.on("worker-ready", (worker) => balancer.addWorker(worker.id));
   supervisor.on("worker-draining", (worker) => balancer.drainWorker(worker.id));
@@ -32,11 +51,14 @@ export async function runPrimary(config: Config): Promise<void> {
     else balancer.sessionClosed(worker.id, message.sid);
   });
 
+  let admin: AdminServer | undefined;
+  let adminAddress: { adminPort?: number; adminAddress?: string } = {};
   let stopping: Promise<void> | undefined;
   const stop = (reason: string, code: number): Promise<void> => {
     stopping ??= (async () => {
       logger.info({ reason }, "shutting down");
       balancer.server.close();
+      admin?.close();
       await supervisor.stop();
       logger.info({ code }, "stopped");
       process.exit(code);
@@ -49,7 +71,7 @@ export async function runPrimary(config: Config): Promise<void> {
     if (!ready || announced) return;
     announced = true;
     const address = balancer.server.address() as AddressInfo;
-    logger.info({ port: address.port, address: address.address, workers: config.workers }, "ready");
+    logger.info({ port: address.port, address: address.address, workers: config.workers, ...adminAddress }, "ready");
     // pm2 (fork mode, wait_ready) and other supervisors that spawn us with IPC wait for this.
     if (process.send) process.send("ready");
   });
@@ -66,6 +88,7 @@ export async function runPrimary(config: Config): Promise<void> {
   const roll = new RollingRestart(supervisor, logger, {
     started: () => balancer.markStale(supervisor.workers().map((w) => w.id)),
     finished: () => balancer.clearStale(),
+    replaced: () => metrics.workerRestarted("roll"),
   });
   process.on("SIGHUP", () => void roll.trigger("SIGHUP"));
 
@@ -77,5 +100,21 @@ export async function runPrimary(config: Config): Promise<void> {
     void stop("listen failed", EXIT_CANNOT_SERVE);
   });
   await new Promise<void>((resolve) => balancer.server.listen(config.port, config.host, resolve));
+
+  // The admin listener (metrics, probes) is served by the primary, on loopback unless configured.
+  if (config.adminPort !== undefined) {
+    admin = new AdminServer(
+      { metrics: () => metrics.render(), ready: () => supervisor.isHostReady(), closing: () => supervisor.isClosing() },
+      logger,
+    );
+    try {
+      const bound = await admin.listen(config.adminPort, config.adminHost);
+      adminAddress = { adminPort: bound.port, adminAddress: bound.address };
+    } catch (err) {
+      logger.fatal({ err, adminPort: config.adminPort, adminHost: config.adminHost }, "cannot listen on the admin port");
+      await stop("admin listen failed", EXIT_CANNOT_SERVE);
+      return;
+    }
+  }
   supervisor.start();
 }

@@ -6,6 +6,7 @@ import type { AppContext } from "../apps/types";
 import type { Config } from "../config/schema";
 import { isSockfleetMessage, sendToPrimary } from "../ipc/messages";
 import { createLogger, type Logger } from "../observability/logger";
+import { WorkerMetrics } from "../observability/metrics";
 import { loadApp } from "./app-loader";
 import { PacedDisconnect } from "./drain";
 import { ConnectionIntake } from "./handoff";
@@ -48,6 +49,8 @@ export async function runWorker(config: Config): Promise<void> {
   const server = http.createServer(routes.handle);
   const io = new Server(server, socketIoOptions(config));
   const intake = new ConnectionIntake(server);
+  const metrics = new WorkerMetrics(workerId);
+  metrics.instrument(io);
 
   io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
     sendToPrimary({ sf: "session", sid: socket.id, open: true });
@@ -78,6 +81,7 @@ export async function runWorker(config: Config): Promise<void> {
     if (message.sf === "host-state") hostReady = message.ready;
     else if (message.sf === "shutdown") void shutdown();
     else if (message.sf === "drain") void shutdown(message.spreadMs);
+    else if (message.sf === "metrics-request") void metrics.snapshot().then((snapshot) => sendToPrimary({ sf: "metrics", id: message.id, metrics: snapshot }));
   });
   // A worker signalled directly (for example by a process manager) also closes gracefully.
   process.on("SIGTERM", () => void shutdown());
