@@ -4,6 +4,7 @@ import { HostMetrics } from "../observability/host-metrics";
 import { createLogger } from "../observability/logger";
 import { AdminServer } from "../ops/admin";
 import { ClusterRelay, isAdapterMessage } from "../tiers/cluster/relay";
+import { HostRecovery } from "../tiers/recovery/host";
 import { StickyBalancer } from "./balancer";
 import { RollingRestart } from "./roll";
 import { Supervisor } from "./supervisor";
@@ -23,7 +24,8 @@ export async function runPrimary(config: Config): Promise<void> {
     if (relayed && isAdapterMessage(message)) metrics.messageRelayed(message.requesterUid === undefined ? "broadcast" : "response");
     return relayed;
   });
-  relay = new ClusterRelay(() => supervisor.workers());
+  const recovery = config.recovery ? new HostRecovery(config, (id) => supervisor.workers().some((w) => w.id === id)) : undefined;
+  relay = new ClusterRelay(() => supervisor.workers(), recovery?.sequence);
   const balancer = new StickyBalancer(() => supervisor.workers(), logger);
   const metrics = new HostMetrics({
     workers: () => supervisor.workers(),
@@ -44,8 +46,10 @@ export async function runPrimary(config: Config): Promise<void> {
   supervisor.on("worker-exit", (worker) => {
     balancer.removeWorker(worker.id);
     relay.workerGone(worker.id);
+    recovery?.workerGone(worker.id);
   });
   supervisor.on("message", (worker, message) => {
+    if (recovery?.onMessage(worker, message)) return;
     if (message.sf !== "session") return;
     if (message.open) balancer.sessionOpened(worker.id, message.sid);
     else balancer.sessionClosed(worker.id, message.sid);
