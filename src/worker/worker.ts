@@ -7,6 +7,7 @@ import type { Config } from "../config/schema";
 import { isSockfleetMessage, sendToPrimary } from "../ipc/messages";
 import { createLogger, type Logger } from "../observability/logger";
 import { WorkerMetrics } from "../observability/metrics";
+import { ADMIN_UI_NAMESPACE, enableAdminUi } from "../ops/admin-ui";
 import { loadApp } from "./app-loader";
 import { PacedDisconnect } from "./drain";
 import { ConnectionIntake } from "./handoff";
@@ -55,6 +56,7 @@ export async function runWorker(config: Config): Promise<void> {
   const intake = new ConnectionIntake(server);
   const metrics = new WorkerMetrics(workerId);
   metrics.instrument(io);
+  if (enableAdminUi(io, config, workerId)) logger.debug({ namespace: ADMIN_UI_NAMESPACE }, "admin UI enabled");
 
   io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
     sendToPrimary({ sf: "session", sid: socket.id, open: true });
