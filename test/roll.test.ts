@@ -32,7 +32,8 @@ describe("rolling restart (SIGHUP to the primary)", function () {
     try {
       const before = host.workerPids();
       assert.equal(before.length, 3);
-      const traffic = await Traffic.start(host.url, { clients: 60, freshEveryMs: 100, probeEveryMs: 100 });
+      const traffic = await Traffic.start(host.url, { clients: 60, freshEveryMs: 100, probeEveryMs: 100, broadcastEveryMs: 500 });
+      await traffic.everyClientHeardABroadcast();
       const from = host.logs.length;
       process.kill(host.pid, "SIGHUP");
       const done = await host.waitForLog((l) => l.msg === "rolling restart complete", 60_000, from);
@@ -51,6 +52,9 @@ describe("rolling restart (SIGHUP to the primary)", function () {
       assert.equal(report.stillDisconnected, 0);
       assert.ok(report.longestReconnectMs <= RECONNECT_BOUND_MS, `longest reconnect ${report.longestReconnectMs} ms`);
       assert.ok(report.answered > 0);
+      // Connection-state recovery (on by default): every moved client kept its session and missed no broadcast.
+      assert.equal(report.recovered, report.disconnects);
+      assert.equal(report.missedBroadcasts, 0);
       // One worker at a time: each replacement was ready before its predecessor started draining.
       const steps = host.logs.slice(from).filter((l) => l.msg === "worker ready" || l.msg === "worker draining").map((l) => l.msg);
       assert.deepEqual(steps, ["worker ready", "worker draining", "worker ready", "worker draining", "worker ready", "worker draining"]);

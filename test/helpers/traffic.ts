@@ -1,4 +1,5 @@
 import { closeClients, connect, connectMany, type Client } from "./clients";
+import { waitUntil } from "./wait";
 
 /** What clients saw while traffic ran. */
 export interface TrafficReport {
@@ -12,6 +13,11 @@ export interface TrafficReport {
   servedBy: number[];
   /** Longest time from a disconnect to the next connect, in ms (0 without disconnects). */
   longestReconnectMs: number;
+  /** Reconnections that recovered their session (connection-state recovery: same id, missed packets replayed). */
+  recovered: number;
+  /** Chat broadcasts sent, and (client, broadcast) pairs never delivered. */
+  broadcasts: number;
+  missedBroadcasts: number;
   /** Long-lived clients that were disconnected and are not connected again. */
   stillDisconnected: number;
   /** Failed reconnection attempts of the long-lived clients (a refused or failed connect). */
@@ -34,6 +40,8 @@ export interface TrafficOptions {
   requestEveryMs?: number;
   /** A fresh client connects (and leaves) this often; 0 for none. */
   freshEveryMs?: number;
+  /** One client broadcasts a numbered "chat message" this often (the chat app relays it to all); 0 for none. */
+  broadcastEveryMs?: number;
   /** /readyz is probed this often on a new connection; 0 for none. */
   probeEveryMs?: number;
 }
@@ -49,6 +57,7 @@ export class Traffic {
   private readonly down = new Map<Client, number>();
   private long: Client[] = [];
   private stopped = false;
+  private readonly delivered = new Map<Client, Set<number>>();
 
   private constructor(
     private readonly url: string,
@@ -59,6 +68,9 @@ export class Traffic {
       disconnects: 0,
       reasons: {},
       mostDisconnectsOfOneClient: 0,
+      recovered: 0,
+      broadcasts: 0,
+      missedBroadcasts: 0,
       servedBy: [],
       longestReconnectMs: 0,
       stillDisconnected: 0,
@@ -77,6 +89,11 @@ export class Traffic {
     return traffic;
   }
 
+  /** Resolves once every client has received a broadcast (so it holds an offset to recover from). */
+  everyClientHeardABroadcast(ms = 10_000): Promise<boolean> {
+    return waitUntil("a broadcast at every client", () => [...this.delivered.values()].every((got) => got.size > 0), ms);
+  }
+
   get connectedClients(): number {
     return this.long.filter((c) => c.connected).length;
   }
@@ -89,6 +106,11 @@ export class Traffic {
       ...(await connectMany(this.url, this.options.clients - half, { ...defaults, transports: ["polling"] })),
     ];
     for (const client of this.long) {
+      const got = new Set<number>();
+      this.delivered.set(client, got);
+      client.on("chat message", (payload: { seq?: unknown }) => {
+        if (typeof payload?.seq === "number") got.add(payload.seq);
+      });
       let mine = 0;
       client.on("disconnect", (reason: string) => {
         this.report.disconnects++;
@@ -101,6 +123,7 @@ export class Traffic {
         const since = this.down.get(client);
         if (since === undefined) return;
         this.down.delete(client);
+        if (client.recovered) this.report.recovered++;
         this.report.longestReconnectMs = Math.max(this.report.longestReconnectMs, Date.now() - since);
       });
       client.io.on("reconnect_error", (err: Error) => this.report.connectErrors.push(err.message));
@@ -118,6 +141,14 @@ export class Traffic {
         }
       }, every),
     );
+    if (this.options.broadcastEveryMs) {
+      this.timers.push(
+        setInterval(() => {
+          // socket.io-client buffers an emit while disconnected and sends it on reconnection.
+          this.long[0].emit("chat message", { seq: this.report.broadcasts++ });
+        }, this.options.broadcastEveryMs),
+      );
+    }
     if (this.options.freshEveryMs) this.timers.push(setInterval(() => void this.fresh(), this.options.freshEveryMs));
     if (this.options.probeEveryMs) this.timers.push(setInterval(() => void this.probe(), this.options.probeEveryMs));
   }
@@ -153,6 +184,12 @@ export class Traffic {
     const deadline = Date.now() + ms;
     while (this.long.some((c) => !c.connected) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     this.report.stillDisconnected = this.long.filter((c) => !c.connected).length;
+    if (this.report.broadcasts > 0) {
+      const last = this.report.broadcasts - 1;
+      // Missing ones are counted below, not thrown.
+      await waitUntil("the last broadcast to reach every client", () => [...this.delivered.values()].every((got) => got.has(last)), 5_000).catch(() => undefined);
+      for (const got of this.delivered.values()) for (let seq = 0; seq <= last; seq++) if (!got.has(seq)) this.report.missedBroadcasts++;
+    }
     // Which worker serves each client now (the chat app's whoami); 0 when it does not answer.
     this.report.servedBy = await Promise.all(
       this.long.map((c) => c.timeout(5_000).emitWithAck("whoami").then((me: { pid: number }) => me.pid, () => 0)),
