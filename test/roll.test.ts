@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { closeClients, connect, request, type Client } from "./helpers/clients";
+import { closeClients, connect, connectMany, request, type Client } from "./helpers/clients";
 import { isAlive } from "./helpers/processes";
 import { SockfleetHost, sourceFixture } from "./helpers/sockfleet";
 import { Traffic } from "./helpers/traffic";
@@ -58,6 +58,23 @@ describe("rolling restart (SIGHUP to the primary)", function () {
       // One worker at a time: each replacement was ready before its predecessor started draining.
       const steps = host.logs.slice(from).filter((l) => l.msg === "worker ready" || l.msg === "worker draining").map((l) => l.msg);
       assert.deepEqual(steps, ["worker ready", "worker draining", "worker ready", "worker draining", "worker ready", "worker draining"]);
+    } finally {
+      await host.stop();
+    }
+  });
+
+  it("tells a replaced worker's clients to reconnect spread over the drain time, not all at once", async () => {
+    const host = await SockfleetHost.start({ workers: 1, args: ["--drain-time", "2000"] });
+    try {
+      clients = await connectMany(host.url, 40, { transports: ["websocket"] });
+      const times: number[] = [];
+      for (const client of clients) client.once("disconnect", () => times.push(Date.now()));
+      process.kill(host.pid, "SIGHUP");
+      await waitUntil("every client to be told", () => times.length === 40, 20_000);
+      const spread = Math.max(...times) - Math.min(...times);
+      // 40 clients over 2000 ms in 50 ms ticks: one client a tick, the last one about 1950 ms after the first.
+      assert.ok(spread >= 1_500 && spread <= 4_000, `disconnects spread over ${spread} ms`);
+      await waitUntil("every client back", () => clients.every((c) => c.connected), 15_000);
     } finally {
       await host.stop();
     }
