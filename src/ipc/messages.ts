@@ -15,8 +15,11 @@ export type ToWorker =
   | { sf: "offset"; id: number; offset: string }
   /** Answer to a "restore" request: the session and its missed packets, or null for a fresh session. */
   | { sf: "restored"; id: number; session: RecoveredSession | null }
-  /** A TCP connection handed over with its socket handle; `head` holds the bytes already read. */
-  | { sf: "connection"; head: Uint8Array }
+  /**
+   * A TCP connection handed over with its socket handle; `head` holds the bytes already read.
+   * The worker confirms with "accepted" so the primary can let go of its copy of the handle.
+   */
+  | { sf: "connection"; handoff: number; head: Uint8Array }
   /** Whole-host readiness changed (served by every worker's /readyz). */
   | { sf: "host-state"; ready: boolean }
   /** Close the Socket.IO server (clients are told to reconnect) and exit. */
@@ -33,6 +36,8 @@ export type ToWorker =
 export type ToPrimary =
   /** The worker serves: app loaded, Socket.IO attached. */
   | { sf: "ready" }
+  /** The worker owns the connection handed over as `handoff`. */
+  | { sf: "accepted"; handoff: number }
   /** An Engine.IO session opened or closed on this worker (drives sticky routing and balancing). */
   | { sf: "session"; sid: string; open: boolean }
   /** Start-up failed for a reason a respawn cannot fix (for example the app module throws on load). */

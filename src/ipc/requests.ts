@@ -14,7 +14,7 @@ export class PrimaryRequests {
 
   constructor() {
     process.on("message", (message: unknown) => {
-      if (!isSockfleetMessage(message) || !("id" in message)) return;
+      if (!isSockfleetMessage(message) || (message.sf !== "offset" && message.sf !== "restored")) return;
       const entry = this.waiting.get(message.id);
       if (!entry) return;
       this.waiting.delete(message.id);

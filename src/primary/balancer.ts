@@ -13,6 +13,8 @@ const PENDING_TTL_MS = 10_000;
  * Such a request waits this long for the session to appear before it is balanced like a new one.
  */
 const UNKNOWN_SID_WAIT_MS = 250;
+/** A worker that does not confirm a hand-over within this time is presumed stuck; the client is dropped. */
+const HANDOFF_TIMEOUT_MS = 10_000;
 /** A client that sends no complete request head within this time is dropped. */
 const HEAD_TIMEOUT_MS = 10_000;
 
@@ -55,13 +57,9 @@ export class StickyBalancer {
    * so a client told to reconnect lands on a worker already replaced and is not moved twice.
    */
   private readonly stale = new Set<number>();
-  /**
-   * Sockets sent to a worker whose hand-over is not confirmed yet. Node queues handle messages
-   * one at a time and silently drops the queue when the worker exits, leaving such a socket open
-   * and unread in the primary: its client would hang until its own timeout. They are destroyed
-   * when their worker goes, so the client sees the failure and reconnects at once.
-   */
-  private readonly inFlight = new Map<number, Set<net.Socket>>();
+  /** Connections sent to a worker that has not confirmed them yet; the primary keeps its copy until then. */
+  private readonly inFlight = new Map<number, { socket: net.Socket; head: Buffer; worker: number; timer: NodeJS.Timeout }>();
+  private handoffSeq = 0;
   /** Requests waiting for their session id to be announced. */
   private readonly awaitingSid = new Map<string, Array<() => void>>();
 
@@ -97,12 +95,31 @@ export class StickyBalancer {
 
   /** Worker `id` is gone: forget its sessions so their clients reconnect elsewhere. */
   removeWorker(id: number): void {
-    for (const socket of this.inFlight.get(id) ?? []) socket.destroy();
-    this.inFlight.delete(id);
     this.draining.delete(id);
     this.stale.delete(id);
     this.loads.delete(id);
     for (const [sid, owner] of this.sessions) if (owner === id) this.sessions.delete(sid);
+  }
+
+  /** Worker `id` exited: connections it never confirmed are routed again, to a live worker. */
+  workerExited(id: number): void {
+    this.removeWorker(id);
+    for (const [handoff, entry] of this.inFlight) {
+      if (entry.worker !== id) continue;
+      this.inFlight.delete(handoff);
+      clearTimeout(entry.timer);
+      this.route(entry.socket, entry.head, true);
+    }
+  }
+
+  /** The worker owns the connection now: close the primary's copy of the handle. */
+  accepted(handoff: number): void {
+    const entry = this.inFlight.get(handoff);
+    if (!entry) return;
+    this.inFlight.delete(handoff);
+    clearTimeout(entry.timer);
+    // Closing our descriptor does not shut the connection down: the worker holds its own.
+    entry.socket.destroy();
   }
 
   sessionOpened(worker: number, sid: string): void {
@@ -216,27 +233,33 @@ export class StickyBalancer {
 
   private handOver(socket: net.Socket, worker: Worker, head: Buffer): void {
     socket.setTimeout(0);
-    // Stop reading before the handle leaves: once sent, whatever the primary still reads from it
-    // is thrown away by Node, and the worker would never see it.
+    // Stop reading before the handle is shared: bytes the client sends meanwhile (a WebSocket
+    // client's CONNECT packet) must stay in the kernel for the worker, not be read here.
     const handle = (socket as unknown as { _handle?: { readStop?: () => number } })._handle;
     handle?.readStop?.();
     socket.pause();
-    const message: ToWorker = { sf: "connection", head };
-    const pending = this.inFlight.get(worker.id) ?? new Set<net.Socket>();
-    this.inFlight.set(worker.id, pending);
-    pending.add(socket);
+    // keepOpen: the primary keeps its copy until the worker confirms, so a connection sent to a
+    // worker that dies before taking it is routed again instead of silently closed.
+    const handoff = ++this.handoffSeq;
+    const timer = setTimeout(() => {
+      if (!this.inFlight.delete(handoff)) return;
+      this.logger.warn({ worker: worker.id }, "worker did not take a connection in time; dropped");
+      socket.destroy();
+    }, HANDOFF_TIMEOUT_MS);
+    this.inFlight.set(handoff, { socket, head, worker: worker.id, timer });
+    const message: ToWorker = { sf: "connection", handoff, head };
+    const failed = (err: unknown): void => {
+      if (!this.inFlight.delete(handoff)) return;
+      clearTimeout(timer);
+      this.logger.warn({ err, worker: worker.id }, "hand-over failed; routing the connection again");
+      this.route(socket, head, true);
+    };
     try {
-      worker.send(message, socket, (err: Error | null) => {
-        pending.delete(socket);
-        if (err) {
-          this.logger.warn({ err, worker: worker.id }, "hand-over failed; connection dropped");
-          socket.destroy();
-        }
+      worker.send(message, socket, { keepOpen: true }, (err: Error | null) => {
+        if (err) failed(err);
       });
     } catch (err) {
-      pending.delete(socket);
-      this.logger.warn({ err, worker: worker.id }, "hand-over failed; connection dropped");
-      socket.destroy();
+      failed(err);
     }
   }
 }

@@ -44,12 +44,13 @@ export async function runPrimary(config: Config): Promise<void> {
   supervisor.on("worker-ready", (worker) => balancer.addWorker(worker.id));
   supervisor.on("worker-draining", (worker) => balancer.drainWorker(worker.id));
   supervisor.on("worker-exit", (worker) => {
-    balancer.removeWorker(worker.id);
+    balancer.workerExited(worker.id);
     relay.workerGone(worker.id);
     recovery?.workerGone(worker.id);
   });
   supervisor.on("message", (worker, message) => {
     if (recovery?.onMessage(worker, message)) return;
+    if (message.sf === "accepted") return balancer.accepted(message.handoff);
     if (message.sf !== "session") return;
     if (message.open) balancer.sessionOpened(worker.id, message.sid);
     else balancer.sessionClosed(worker.id, message.sid);

@@ -6,8 +6,11 @@ import { primaryRequests } from "../../ipc/requests";
 import type { RecoveredSession } from "./store";
 import { ADAPTER_SOURCE } from "../cluster/relay";
 
-/** A broadcast waits at most this long for its offset; then it is delivered locally without one. */
-const OFFSET_TIMEOUT_MS = 5_000;
+/**
+ * A broadcast waits for its offset as long as the primary lives (if it dies, this worker exits):
+ * delivering without one would break exactly-once replay. The bound only guards against a bug.
+ */
+const OFFSET_TIMEOUT_MS = 60_000;
 const RESTORE_TIMEOUT_MS = 5_000;
 /** A restored session whose socket never materialises (client gone meanwhile) is dropped after this. */
 const RECOVERING_TTL_MS = 10_000;
