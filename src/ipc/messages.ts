@@ -16,10 +16,10 @@ export type ToWorker =
   /** Answer to a "restore" request: the session and its missed packets, or null for a fresh session. */
   | { sf: "restored"; id: number; session: RecoveredSession | null }
   /**
-   * A TCP connection handed over with its socket handle; `head` holds the bytes already read.
+   * A TCP connection handed over with its socket handle; `head` holds the bytes already read, base64.
    * The worker confirms with "accepted" so the primary can let go of its copy of the handle.
    */
-  | { sf: "connection"; handoff: number; head: Uint8Array }
+  | { sf: "connection"; handoff: number; head: string }
   /** Whole-host readiness changed (served by every worker's /readyz). */
   | { sf: "host-state"; ready: boolean }
   /** Close the Socket.IO server (clients are told to reconnect) and exit. */

@@ -247,7 +247,7 @@ export class StickyBalancer {
       socket.destroy();
     }, HANDOFF_TIMEOUT_MS);
     this.inFlight.set(handoff, { socket, head, worker: worker.id, timer });
-    const message: ToWorker = { sf: "connection", handoff, head };
+    const message: ToWorker = { sf: "connection", handoff, head: head.toString("base64") };
     const failed = (err: unknown): void => {
       if (!this.inFlight.delete(handoff)) return;
       clearTimeout(timer);

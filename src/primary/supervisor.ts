@@ -64,8 +64,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.slots = Array.from({ length: config.workers }, (_, index) => ({ index, ready: false, crashes: [], failed: false }));
     cluster.setupPrimary({
       exec: path.join(__dirname, "..", "worker", "main.js"),
-      // Socket handles and binary payloads cross IPC; JSON serialization would break both.
-      serialization: "advanced",
+      // JSON on purpose: the IPC channel carries control messages and connection hand-overs only
+      // (binary data travels on the data channel), and Node's JSON channel is the long-proven path
+      // for passing socket handles. A hand-over's first bytes travel base64-encoded.
+      serialization: "json",
       args: [],
     });
   }
