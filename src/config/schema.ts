@@ -28,10 +28,33 @@ export const configSchema = z
     shutdownTimeout: z.coerce.number().int().min(100).max(600_000).default(10_000),
     /** Redis URL (redis:// or rediss://); unset means a single host. */
     redisUrl: z.string().url().optional(),
+    /**
+     * How hosts talk over Redis. "bridge": workers keep the cluster adapter and each primary bridges
+     * its local bus with one publishing and one subscribing connection. "adapter": every worker uses
+     * @socket.io/redis-adapter itself (the stock recipe, interoperable with plain Socket.IO servers).
+     */
+    redisMode: z.enum(["bridge", "adapter"]).default("bridge"),
+    /** Channel prefix; the default is @socket.io/redis-emitter's, so a stock emitter reaches clients. */
+    redisPrefix: z.string().min(1).max(200).default("socket.io"),
+    /** Bound on one connection attempt to Redis, in milliseconds. */
+    redisConnectTimeout: z.coerce.number().int().min(100).max(600_000).default(5_000),
+    /**
+     * The Redis URL is one node of a Redis Cluster (Redis >= 7): adapter mode then uses the sharded
+     * adapter (SPUBLISH/SSUBSCRIBE). Bridge mode does not support Redis Cluster yet.
+     */
+    redisSharded: z
+      .enum(["true", "false"])
+      .or(z.boolean())
+      .transform((v) => v === true || v === "true")
+      .default(false),
     /** Log level. */
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })
-  .strict();
+  .strict()
+  .refine((c) => !(c.redisSharded && c.redisMode === "bridge"), {
+    message: "redisSharded (Redis Cluster) needs redisMode adapter: bridge mode uses plain pub/sub",
+    path: ["redisSharded"],
+  });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
 export type ConfigInput = z.input<typeof configSchema>;

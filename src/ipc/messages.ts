@@ -4,12 +4,17 @@
  * traffic (tagged `source: "_sio_adapter"`) that shares the channel.
  */
 
+import type { RedisTierStatus } from "../tiers/redis/client";
+
 /** Primary -> worker. */
 export type ToWorker =
   /** A TCP connection handed over with its socket handle; `head` holds the bytes already read. */
   | { sf: "connection"; head: Uint8Array }
-  /** Whole-host readiness changed (served by every worker's /readyz). */
-  | { sf: "host-state"; ready: boolean }
+  /**
+   * Whole-host readiness changed (served by every worker's /readyz). `redis` is the hosts tier in
+   * bridge mode, absent without Redis or in adapter mode (where each worker reports its own).
+   */
+  | { sf: "host-state"; ready: boolean; redis?: RedisTierStatus }
   /** Close the Socket.IO server (clients are told to reconnect) and exit. */
   | { sf: "shutdown" };
 

@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema";
 import { createLogger } from "../observability/logger";
 import { ClusterRelay } from "../tiers/cluster/relay";
+import { RedisBridge } from "../tiers/redis/bridge";
 import { StickyBalancer } from "./balancer";
 import { Supervisor } from "./supervisor";
 
@@ -18,6 +19,11 @@ export async function runPrimary(config: Config): Promise<void> {
   const supervisor = new Supervisor(config, logger, (worker, message) => relay?.onMessage(worker, message) ?? false);
   relay = new ClusterRelay(() => supervisor.workers());
   const balancer = new StickyBalancer(() => supervisor.workers(), logger);
+  const bridge =
+    config.redisUrl !== undefined && config.redisMode === "bridge"
+      ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status))
+      : undefined;
+  if (bridge) supervisor.setRedisStatus(bridge.status());
 
   supervisor.on("worker-ready", (worker) => balancer.addWorker(worker.id));
   supervisor.on("worker-exit", (worker) => {
@@ -36,6 +42,7 @@ export async function runPrimary(config: Config): Promise<void> {
       logger.info({ reason }, "shutting down");
       balancer.server.close();
       await supervisor.stop();
+      await bridge?.close();
       logger.info({ code }, "stopped");
       process.exit(code);
     })();

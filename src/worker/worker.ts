@@ -6,6 +6,8 @@ import type { AppContext } from "../apps/types";
 import type { Config } from "../config/schema";
 import { isSockfleetMessage, sendToPrimary } from "../ipc/messages";
 import { createLogger, type Logger } from "../observability/logger";
+import { classicAdapter, shardedAdapter, type WorkerRedisAdapter } from "../tiers/redis/adapter";
+import type { RedisTierStatus } from "../tiers/redis/client";
 import { loadApp } from "./app-loader";
 import { ConnectionIntake } from "./handoff";
 import { WorkerHttp } from "./http";
@@ -14,9 +16,9 @@ import { originGuard } from "./origin";
 /** Exit code of a worker whose start-up failed in a way a respawn cannot fix. */
 export const EXIT_FATAL_STARTUP = 78;
 
-function socketIoOptions(config: Config): Partial<ServerOptions> {
+function socketIoOptions(config: Config, adapter: ServerOptions["adapter"]): Partial<ServerOptions> {
   return {
-    adapter: createAdapter(),
+    adapter,
     serveClient: true,
     maxHttpBufferSize: config.maxHttpBufferSize,
     pingInterval: config.pingInterval,
@@ -43,9 +45,25 @@ export async function runWorker(config: Config): Promise<void> {
 
   let hostReady = false;
   let closing = false;
-  const routes = new WorkerHttp({ ready: () => hostReady, closing: () => closing });
+  // Bridge mode (and no Redis): the cluster adapter, whose traffic the primary relays and bridges.
+  let redisAdapter: WorkerRedisAdapter | undefined;
+  let bridgeStatus: RedisTierStatus | undefined;
+  if (config.redisUrl !== undefined && config.redisMode === "adapter") {
+    try {
+      redisAdapter = config.redisSharded ? await shardedAdapter(config, logger) : classicAdapter(config, logger);
+    } catch (err) {
+      logger.fatal({ err }, "cannot set up the Redis adapter");
+      sendToPrimary({ sf: "fatal", message: (err as Error).message });
+      process.exit(EXIT_FATAL_STARTUP);
+    }
+  }
+  const routes = new WorkerHttp({
+    ready: () => hostReady,
+    closing: () => closing,
+    redis: () => redisAdapter?.status() ?? bridgeStatus,
+  });
   const server = http.createServer(routes.handle);
-  const io = new Server(server, socketIoOptions(config));
+  const io = new Server(server, socketIoOptions(config, redisAdapter?.adapter ?? createAdapter()));
   const intake = new ConnectionIntake(server);
 
   io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
@@ -65,7 +83,10 @@ export async function runWorker(config: Config): Promise<void> {
 
   process.on("message", (message: unknown) => {
     if (!isSockfleetMessage(message)) return;
-    if (message.sf === "host-state") hostReady = message.ready;
+    if (message.sf === "host-state") {
+      hostReady = message.ready;
+      bridgeStatus = message.redis;
+    }
     else if (message.sf === "shutdown") void shutdown();
   });
   // A worker signalled directly (for example by a process manager) also closes gracefully.
