@@ -69,6 +69,7 @@ export class RedisBridge {
   private subUp = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
+  private subscribed = false;
 
   constructor(
     config: Config,
@@ -90,14 +91,19 @@ export class RedisBridge {
     });
     this.sub = createConnection(config, logger, {
       name: `sockfleet:${config.hostId}:sub`,
-      // Subscriptions must be queued until the first connect; node-redis restores them on reconnect.
-      offlineQueue: true,
+      offlineQueue: false,
       onStatus: (up) => {
         this.subUp = up;
+        // Subscribe once, on the first connect: node-redis restores subscriptions on reconnect
+        // (tested with Redis restarts). Subscribing before it (through the offline queue) crashes
+        // node-redis 4.7 in its reply queue when Redis was unreachable at start.
+        if (up && !this.subscribed) {
+          this.subscribed = true;
+          this.subscribe();
+        }
         this.reportStatus();
       },
     });
-    this.subscribe();
     relay.setUplink({
       publish: (message) => this.send(this.channels.bus, { b: this.id, m: message }),
       publishResponse: (message) => this.publishResponse(message),
@@ -257,7 +263,7 @@ export class RedisBridge {
     const now = Date.now();
     for (const [bridge, remote] of this.remotes) {
       if (now - remote.lastSeen <= BRIDGE_TIMEOUT_MS) continue;
-      this.log.warn({ remote: bridge, silentMs: now - remote.lastSeen, adapters: remote.adapters.size }, "host left: heartbeat timed out");
+      this.log.warn({ remote: bridge, reason: "heartbeat timed out", silentMs: now - remote.lastSeen, adapters: remote.adapters.size }, "host left");
       for (const [uid, nsp] of remote.adapters) this.closeAdapter(remote, uid, nsp);
       this.remotes.delete(bridge);
     }
