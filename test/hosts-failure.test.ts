@@ -20,7 +20,7 @@ function sequences(client: Client): number[] {
   return seen;
 }
 
-describe("the hosts tier when Redis or a host fails (bridge mode)", function () {
+describe("the hosts tier when Redis or a host fails", function () {
   this.timeout(40_000);
   let redis: RedisServer;
   let hosts: SockfleetHost[] = [];
@@ -35,9 +35,10 @@ describe("the hosts tier when Redis or a host fails (bridge mode)", function () 
     await redis.stop();
   });
 
-  it("starts without Redis, serves its host with the Redis tier reported degraded, and joins the fleet when Redis appears", async () => {
+  for (const mode of ["bridge", "adapter"] as const) {
+  it(`starts without Redis, serves its host with the Redis tier reported degraded, and joins the fleet when Redis appears (${mode} mode)`, async () => {
     await redis.stop();
-    hosts = await startHosts(redis.url, "bridge");
+    hosts = await startHosts(redis.url, mode, 2, 2, ["--redis-connect-timeout", "500"]);
     for (const host of hosts) {
       const { code, body } = await readiness(host);
       assert.equal(code, 200);
@@ -49,8 +50,9 @@ describe("the hosts tier when Redis or a host fails (bridge mode)", function () 
     }
     await waitForFleet(hosts, 4);
   });
+  }
 
-  it("keeps delivering inside a host while Redis restarts, and resumes across hosts within 2 s without duplicates", async () => {
+  it("keeps delivering inside a host while Redis restarts, and resumes across hosts within 2 s without duplicates (bridge mode)", async () => {
     hosts = await startHosts(redis.url, "bridge");
     await waitForFleet(hosts, 4);
     const [sender, local, remote] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[0].url), connect(hosts[1].url)]));
@@ -79,7 +81,7 @@ describe("the hosts tier when Redis or a host fails (bridge mode)", function () 
     assert.equal(new Set(atRemote).size, atRemote.length, "no duplicate across hosts");
   });
 
-  it("notices a SIGKILLed host within the heartbeat timeout and settles a cross-host fetchSockets waiting on it", async () => {
+  it("notices a SIGKILLed host within the heartbeat timeout and settles a cross-host fetchSockets waiting on it (bridge mode)", async () => {
     hosts = await startHosts(redis.url, "bridge");
     await waitForFleet(hosts, 4);
     const [asker, other] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[0].url), connect(hosts[1].url)]));

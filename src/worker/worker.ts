@@ -50,7 +50,7 @@ export async function runWorker(config: Config): Promise<void> {
   let bridgeStatus: RedisTierStatus | undefined;
   if (config.redisUrl !== undefined && config.redisMode === "adapter") {
     try {
-      redisAdapter = config.redisSharded ? await shardedAdapter(config, logger) : classicAdapter(config, logger);
+      redisAdapter = config.redisSharded ? await shardedAdapter(config, logger) : await classicAdapter(config, logger);
     } catch (err) {
       logger.fatal({ err }, "cannot set up the Redis adapter");
       sendToPrimary({ sf: "fatal", message: (err as Error).message });

@@ -17,12 +17,31 @@ export interface WorkerRedisAdapter {
  * every broadcast out to every worker of every host). The channel prefix is the adapter's `key`,
  * shared with @socket.io/redis-emitter. Interoperates with stock Socket.IO servers on the same prefix.
  */
-export function classicAdapter(config: Config, logger: Logger): WorkerRedisAdapter {
+export async function classicAdapter(config: Config, logger: Logger): Promise<WorkerRedisAdapter> {
   let up = { pub: false, sub: false };
-  const track = (which: "pub" | "sub") => (state: boolean) => (up = { ...up, [which]: state });
+  let firstConnect: (() => void) | undefined;
+  const track = (which: "pub" | "sub") => (state: boolean) => {
+    up = { ...up, [which]: state };
+    if (state) firstConnect?.();
+  };
   // The adapter subscribes before the first connect, so the offline queue must stay on.
   const pub = createConnection(config, logger, { name: `sockfleet:${config.hostId}:worker:pub`, offlineQueue: true, onStatus: track("pub") });
-  const sub = createConnection(config, logger, { name: `sockfleet:${config.hostId}:worker:sub`, offlineQueue: true, onStatus: track("sub") });
+  // node-redis 4.7 crashes when subscriptions queued offline meet the CLIENT SETNAME of a late
+  // first connect. So the subscriber is named (visible in CLIENT LIST) only when Redis answers
+  // within the connect timeout; otherwise the worker starts at once with an unnamed one.
+  const reachable = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), config.redisConnectTimeout);
+    firstConnect = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+  });
+  firstConnect = undefined;
+  const sub = createConnection(config, logger, {
+    name: reachable ? `sockfleet:${config.hostId}:worker:sub` : undefined,
+    offlineQueue: true,
+    onStatus: track("sub"),
+  });
   return {
     adapter: createAdapter(pub, sub, { key: config.redisPrefix }),
     status: () => (up.pub && up.sub ? "connected" : "degraded"),

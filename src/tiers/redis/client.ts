@@ -22,8 +22,8 @@ export function redactUrl(url: string): string {
 }
 
 export interface ConnectionOptions {
-  /** Name in logs and in CLIENT LIST (CLIENT SETNAME), e.g. "sockfleet:host-a:pub". */
-  name: string;
+  /** Name in CLIENT LIST (CLIENT SETNAME), e.g. "sockfleet:host-a:pub"; undefined leaves it unnamed. */
+  name: string | undefined;
   /**
    * Queue commands while disconnected (node-redis' offline queue, unbounded). The bridge turns it
    * off and keeps its own bounded queue; adapter mode keeps it because the redis-adapter subscribes
@@ -41,10 +41,10 @@ export interface ConnectionOptions {
  */
 export function createConnection(config: Config, logger: Logger, options: ConnectionOptions): RedisClient {
   if (config.redisUrl === undefined) throw new Error("createConnection called without a Redis URL");
-  const log = logger.child({ component: "redis", connection: options.name });
+  const log = logger.child({ component: "redis", connection: options.name ?? "(unnamed)" });
   const client: RedisClient = createClient({
     url: config.redisUrl,
-    name: options.name,
+    ...(options.name === undefined ? {} : { name: options.name }),
     disableOfflineQueue: !options.offlineQueue,
     socket: {
       connectTimeout: config.redisConnectTimeout,
