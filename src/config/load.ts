@@ -35,6 +35,10 @@ const SETTINGS: Record<Key, { flag: string; env: string; list?: boolean }> = {
   redisPrefix: { flag: "redis-prefix", env: "REDIS_PREFIX" },
   redisConnectTimeout: { flag: "redis-connect-timeout", env: "REDIS_CONNECT_TIMEOUT" },
   redisSharded: { flag: "redis-sharded", env: "REDIS_SHARDED" },
+  recovery: { flag: "recovery", env: "RECOVERY" },
+  recoveryWindow: { flag: "recovery-window", env: "RECOVERY_WINDOW" },
+  recoveryMaxPackets: { flag: "recovery-max-packets", env: "RECOVERY_MAX_PACKETS" },
+  recoveryMaxBytes: { flag: "recovery-max-bytes", env: "RECOVERY_MAX_BYTES" },
   logLevel: { flag: "log-level", env: "LOG_LEVEL" },
 };
 
@@ -56,6 +60,10 @@ Options (environment variable in brackets; flags win over the environment, which
   --redis-prefix PREFIX      channel prefix, shared with @socket.io/redis-emitter [REDIS_PREFIX] (default socket.io)
   --redis-connect-timeout MS bound on one Redis connection attempt [REDIS_CONNECT_TIMEOUT] (default 5000)
   --redis-sharded true|false Redis Cluster with sharded pub/sub, adapter mode only [REDIS_SHARDED] (default false)
+  --recovery on|off          connection-state recovery [RECOVERY] (default on)
+  --recovery-window MS       how long a dropped session can be recovered [RECOVERY_WINDOW] (default 120000)
+  --recovery-max-packets N   broadcasts kept for replay [RECOVERY_MAX_PACKETS] (default 100000)
+  --recovery-max-bytes N     bytes of broadcasts kept for replay [RECOVERY_MAX_BYTES] (default 64000000)
   --log-level LEVEL          fatal|error|warn|info|debug|trace|silent [LOG_LEVEL] (default info)
   --config FILE              JSON file with any of the settings above, camelCase keys [SOCKFLEET_CONFIG]
   -h, --help                 print this help

@@ -13,6 +13,8 @@ const PENDING_TTL_MS = 10_000;
  * Such a request waits this long for the session to appear before it is balanced like a new one.
  */
 const UNKNOWN_SID_WAIT_MS = 250;
+/** A worker that does not confirm a hand-over within this time is presumed stuck; the client is dropped. */
+const HANDOFF_TIMEOUT_MS = 10_000;
 /** A client that sends no complete request head within this time is dropped. */
 const HEAD_TIMEOUT_MS = 10_000;
 
@@ -48,6 +50,9 @@ export class StickyBalancer {
   private readonly sessions = new Map<string, number>();
   private readonly loads = new Map<number, Load>();
   private rotation = 0;
+  /** Connections sent to a worker that has not confirmed them yet; the primary keeps its copy until then. */
+  private readonly inFlight = new Map<number, { socket: net.Socket; head: Buffer; worker: number; timer: NodeJS.Timeout }>();
+  private handoffSeq = 0;
   /** Requests waiting for their session id to be announced. */
   private readonly awaitingSid = new Map<string, Array<() => void>>();
 
@@ -67,6 +72,27 @@ export class StickyBalancer {
   removeWorker(id: number): void {
     this.loads.delete(id);
     for (const [sid, owner] of this.sessions) if (owner === id) this.sessions.delete(sid);
+  }
+
+  /** Worker `id` exited: connections it never confirmed are routed again, to a live worker. */
+  workerExited(id: number): void {
+    this.removeWorker(id);
+    for (const [handoff, entry] of this.inFlight) {
+      if (entry.worker !== id) continue;
+      this.inFlight.delete(handoff);
+      clearTimeout(entry.timer);
+      this.route(entry.socket, entry.head, true);
+    }
+  }
+
+  /** The worker owns the connection now: close the primary's copy of the handle. */
+  accepted(handoff: number): void {
+    const entry = this.inFlight.get(handoff);
+    if (!entry) return;
+    this.inFlight.delete(handoff);
+    clearTimeout(entry.timer);
+    // Closing our descriptor does not shut the connection down: the worker holds its own.
+    entry.socket.destroy();
   }
 
   sessionOpened(worker: number, sid: string): void {
@@ -178,22 +204,33 @@ export class StickyBalancer {
 
   private handOver(socket: net.Socket, worker: Worker, head: Buffer): void {
     socket.setTimeout(0);
-    // Stop reading before the handle leaves: once sent, whatever the primary still reads from it
-    // is thrown away by Node, and the worker would never see it.
+    // Stop reading before the handle is shared: bytes the client sends meanwhile (a WebSocket
+    // client's CONNECT packet) must stay in the kernel for the worker, not be read here.
     const handle = (socket as unknown as { _handle?: { readStop?: () => number } })._handle;
     handle?.readStop?.();
     socket.pause();
-    const message: ToWorker = { sf: "connection", head };
+    // keepOpen: the primary keeps its copy until the worker confirms, so a connection sent to a
+    // worker that dies before taking it is routed again instead of silently closed.
+    const handoff = ++this.handoffSeq;
+    const timer = setTimeout(() => {
+      if (!this.inFlight.delete(handoff)) return;
+      this.logger.warn({ worker: worker.id }, "worker did not take a connection in time; dropped");
+      socket.destroy();
+    }, HANDOFF_TIMEOUT_MS);
+    this.inFlight.set(handoff, { socket, head, worker: worker.id, timer });
+    const message: ToWorker = { sf: "connection", handoff, head };
+    const failed = (err: unknown): void => {
+      if (!this.inFlight.delete(handoff)) return;
+      clearTimeout(timer);
+      this.logger.warn({ err, worker: worker.id }, "hand-over failed; routing the connection again");
+      this.route(socket, head, true);
+    };
     try {
-      worker.send(message, socket, (err: Error | null) => {
-        if (err) {
-          this.logger.warn({ err, worker: worker.id }, "hand-over failed; connection dropped");
-          socket.destroy();
-        }
+      worker.send(message, socket, { keepOpen: true }, (err: Error | null) => {
+        if (err) failed(err);
       });
     } catch (err) {
-      this.logger.warn({ err, worker: worker.id }, "hand-over failed; connection dropped");
-      socket.destroy();
+      failed(err);
     }
   }
 }

@@ -12,13 +12,23 @@ import { loadApp } from "./app-loader";
 import { ConnectionIntake } from "./handoff";
 import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
+import { RecoveringClusterAdapter } from "../tiers/recovery/adapter";
 
 /** Exit code of a worker whose start-up failed in a way a respawn cannot fix. */
 export const EXIT_FATAL_STARTUP = 78;
 
+/** Adapter mode: workers talk to Redis themselves through @socket.io/redis-adapter. */
+function usesRedisAdapter(config: Config): boolean {
+  return config.redisUrl !== undefined && config.redisMode === "adapter";
+}
+
 function socketIoOptions(config: Config, adapter: ServerOptions["adapter"]): Partial<ServerOptions> {
   return {
     adapter,
+    // Connection-state recovery needs the offsets the primary assigns (RecoveringClusterAdapter);
+    // the Redis adapter (adapter mode) returns none, so recovery is off there.
+    connectionStateRecovery:
+      config.recovery && !usesRedisAdapter(config) ? { maxDisconnectionDuration: config.recoveryWindow, skipMiddlewares: true } : undefined,
     serveClient: true,
     maxHttpBufferSize: config.maxHttpBufferSize,
     pingInterval: config.pingInterval,
@@ -48,7 +58,7 @@ export async function runWorker(config: Config): Promise<void> {
   // Bridge mode (and no Redis): the cluster adapter, whose traffic the primary relays and bridges.
   let redisAdapter: WorkerRedisAdapter | undefined;
   let bridgeStatus: RedisTierStatus | undefined;
-  if (config.redisUrl !== undefined && config.redisMode === "adapter") {
+  if (usesRedisAdapter(config)) {
     try {
       redisAdapter = config.redisSharded ? await shardedAdapter(config, logger) : await classicAdapter(config, logger);
     } catch (err) {
@@ -63,7 +73,7 @@ export async function runWorker(config: Config): Promise<void> {
     redis: () => redisAdapter?.status() ?? bridgeStatus,
   });
   const server = http.createServer(routes.handle);
-  const io = new Server(server, socketIoOptions(config, redisAdapter?.adapter ?? createAdapter()));
+  const io = new Server(server, socketIoOptions(config, redisAdapter?.adapter ?? (config.recovery ? RecoveringClusterAdapter : createAdapter())));
   const intake = new ConnectionIntake(server);
 
   io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
@@ -86,8 +96,7 @@ export async function runWorker(config: Config): Promise<void> {
     if (message.sf === "host-state") {
       hostReady = message.ready;
       bridgeStatus = message.redis;
-    }
-    else if (message.sf === "shutdown") void shutdown();
+    } else if (message.sf === "shutdown") void shutdown();
   });
   // A worker signalled directly (for example by a process manager) also closes gracefully.
   process.on("SIGTERM", () => void shutdown());

@@ -22,6 +22,10 @@ export interface AdapterMessage {
   type: number;
   /** Set on responses: the adapter uid of the node that asked. */
   requesterUid?: string;
+  /** Set on broadcasts that need an offset (connection-state recovery): the worker's request id. */
+  sequence?: number;
+  /** The offset assigned by the primary, on broadcasts relayed to the other workers. */
+  offset?: string;
   [key: string]: unknown;
 }
 
@@ -55,7 +59,14 @@ export class ClusterRelay {
 
   private uplink?: RelayUplink;
 
-  constructor(private readonly workers: () => Worker[]) {}
+  /**
+   * @param sequencer assigns an offset to a recoverable broadcast (connection-state recovery);
+   *   the offset goes back to the publishing worker and along with the broadcast to the others.
+   */
+  constructor(
+    private readonly workers: () => Worker[],
+    private readonly sequencer?: (message: AdapterMessage) => string,
+  ) {}
 
   /** Connects the local bus to other hosts. */
   setUplink(uplink: RelayUplink): void {
@@ -67,8 +78,12 @@ export class ClusterRelay {
     return [...this.owners].map(([uid, owner]) => ({ uid, nsp: owner.nsp }));
   }
 
-  /** A message from another host: every local worker gets it. */
+  /**
+   * A message from another host: every local worker gets it. A recoverable broadcast (its origin
+   * host gave it an offset) is sequenced again here, so this host's replay log holds it too.
+   */
   deliverRemote(message: AdapterMessage): void {
+    if (message.offset !== undefined && this.sequencer) message.offset = this.sequencer(message);
     this.broadcast(message, undefined);
   }
 
@@ -90,6 +105,12 @@ export class ClusterRelay {
         this.uplink?.publishResponse(message as AdapterMessage & { requesterUid: string });
       }
       return true;
+    }
+    if (message.sequence !== undefined) {
+      const offset = this.sequencer?.(message) ?? "";
+      from.send({ sf: "offset", id: message.sequence, offset }, undefined, ignore);
+      message.sequence = undefined;
+      message.offset = offset;
     }
     this.broadcast(message, from.id);
     this.uplink?.publish(message);
