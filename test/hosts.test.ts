@@ -50,6 +50,18 @@ for (const mode of ["bridge", "adapter"] as const satisfies readonly RedisMode[]
         for (const client of main) assert.deepEqual(seen.get(client), members.includes(client) ? ["to all", "to room"] : ["to all"]);
         for (const client of custom) assert.deepEqual(seen.get(client), ["to namespace"]);
       });
+
+      it("makes a room's members on every host join another room", async () => {
+        clients = await Promise.all(hosts.map((h) => connect(h.url)));
+        for (const client of clients) await request(client, "join", "emitter-source");
+        const { emitter, close } = await startEmitter(redis.url);
+        try {
+          emitter.in("emitter-source").socketsJoin("emitter-target");
+          await waitUntil("both members to be in the target room", async () => (await request<unknown[]>(clients[0], "fetch", "emitter-target")).length === 2);
+        } finally {
+          await close();
+        }
+      });
     });
   });
 }

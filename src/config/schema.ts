@@ -43,9 +43,8 @@ export const configSchema = z
      * adapter (SPUBLISH/SSUBSCRIBE). Bridge mode does not support Redis Cluster yet.
      */
     redisSharded: z
-      .enum(["true", "false"])
-      .or(z.boolean())
-      .transform((v) => v === true || v === "true")
+      .union([z.boolean(), z.enum(["true", "false", "on", "off", "1", "0"])])
+      .transform((v) => v === true || v === "true" || v === "on" || v === "1")
       .default(false),
     /** Connection-state recovery: clients that drop (or whose worker dies) get their missed packets back. */
     recovery: z

@@ -49,9 +49,11 @@ export async function classicAdapter(config: Config, logger: Logger): Promise<Wo
 }
 
 /**
- * Adapter mode on Redis Cluster (Redis >= 7): the sharded adapter, SPUBLISH/SSUBSCRIBE, with a
- * channel per room ("dynamic" mode) so room traffic reaches only the workers with members.
- * Unlike the other modes it waits for the cluster at start-up: the cluster client cannot queue
+ * Adapter mode on Redis Cluster (Redis >= 7): the sharded adapter, SPUBLISH/SSUBSCRIBE, in its
+ * "static" mode (two channels per namespace). Its "dynamic" mode (a channel per room, so room
+ * traffic reaches only workers with members) subscribes to a room's channel after the join has
+ * returned, so a message sent to the room right after its first join on a worker is lost for that
+ * worker: the adapter API suite caught it. Unlike the other modes it waits for the cluster at start-up: the cluster client cannot queue
  * commands before it knows the slot map.
  */
 export async function shardedAdapter(config: Config, logger: Logger): Promise<WorkerRedisAdapter> {
@@ -79,7 +81,7 @@ export async function shardedAdapter(config: Config, logger: Logger): Promise<Wo
   up = true;
   log.info({ url: redactUrl(url) }, "redis cluster connected");
   return {
-    adapter: createShardedAdapter(pub, sub, { channelPrefix: config.redisPrefix, subscriptionMode: "dynamic" }),
+    adapter: createShardedAdapter(pub, sub, { channelPrefix: config.redisPrefix, subscriptionMode: "static" }),
     status: () => (up ? "connected" : "degraded"),
   };
 }
