@@ -81,6 +81,23 @@ describe("the hosts tier when Redis or a host fails", function () {
     assert.equal(new Set(atRemote).size, atRemote.length, "no duplicate across hosts");
   });
 
+  it("queues at most 1,000 cross-host messages while Redis is down, counts the ones it drops, and publishes the rest when it is back (bridge mode)", async () => {
+    hosts = await startHosts(redis.url, "bridge");
+    await waitForFleet(hosts, 4);
+    const [sender] = (clients = await Promise.all([connect(hosts[0].url)]));
+    await redis.stop();
+    await hosts[0].waitForLog((l) => l.msg === "redis tier status" && l.status === "degraded");
+    const from = hosts[0].logs.length;
+    for (let batch = 0; batch < 15; batch++) {
+      await Promise.all(Array.from({ length: 100 }, (_, i) => request(sender, "broadcast", batch * 100 + i)));
+    }
+    await redis.resume();
+    const flushed = await hosts[0].waitForLog((l) => l.msg === "redis back: publishing queued messages", 10_000, from);
+    assert.equal(flushed.messages, 1_000);
+    const status = await hosts[0].waitForLog((l) => l.msg === "redis tier status" && l.status === "connected", 10_000, from);
+    assert.ok((status.dropped as number) >= 500, `dropped ${String(status.dropped)}`);
+  });
+
   it("notices a SIGKILLed host within the heartbeat timeout and settles a cross-host fetchSockets waiting on it (bridge mode)", async () => {
     hosts = await startHosts(redis.url, "bridge");
     await waitForFleet(hosts, 4);
