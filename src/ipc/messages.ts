@@ -50,6 +50,9 @@ export type ToPrimary =
 /** Environment variable through which the primary hands its validated config to each worker. */
 export const WORKER_CONFIG_ENV = "SOCKFLEET_WORKER_CONFIG";
 
+/** Environment variable naming the primary's data-channel socket (see primary/data-hub.ts). */
+export const DATA_PATH_ENV = "SOCKFLEET_DATA_PATH";
+
 export type SockfleetMessage = ToWorker | ToPrimary;
 
 export function isSockfleetMessage(value: unknown): value is SockfleetMessage {

@@ -4,7 +4,9 @@ import { createLogger } from "../observability/logger";
 import { ClusterRelay } from "../tiers/cluster/relay";
 import { RedisBridge } from "../tiers/redis/bridge";
 import { HostRecovery } from "../tiers/recovery/host";
+import { DATA_PATH_ENV, isSockfleetMessage, type ToPrimary } from "../ipc/messages";
 import { StickyBalancer } from "./balancer";
+import { DataHub } from "./data-hub";
 import { Supervisor } from "./supervisor";
 
 /** Exit code when the host cannot serve: the app fails to start, the port is taken, every worker crash-loops. */
@@ -17,9 +19,16 @@ export const EXIT_CANNOT_SERVE = 1;
 export async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel, { role: "primary", host: config.hostId, pid: process.pid });
   let relay: ClusterRelay | undefined;
-  const supervisor = new Supervisor(config, logger, (worker, message) => relay?.onMessage(worker, message) ?? false);
-  const recovery = config.recovery ? new HostRecovery(config, (id) => supervisor.workers().some((w) => w.id === id)) : undefined;
-  relay = new ClusterRelay(() => supervisor.workers(), recovery?.sequence);
+  let recovery: HostRecovery | undefined;
+  const hub = new DataHub((worker, message) => {
+    if (relay?.onMessage(worker, message)) return;
+    if (isSockfleetMessage(message)) recovery?.onMessage(worker, message as ToPrimary);
+  }, logger);
+  await hub.listen();
+  const supervisor = new Supervisor(config, logger, { [DATA_PATH_ENV]: hub.path });
+  const isLive = (id: number): boolean => supervisor.workers().some((w) => w.id === id);
+  recovery = config.recovery ? new HostRecovery(config, isLive, (worker, message) => hub.send(worker, message)) : undefined;
+  relay = new ClusterRelay(() => hub.workers(), (worker, message) => hub.send(worker, message), recovery?.sequence);
   const balancer = new StickyBalancer(() => supervisor.workers(), logger);
   const bridge =
     config.redisUrl !== undefined && config.redisMode === "bridge"
@@ -34,7 +43,6 @@ export async function runPrimary(config: Config): Promise<void> {
     recovery?.workerGone(worker.id);
   });
   supervisor.on("message", (worker, message) => {
-    if (recovery?.onMessage(worker, message)) return;
     if (message.sf === "accepted") return balancer.accepted(message.handoff);
     if (message.sf !== "session") return;
     if (message.open) balancer.sessionOpened(worker.id, message.sid);
@@ -48,6 +56,8 @@ export async function runPrimary(config: Config): Promise<void> {
       balancer.server.close();
       await supervisor.stop();
       await bridge?.close();
+      hub.close();
+      recovery?.close();
       logger.info({ code }, "stopped");
       process.exit(code);
     })();

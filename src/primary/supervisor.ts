@@ -53,7 +53,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   constructor(
     private readonly config: Config,
     private readonly logger: Logger,
-    private readonly onAdapterMessage: (worker: Worker, message: unknown) => boolean,
+    /** Extra environment for every worker (for example the data channel's path). */
+    private readonly workerEnv: Record<string, string> = {},
   ) {
     super();
     this.slots = Array.from({ length: config.workers }, (_, index) => ({ index, ready: false, crashes: [], failed: false }));
@@ -120,11 +121,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private fork(slot: Slot): void {
     slot.ready = false;
-    const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(this.config) });
+    const worker = cluster.fork({ ...this.workerEnv, [WORKER_CONFIG_ENV]: JSON.stringify(this.config) });
     slot.worker = worker;
     this.logger.debug({ worker: worker.id, slot: slot.index }, "worker forked");
     worker.on("message", (message: unknown) => {
-      if (this.onAdapterMessage(worker, message)) return;
       if (!isSockfleetMessage(message)) return;
       this.onMessage(slot, worker, message as ToPrimary);
     });

@@ -1,10 +1,9 @@
 import cluster from "node:cluster";
 import http from "node:http";
-import { createAdapter } from "@socket.io/cluster-adapter";
 import { Server, type ServerOptions } from "socket.io";
 import type { AppContext } from "../apps/types";
 import type { Config } from "../config/schema";
-import { isSockfleetMessage, sendToPrimary } from "../ipc/messages";
+import { DATA_PATH_ENV, isSockfleetMessage, sendToPrimary } from "../ipc/messages";
 import { createLogger, type Logger } from "../observability/logger";
 import { classicAdapter, shardedAdapter, type WorkerRedisAdapter } from "../tiers/redis/adapter";
 import type { RedisTierStatus } from "../tiers/redis/client";
@@ -12,7 +11,8 @@ import { loadApp } from "./app-loader";
 import { ConnectionIntake } from "./handoff";
 import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
-import { RecoveringClusterAdapter } from "../tiers/recovery/adapter";
+import { FleetAdapter } from "../tiers/cluster/adapter";
+import { DataLink } from "./data-link";
 
 /** Exit code of a worker whose start-up failed in a way a respawn cannot fix. */
 export const EXIT_FATAL_STARTUP = 78;
@@ -22,13 +22,15 @@ function usesRedisAdapter(config: Config): boolean {
   return config.redisUrl !== undefined && config.redisMode === "adapter";
 }
 
-function socketIoOptions(config: Config, adapter: ServerOptions["adapter"]): Partial<ServerOptions> {
+function socketIoOptions(config: Config, link: DataLink, redis: WorkerRedisAdapter | undefined): Partial<ServerOptions> {
   return {
-    adapter,
-    // Connection-state recovery needs the offsets the primary assigns (RecoveringClusterAdapter);
-    // the Redis adapter (adapter mode) returns none, so recovery is off there.
+    // Bridge mode (and no Redis): the fleet adapter, whose traffic the primary relays and bridges.
+    adapter: redis?.adapter ?? (FleetAdapter.for(link, config.recovery) as unknown as ServerOptions["adapter"]),
+    // Middlewares are skipped for a recovered socket: it already passed them, and running them
+    // would open a window in which broadcasts could miss it. Recovery needs the offsets the
+    // primary assigns; the Redis adapter (adapter mode) returns none, so it is off there.
     connectionStateRecovery:
-      config.recovery && !usesRedisAdapter(config) ? { maxDisconnectionDuration: config.recoveryWindow, skipMiddlewares: true } : undefined,
+      config.recovery && !redis ? { maxDisconnectionDuration: config.recoveryWindow, skipMiddlewares: true } : undefined,
     serveClient: true,
     maxHttpBufferSize: config.maxHttpBufferSize,
     pingInterval: config.pingInterval,
@@ -53,6 +55,12 @@ export async function runWorker(config: Config): Promise<void> {
     logger.error({ err: reason }, "unhandled promise rejection");
   });
 
+  const dataPath = process.env[DATA_PATH_ENV];
+  if (!dataPath) throw new Error(`${DATA_PATH_ENV} is not set; workers are started by the sockfleet primary`);
+  const link = await DataLink.connect(dataPath, workerId);
+  // Like the IPC channel: without the data link this worker can no longer take part.
+  link.onClose(() => process.exit(0));
+
   let hostReady = false;
   let closing = false;
   // Bridge mode (and no Redis): the cluster adapter, whose traffic the primary relays and bridges.
@@ -73,7 +81,7 @@ export async function runWorker(config: Config): Promise<void> {
     redis: () => redisAdapter?.status() ?? bridgeStatus,
   });
   const server = http.createServer(routes.handle);
-  const io = new Server(server, socketIoOptions(config, redisAdapter?.adapter ?? (config.recovery ? RecoveringClusterAdapter : createAdapter())));
+  const io = new Server(server, socketIoOptions(config, link, redisAdapter));
   const intake = new ConnectionIntake(server);
 
   io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {

@@ -1,5 +1,3 @@
-import type { Worker } from "node:cluster";
-
 /** Tag the cluster adapter puts on its IPC messages. */
 export const ADAPTER_SOURCE = "_sio_adapter";
 /** socket.io-adapter's MessageType values the relays build or route by. */
@@ -33,8 +31,6 @@ export function isAdapterMessage(value: unknown): value is AdapterMessage {
   return typeof value === "object" && value !== null && (value as { source?: unknown }).source === ADAPTER_SOURCE;
 }
 
-function ignore(): void {}
-
 /**
  * Where the relay sends what must leave this host (the hosts tier's bridge). Without one, the
  * relay is the whole bus.
@@ -64,7 +60,8 @@ export class ClusterRelay {
    *   the offset goes back to the publishing worker and along with the broadcast to the others.
    */
   constructor(
-    private readonly workers: () => Worker[],
+    private readonly workers: () => number[],
+    private readonly send: (worker: number, message: unknown) => void,
     private readonly sequencer?: (message: AdapterMessage) => string,
   ) {}
 
@@ -91,28 +88,26 @@ export class ClusterRelay {
   deliverResponse(message: AdapterMessage): boolean {
     if (message.requesterUid === undefined) return false;
     const owner = this.owners.get(message.requesterUid);
-    const target = owner && this.workers().find((w) => w.id === owner.worker);
-    target?.send(message, undefined, ignore);
-    return target !== undefined;
+    if (owner) this.send(owner.worker, message);
+    return owner !== undefined;
   }
 
   /** Handles one message from a worker; returns false when it is not adapter traffic. */
-  onMessage(from: Worker, message: unknown): boolean {
+  onMessage(from: number, message: unknown): boolean {
     if (!isAdapterMessage(message)) return false;
-    if (!this.owners.has(message.uid)) this.owners.set(message.uid, { worker: from.id, nsp: message.nsp });
+    if (!this.owners.has(message.uid)) this.owners.set(message.uid, { worker: from, nsp: message.nsp });
     if (message.requesterUid !== undefined) {
-      if (!this.deliverResponse(message) && !this.owners.has(message.requesterUid)) {
-        this.uplink?.publishResponse(message as AdapterMessage & { requesterUid: string });
-      }
+      // Not a local requester: it lives on another host (the bridge knows which) or is gone.
+      if (!this.deliverResponse(message)) this.uplink?.publishResponse(message as AdapterMessage & { requesterUid: string });
       return true;
     }
     if (message.sequence !== undefined) {
       const offset = this.sequencer?.(message) ?? "";
-      from.send({ sf: "offset", id: message.sequence, offset }, undefined, ignore);
+      this.send(from, { sf: "offset", id: message.sequence, offset });
       message.sequence = undefined;
       message.offset = offset;
     }
-    this.broadcast(message, from.id);
+    this.broadcast(message, from);
     this.uplink?.publish(message);
     return true;
   }
@@ -129,8 +124,6 @@ export class ClusterRelay {
   }
 
   private broadcast(message: AdapterMessage, except: number | undefined): void {
-    for (const worker of this.workers()) {
-      if (worker.id !== except && worker.isConnected()) worker.send(message, undefined, ignore);
-    }
+    for (const worker of this.workers()) if (worker !== except) this.send(worker, message);
   }
 }
