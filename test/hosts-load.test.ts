@@ -33,7 +33,7 @@ async function receivers(redis: RedisServer, mode: RedisMode): Promise<number> {
  * per broadcast (PUBLISH calls from commandstats deltas times the subscribers each reaches).
  */
 describe("Redis load per host and per broadcast", function () {
-  this.timeout(60_000);
+  this.timeout(90_000);
   const figures: string[] = [];
   let redis: RedisServer;
   let hosts: SockfleetHost[] = [];
