@@ -19,6 +19,7 @@ interface Subscriber {
   fresh: number;
   /** The worker serving it now, learnt after each (re)connect. */
   pid?: number;
+  disconnects: string[];
 }
 
 function duplicatesAndGaps(got: number[], expected: number): { duplicated: number; lost: number; outOfOrder: number } {
@@ -51,17 +52,17 @@ describe("chaos: connection-state recovery while workers are killed", function (
         // Half WebSocket-only, half polling first (then upgraded); half in the room.
         const client = await connect(host.url, i % 2 ? { transports: ["websocket"] } : {});
         clients.push(client);
-        const sub: Subscriber = { client, member: i % 3 !== 0, all: [], room: [], recovered: 0, fresh: 0 };
+        const sub: Subscriber = { client, member: i % 3 !== 0, all: [], room: [], recovered: 0, fresh: 0, disconnects: [] };
+        client.on("disconnect", (reason: string) => sub.disconnects.push(reason));
         client.on("chat message", (payload: { seq?: number }) => typeof payload?.seq === "number" && sub.all.push(payload.seq));
         client.on("room message", (payload: { text?: string }) => sub.room.push(Number(payload?.text)));
-        let first = true;
         const locate = (): void => {
           client.timeout(5_000).emitWithAck("whoami").then((me: { pid: number }) => (sub.pid = me.pid), () => undefined);
         };
         locate();
         client.on("connect", () => {
           locate();
-          if (first) return void (first = false);
+          // Registered after the first connect: every "connect" seen here is a reconnection.
           if (client.recovered) sub.recovered++;
           else sub.fresh++;
         });
@@ -99,12 +100,13 @@ describe("chaos: connection-state recovery while workers are killed", function (
           const all = duplicatesAndGaps(s.all, total);
           const room = duplicatesAndGaps(s.room, s.member ? total : 0);
           const firstMissing = Array.from({ length: total }, (_, i) => i + 1).find((n) => !s.all.includes(n));
-          return JSON.stringify({ transport: s.client.io.engine?.transport?.name, firstMissing, safe, connected: s.client.connected, pid: s.pid, recovered: s.recovered, fresh: s.fresh, all: { n: s.all.length, last: s.all.at(-1), ...all }, room: { n: s.room.length, ...room } });
+          return JSON.stringify({ id: s.client.id, disconnects: s.disconnects, transport: s.client.io.engine?.transport?.name, firstMissing, safe, connected: s.client.connected, pid: s.pid, recovered: s.recovered, fresh: s.fresh, all: { n: s.all.length, last: s.all.at(-1), ...all }, room: { n: s.room.length, ...room } });
         };
         const problems = host.logs.filter((l) => (l.level ?? 0) >= 40 && l.msg !== "worker crashed").slice(0, 10);
         throw new Error(`${err.message}; ${behind.length} behind: ${behind.map(describe).join("\n")}\nserver warnings: ${problems.map((l) => JSON.stringify(l)).join("\n")}`);
       });
 
+      const troubled: string[] = [];
       const totals = { sent: total * 2, expected: 0, delivered: 0, lost: 0, duplicated: 0, outOfOrder: 0, kills, recoveredSessions: 0, freshSessions: 0 };
       for (const s of subscribers) {
         totals.recoveredSessions += s.recovered;
@@ -117,9 +119,13 @@ describe("chaos: connection-state recovery while workers are killed", function (
           totals.lost += lost;
           totals.duplicated += duplicated;
           totals.outOfOrder += outOfOrder;
+          if (duplicated + lost + outOfOrder > 0) {
+            troubled.push(JSON.stringify({ stream: got === s.all ? "all" : "room", duplicated, lost, outOfOrder, disconnects: s.disconnects, recovered: s.recovered, sample: got.filter((n, i) => i > 0 && n <= got[i - 1]).slice(0, 5) }));
+          }
         }
       }
       console.log(`      chaos totals: ${JSON.stringify(totals)}`);
+      if (troubled.length > 0) console.log(`      troubled subscribers:\n${troubled.join("\n")}`);
       assert.ok(kills >= Math.min(KILLS, 1), "workers were killed");
       assert.ok(totals.recoveredSessions > 0, "some sessions were recovered");
       assert.equal(totals.lost, 0);

@@ -3,9 +3,12 @@
  * Every message carries `sf` as its tag, so they never collide with the cluster adapter's own
  * traffic (tagged `source: "_sio_adapter"`) that shares the channel.
  */
-
+import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { RecoveredSession } from "../tiers/recovery/store";
 import type { RedisTierStatus } from "../tiers/redis/client";
+
+/** One worker's metrics as prom-client's JSON form, which the primary aggregates. */
+export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
 
 /** Primary -> worker. */
 export type ToWorker =
@@ -14,17 +17,24 @@ export type ToWorker =
   /** Answer to a "restore" request: the session and its missed packets, or null for a fresh session. */
   | { sf: "restored"; id: number; session: RecoveredSession | null }
   /**
-   * A TCP connection handed over with its socket handle; `head` holds the bytes already read.
+   * A TCP connection handed over with its socket handle; `head` holds the bytes already read, base64.
    * The worker confirms with "accepted" so the primary can let go of its copy of the handle.
    */
-  | { sf: "connection"; handoff: number; head: Uint8Array }
+  | { sf: "connection"; handoff: number; head: string }
   /**
    * Whole-host readiness changed (served by every worker's /readyz). `redis` is the hosts tier in
    * bridge mode, absent without Redis or in adapter mode (where each worker reports its own).
    */
   | { sf: "host-state"; ready: boolean; redis?: RedisTierStatus }
   /** Close the Socket.IO server (clients are told to reconnect) and exit. */
-  | { sf: "shutdown" };
+  | { sf: "shutdown" }
+  /**
+   * Rolling restart: this worker was replaced. Tell its clients to reconnect, spread over
+   * `spreadMs` (the balancer already sends new sessions elsewhere), then close and exit.
+   */
+  | { sf: "drain"; spreadMs: number }
+  /** Report this worker's metrics, answering with the same `id`. */
+  | { sf: "metrics-request"; id: number };
 
 /** Worker -> primary. */
 export type ToPrimary =
@@ -45,7 +55,9 @@ export type ToPrimary =
   /** ...disconnected in a way the client will try to recover from (socket.io's persistSession). */
   | { sf: "session-persisted"; nsp: string; sid: string; pid: string; rooms: string[]; data: unknown }
   /** ...asks for the session `pid` and what it missed since `offset`. */
-  | { sf: "restore"; id: number; nsp: string; pid: string; offset: string };
+  | { sf: "restore"; id: number; nsp: string; pid: string; offset: string }
+  /** Answer to a metrics request. */
+  | { sf: "metrics"; id: number; metrics: MetricsSnapshot };
 
 /** Environment variable through which the primary hands its validated config to each worker. */
 export const WORKER_CONFIG_ENV = "SOCKFLEET_WORKER_CONFIG";

@@ -50,6 +50,13 @@ export class StickyBalancer {
   private readonly sessions = new Map<string, number>();
   private readonly loads = new Map<number, Load>();
   private rotation = 0;
+  /** Workers being replaced: they keep their sessions but get no new ones. */
+  private readonly draining = new Set<number>();
+  /**
+   * Workers still running the old code during a rolling restart. New sessions prefer the others,
+   * so a client told to reconnect lands on a worker already replaced and is not moved twice.
+   */
+  private readonly stale = new Set<number>();
   /** Connections sent to a worker that has not confirmed them yet; the primary keeps its copy until then. */
   private readonly inFlight = new Map<number, { socket: net.Socket; head: Buffer; worker: number; timer: NodeJS.Timeout }>();
   private handoffSeq = 0;
@@ -68,8 +75,28 @@ export class StickyBalancer {
     this.loads.set(id, { sessions: 0, pending: [] });
   }
 
-  /** Worker `id` is gone or draining: forget its sessions so their clients reconnect elsewhere. */
+  /**
+   * Worker `id` is being replaced: requests of its sessions still reach it (a long-polling client
+   * keeps working until it is told to reconnect), but new sessions go to the other workers.
+   */
+  drainWorker(id: number): void {
+    if (this.loads.has(id)) this.draining.add(id);
+  }
+
+  /** A rolling restart starts: workers `ids` are to be replaced. */
+  markStale(ids: number[]): void {
+    for (const id of ids) this.stale.add(id);
+  }
+
+  /** The rolling restart is over (complete or aborted): every worker is a candidate again. */
+  clearStale(): void {
+    this.stale.clear();
+  }
+
+  /** Worker `id` is gone: forget its sessions so their clients reconnect elsewhere. */
   removeWorker(id: number): void {
+    this.draining.delete(id);
+    this.stale.delete(id);
     this.loads.delete(id);
     for (const [sid, owner] of this.sessions) if (owner === id) this.sessions.delete(sid);
   }
@@ -183,7 +210,9 @@ export class StickyBalancer {
 
   /** The worker with the fewest sessions plus handshakes in flight; ties rotate. */
   private pick(): Worker | undefined {
-    const candidates = this.workers().filter((w) => this.loads.has(w.id));
+    const open = this.workers().filter((w) => this.loads.has(w.id) && !this.draining.has(w.id));
+    const replaced = open.filter((w) => !this.stale.has(w.id));
+    const candidates = replaced.length > 0 ? replaced : open;
     if (candidates.length === 0) return undefined;
     const now = Date.now();
     let best: Worker | undefined;
@@ -218,7 +247,7 @@ export class StickyBalancer {
       socket.destroy();
     }, HANDOFF_TIMEOUT_MS);
     this.inFlight.set(handoff, { socket, head, worker: worker.id, timer });
-    const message: ToWorker = { sf: "connection", handoff, head };
+    const message: ToWorker = { sf: "connection", handoff, head: head.toString("base64") };
     const failed = (err: unknown): void => {
       if (!this.inFlight.delete(handoff)) return;
       clearTimeout(timer);

@@ -25,8 +25,7 @@ export class ConnectionIntake {
     this.sockets.add(handle);
     handle.once("close", () => this.sockets.delete(handle));
     this.server.emit("connection", handle);
-    const head = message.head;
-    handle.emit("data", Buffer.from(head.buffer, head.byteOffset, head.byteLength));
+    handle.emit("data", Buffer.from(message.head, "base64"));
     handle.resume();
   };
 

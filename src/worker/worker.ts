@@ -7,7 +7,10 @@ import { DATA_PATH_ENV, isSockfleetMessage, sendToPrimary } from "../ipc/message
 import { createLogger, type Logger } from "../observability/logger";
 import { classicAdapter, shardedAdapter, type WorkerRedisAdapter } from "../tiers/redis/adapter";
 import type { RedisTierStatus } from "../tiers/redis/client";
+import { WorkerMetrics } from "../observability/metrics";
+import { ADMIN_UI_NAMESPACE, enableAdminUi } from "../ops/admin-ui";
 import { loadApp } from "./app-loader";
+import { PacedDisconnect } from "./drain";
 import { ConnectionIntake } from "./handoff";
 import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
@@ -83,15 +86,27 @@ export async function runWorker(config: Config): Promise<void> {
   const server = http.createServer(routes.handle);
   const io = new Server(server, socketIoOptions(config, link, redisAdapter));
   const intake = new ConnectionIntake(server);
+  const metrics = new WorkerMetrics(workerId);
+  metrics.instrument(io);
+  if (enableAdminUi(io, config, workerId)) logger.debug({ namespace: ADMIN_UI_NAMESPACE }, "admin UI enabled");
 
   io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
     sendToPrimary({ sf: "session", sid: socket.id, open: true });
     socket.once("close", () => sendToPrimary({ sf: "session", sid: socket.id, open: false }));
   });
 
-  const shutdown = async (): Promise<void> => {
-    if (closing) return;
+  const pacer = new PacedDisconnect();
+  /** Shutdown (spreadMs 0) or drain after a rolling restart replaced this worker (spreadMs > 0). */
+  const shutdown = async (spreadMs = 0): Promise<void> => {
+    if (closing) {
+      if (spreadMs === 0) pacer.hurry();
+      return;
+    }
     closing = true;
+    if (spreadMs > 0) {
+      logger.info({ clients: io.engine.clientsCount, spreadMs }, "draining: clients are told to reconnect, a few at a time");
+      await pacer.run(io, spreadMs);
+    }
     logger.info("closing: clients are told to reconnect");
     await io.close().catch(() => undefined);
     await intake.drain(Math.min(1000, config.shutdownTimeout));
@@ -105,10 +120,13 @@ export async function runWorker(config: Config): Promise<void> {
       hostReady = message.ready;
       bridgeStatus = message.redis;
     } else if (message.sf === "shutdown") void shutdown();
+    else if (message.sf === "drain") void shutdown(message.spreadMs);
+    else if (message.sf === "metrics-request") void metrics.snapshot().then((snapshot) => sendToPrimary({ sf: "metrics", id: message.id, metrics: snapshot }));
   });
   // A worker signalled directly (for example by a process manager) also closes gracefully.
   process.on("SIGTERM", () => void shutdown());
   process.on("SIGINT", () => undefined); // Ctrl-C reaches the whole group; the primary coordinates.
+  process.on("SIGHUP", () => undefined); // Rolling-restart trigger of the primary; a closing terminal signals the group too.
 
   const ctx: AppContext = {
     host: config.hostId,

@@ -80,7 +80,7 @@ export class SockfleetHost {
   }
 
   /** Graceful stop: SIGTERM, then the exit code; kills the tree if it does not exit in `ms`. */
-  async stop(ms = 15_000): Promise<number | null> {
+  async stop(ms = 30_000): Promise<number | null> {
     if (this.child.exitCode !== null) return this.child.exitCode;
     this.child.kill("SIGTERM");
     try {

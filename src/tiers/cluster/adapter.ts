@@ -2,7 +2,6 @@ import { NodeClusterAdapter } from "@socket.io/cluster-adapter";
 import type { Namespace } from "socket.io";
 import { Adapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { DataLink } from "../../worker/data-link";
-import type { RecoveredSession } from "../recovery/store";
 import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
 
 /**
@@ -10,7 +9,7 @@ import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
  * delivering without one would break exactly-once replay. The bound only guards against a bug.
  */
 const OFFSET_TIMEOUT_MS = 60_000;
-const RESTORE_TIMEOUT_MS = 5_000;
+const RESTORE_TIMEOUT_MS = 10_000;
 /** A restored session whose socket never materialises (client gone meanwhile) is dropped after this. */
 const RECOVERING_TTL_MS = 10_000;
 const EVENT = 2;
@@ -49,8 +48,14 @@ function cloneable(data: unknown): unknown {
  * offset splits the log into what it has and what it missed.
  */
 export class FleetAdapter extends NodeClusterAdapter {
-  /** Restored sessions whose socket is not built yet: broadcasts meanwhile join their missed packets. */
-  private readonly recovering = new Map<string, { session: RecoveredSession; rooms: Set<string>; expires: number }>();
+  /**
+   * Restored sessions whose socket has not connected yet, with the packets they missed; broadcasts
+   * that arrive meanwhile are added. They are written right after the CONNECT packet, not before
+   * it as socket.io does: socket.io-client buffers events that precede CONNECT and keeps that
+   * buffer across a reconnection, so if this connection dropped before CONNECT the next recovery
+   * would deliver them twice.
+   */
+  private readonly recovering = new Map<string, { missed: unknown[][]; rooms: Set<string>; expires: number }>();
 
   /** Set by {@link FleetAdapter.for} on the subclass; read through the class because the base
    *  constructor already publishes (its first heartbeat) before subclass fields exist. */
@@ -59,6 +64,8 @@ export class FleetAdapter extends NodeClusterAdapter {
 
   constructor(nsp: Namespace) {
     super(nsp, {});
+    // Registered before any app listener: runs right after socket.io has written CONNECT.
+    nsp.on("connection", (socket) => this.replayMissed(socket));
     this.link.on("message", (message) => {
       if (isAdapterMessage(message) && message.nsp === this.nsp.name) this.onMessage(message as unknown as ClusterMessage, message.offset);
     });
@@ -123,9 +130,6 @@ export class FleetAdapter extends NodeClusterAdapter {
   override addAll(id: SocketId, rooms: Set<Room>): void {
     super.addAll(id, rooms);
     if (!this.recovery) return;
-    // Socket.IO's Socket constructor joins a restored session's rooms, then replays missedPackets:
-    // from here on broadcasts reach the socket through its rooms.
-    this.recovering.delete(id);
     const socket = this.nsp.sockets.get(id);
     const first = socket !== undefined && rooms.has(id);
     this.link.send({
@@ -170,9 +174,9 @@ export class FleetAdapter extends NodeClusterAdapter {
           if (session) {
             const now = Date.now();
             for (const [sid, entry] of this.recovering) if (entry.expires < now) this.recovering.delete(sid);
-            this.recovering.set(session.sid, { session, rooms: new Set(session.rooms), expires: now + RECOVERING_TTL_MS });
+            this.recovering.set(session.sid, { missed: session.missedPackets, rooms: new Set(session.rooms), expires: now + RECOVERING_TTL_MS });
           }
-          resolve((session ? { ...session, rooms: new Set(session.rooms) } : null) as unknown as Session);
+          resolve((session ? { ...session, rooms: new Set(session.rooms), missedPackets: [] } : null) as unknown as Session);
         },
         () => resolve(null as unknown as Session),
         RESTORE_TIMEOUT_MS,
@@ -181,11 +185,22 @@ export class FleetAdapter extends NodeClusterAdapter {
   }
 
   private feedRecovering(data: unknown[], opts: { rooms: Set<Room>; except?: Set<Room> }): void {
-    for (const entry of this.recovering.values()) {
+    for (const [sid, entry] of this.recovering) {
+      // Once connected, the socket gets broadcasts through its rooms.
+      if (this.nsp.sockets.has(sid)) continue;
       const rooms = entry.rooms;
       if ([...(opts.except ?? [])].some((room) => rooms.has(room))) continue;
       if (opts.rooms.size > 0 && ![...opts.rooms].some((room) => rooms.has(room))) continue;
-      entry.session.missedPackets.push(data);
+      entry.missed.push(data);
     }
+  }
+
+  private replayMissed(socket: { id: string; recovered: boolean }): void {
+    const entry = this.recovering.get(socket.id);
+    if (!entry) return;
+    this.recovering.delete(socket.id);
+    if (!socket.recovered) return;
+    const write = (socket as unknown as { packet(packet: { type: number; data: unknown[] }): void }).packet.bind(socket);
+    for (const data of entry.missed) write({ type: EVENT, data });
   }
 }
