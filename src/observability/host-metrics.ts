@@ -53,7 +53,7 @@ export class HostMetrics {
     this.relayed = new Counter({ name: "sockfleet_relay_messages_total", help: 'Cluster adapter messages the primary relayed between this host\'s workers (each counted once, whatever its number of recipients): "broadcast" (broadcasts, requests and heartbeats, to every other worker) or "response" (to the worker that asked).', labelNames: ["kind"], registers });
     this.relayed.inc({ kind: "broadcast" }, 0);
     this.relayed.inc({ kind: "response" }, 0);
-    this.relayLag = new Gauge({ name: "sockfleet_relay_lag_seconds", help: "Round trip of the last scrape request over the IPC channel the relay uses, per worker: the delay relayed messages see.", labelNames: ["worker"], registers });
+    this.relayLag = new Gauge({ name: "sockfleet_relay_lag_seconds", help: "Round trip of the last scrape request between the primary and each worker (IPC control channel): the queueing delay a relayed message also sees in both event loops.", labelNames: ["worker"], registers });
     this.missing = new Gauge({ name: "sockfleet_scrape_missing_workers", help: `Workers that did not answer this scrape within ${SCRAPE_TIMEOUT_MS} ms.`, registers });
     new Gauge({
       name: "sockfleet_workers",
