@@ -51,6 +51,30 @@ describe("configuration", () => {
     assert.deepEqual(fromFlags.config.corsOrigins, ["https://a.example", "https://c.example"]);
   });
 
+  it("defaults the Redis tier to bridge mode with the emitter's channel prefix and a 5 s connect timeout", () => {
+    const result = loadConfig(["--redis", "rediss://:secret@redis.example:6380"], {});
+    assert.ok(!result.help);
+    assert.equal(result.config.redisMode, "bridge");
+    assert.equal(result.config.redisPrefix, "socket.io");
+    assert.equal(result.config.redisConnectTimeout, 5_000);
+    assert.equal(result.config.redisSharded, false);
+  });
+
+  it("reads the Redis settings from REDIS_MODE, REDIS_PREFIX, REDIS_CONNECT_TIMEOUT and REDIS_SHARDED", () => {
+    const env = { REDIS_URL: "redis://127.0.0.1:7000", REDIS_MODE: "adapter", REDIS_PREFIX: "staging", REDIS_CONNECT_TIMEOUT: "800", REDIS_SHARDED: "true" };
+    const result = loadConfig([], env);
+    assert.ok(!result.help);
+    assert.deepEqual(
+      [result.config.redisMode, result.config.redisPrefix, result.config.redisConnectTimeout, result.config.redisSharded],
+      ["adapter", "staging", 800, true],
+    );
+  });
+
+  it("refuses an unknown --redis-mode, and --redis-sharded in bridge mode, naming the setting", () => {
+    assert.throws(() => loadConfig(["--redis-mode", "mesh"], {}), /^ConfigError: invalid setting redisMode from --redis-mode:/);
+    assert.throws(() => loadConfig(["--redis-sharded", "true"], {}), /^ConfigError: invalid setting redisSharded from --redis-sharded: redisSharded \(Redis Cluster\) needs redisMode adapter/);
+  });
+
   it("returns a frozen config", () => {
     const result = loadConfig([], {});
     assert.ok(!result.help);

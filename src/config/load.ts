@@ -31,6 +31,10 @@ const SETTINGS: Record<Key, { flag: string; env: string; list?: boolean }> = {
   pingTimeout: { flag: "ping-timeout", env: "PING_TIMEOUT" },
   shutdownTimeout: { flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT" },
   redisUrl: { flag: "redis", env: "REDIS_URL" },
+  redisMode: { flag: "redis-mode", env: "REDIS_MODE" },
+  redisPrefix: { flag: "redis-prefix", env: "REDIS_PREFIX" },
+  redisConnectTimeout: { flag: "redis-connect-timeout", env: "REDIS_CONNECT_TIMEOUT" },
+  redisSharded: { flag: "redis-sharded", env: "REDIS_SHARDED" },
   recovery: { flag: "recovery", env: "RECOVERY" },
   recoveryWindow: { flag: "recovery-window", env: "RECOVERY_WINDOW" },
   recoveryMaxPackets: { flag: "recovery-max-packets", env: "RECOVERY_MAX_PACKETS" },
@@ -56,7 +60,11 @@ Options (environment variable in brackets; flags win over the environment, which
   --ping-interval MS         heartbeat interval [PING_INTERVAL] (default 25000)
   --ping-timeout MS          heartbeat timeout [PING_TIMEOUT] (default 20000)
   --shutdown-timeout MS      bound on graceful shutdown [SHUTDOWN_TIMEOUT] (default 10000)
-  --redis URL                Redis URL for the hosts tier [REDIS_URL]
+  --redis URL                Redis URL for the hosts tier, redis:// or rediss:// (TLS) [REDIS_URL]
+  --redis-mode MODE          bridge|adapter [REDIS_MODE] (default bridge)
+  --redis-prefix PREFIX      channel prefix, shared with @socket.io/redis-emitter [REDIS_PREFIX] (default socket.io)
+  --redis-connect-timeout MS bound on one Redis connection attempt [REDIS_CONNECT_TIMEOUT] (default 5000)
+  --redis-sharded true|false Redis Cluster with sharded pub/sub, adapter mode only [REDIS_SHARDED] (default false)
   --recovery on|off          connection-state recovery [RECOVERY] (default on)
   --recovery-window MS       how long a dropped session can be recovered [RECOVERY_WINDOW] (default 120000)
   --recovery-max-packets N   broadcasts kept for replay [RECOVERY_MAX_PACKETS] (default 100000)

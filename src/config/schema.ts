@@ -28,6 +28,24 @@ export const configSchema = z
     shutdownTimeout: z.coerce.number().int().min(100).max(600_000).default(10_000),
     /** Redis URL (redis:// or rediss://); unset means a single host. */
     redisUrl: z.string().url().optional(),
+    /**
+     * How hosts talk over Redis. "bridge": workers keep the cluster adapter and each primary bridges
+     * its local bus with one publishing and one subscribing connection. "adapter": every worker uses
+     * @socket.io/redis-adapter itself (the stock recipe, interoperable with plain Socket.IO servers).
+     */
+    redisMode: z.enum(["bridge", "adapter"]).default("bridge"),
+    /** Channel prefix; the default is @socket.io/redis-emitter's, so a stock emitter reaches clients. */
+    redisPrefix: z.string().min(1).max(200).default("socket.io"),
+    /** Bound on one connection attempt to Redis, in milliseconds. */
+    redisConnectTimeout: z.coerce.number().int().min(100).max(600_000).default(5_000),
+    /**
+     * The Redis URL is one node of a Redis Cluster (Redis >= 7): adapter mode then uses the sharded
+     * adapter (SPUBLISH/SSUBSCRIBE). Bridge mode does not support Redis Cluster yet.
+     */
+    redisSharded: z
+      .union([z.boolean(), z.enum(["true", "false", "on", "off", "1", "0"])])
+      .transform((v) => v === true || v === "true" || v === "on" || v === "1")
+      .default(false),
     /** Connection-state recovery: clients that drop (or whose worker dies) get their missed packets back. */
     recovery: z
       .union([z.boolean(), z.enum(["true", "false", "on", "off", "1", "0"])])
@@ -63,6 +81,10 @@ export const configSchema = z
       .optional(),
   })
   .strict()
+  .refine((c) => !(c.redisSharded && c.redisMode === "bridge"), {
+    message: "redisSharded (Redis Cluster) needs redisMode adapter: bridge mode uses plain pub/sub",
+    path: ["redisSharded"],
+  })
   .refine((c) => (c.adminUiUser === undefined) === (c.adminUiPasswordHash === undefined), {
     message: "the admin UI needs both a user and a password hash",
     path: ["adminUiPasswordHash"],

@@ -5,6 +5,7 @@
  */
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { RecoveredSession } from "../tiers/recovery/store";
+import type { RedisTierStatus } from "../tiers/redis/client";
 
 /** One worker's metrics as prom-client's JSON form, which the primary aggregates. */
 export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
@@ -20,8 +21,11 @@ export type ToWorker =
    * The worker confirms with "accepted" so the primary can let go of its copy of the handle.
    */
   | { sf: "connection"; handoff: number; head: string }
-  /** Whole-host readiness changed (served by every worker's /readyz). */
-  | { sf: "host-state"; ready: boolean }
+  /**
+   * Whole-host readiness changed (served by every worker's /readyz). `redis` is the hosts tier in
+   * bridge mode, absent without Redis or in adapter mode (where each worker reports its own).
+   */
+  | { sf: "host-state"; ready: boolean; redis?: RedisTierStatus }
   /** Close the Socket.IO server (clients are told to reconnect) and exit. */
   | { sf: "shutdown" }
   /**

@@ -4,6 +4,7 @@ import { HostMetrics } from "../observability/host-metrics";
 import { createLogger } from "../observability/logger";
 import { AdminServer } from "../ops/admin";
 import { ClusterRelay, isAdapterMessage } from "../tiers/cluster/relay";
+import { RedisBridge } from "../tiers/redis/bridge";
 import { HostRecovery } from "../tiers/recovery/host";
 import { DATA_PATH_ENV, isSockfleetMessage, type ToPrimary } from "../ipc/messages";
 import { StickyBalancer } from "./balancer";
@@ -35,6 +36,11 @@ export async function runPrimary(config: Config): Promise<void> {
   recovery = config.recovery ? new HostRecovery(config, isLive, (worker, message) => hub.send(worker, message)) : undefined;
   relay = new ClusterRelay(() => hub.workers(), (worker, message) => hub.send(worker, message), recovery?.sequence);
   const balancer = new StickyBalancer(() => supervisor.workers(), logger);
+  const bridge =
+    config.redisUrl !== undefined && config.redisMode === "bridge"
+      ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status))
+      : undefined;
+  if (bridge) supervisor.setRedisStatus(bridge.status());
   const metrics = new HostMetrics({
     workers: () => supervisor.workers(),
     send: (worker, message) => supervisor.send(worker, message),
@@ -72,6 +78,7 @@ export async function runPrimary(config: Config): Promise<void> {
       balancer.server.close();
       admin?.close();
       await supervisor.stop();
+      await bridge?.close();
       hub.close();
       recovery?.close();
       logger.info({ code }, "stopped");

@@ -4,6 +4,7 @@ import path from "node:path";
 import type { Config } from "../config/schema";
 import { isSockfleetMessage, WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from "../ipc/messages";
 import type { Logger } from "../observability/logger";
+import type { RedisTierStatus } from "../tiers/redis/client";
 
 /** Crashes of one slot within this window count towards its backoff and crash-loop limit. */
 const CRASH_WINDOW_MS = 60_000;
@@ -51,6 +52,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private closing = false;
   private everReady = false;
   private hostReady = false;
+  private redisStatus: RedisTierStatus | undefined;
   /** Replaced workers that are draining; they serve their remaining clients until they exit. */
   private readonly retiring = new Set<Worker>();
 
@@ -83,6 +85,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     for (const slot of this.slots) if (slot.previous && !slot.previous.isDead()) live.push(slot.previous);
     for (const worker of this.retiring) if (!worker.isDead()) live.push(worker);
     return live;
+  }
+
+  /** The hosts tier's state changed: every worker's /readyz reports it. */
+  setRedisStatus(status: RedisTierStatus): void {
+    if (status === this.redisStatus) return;
+    this.redisStatus = status;
+    for (const worker of this.workers()) this.send(worker, this.hostState());
+  }
+
+  private hostState(): ToWorker {
+    return this.redisStatus === undefined
+      ? { sf: "host-state", ready: this.hostReady }
+      : { sf: "host-state", ready: this.hostReady, redis: this.redisStatus };
   }
 
   get slotCount(): number {
@@ -215,7 +230,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         slot.ready = true;
         this.logger.info({ worker: worker.id, slot: slot.index, workerPid: worker.process.pid }, "worker ready");
         this.emit("worker-ready", worker);
-        this.send(worker, { sf: "host-state", ready: this.hostReady });
+        this.send(worker, this.hostState());
         this.updateHostState();
         break;
       case "fatal":
@@ -277,7 +292,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (ready === this.hostReady) return;
     this.hostReady = ready;
     if (ready) this.everReady = true;
-    for (const worker of this.workers()) this.send(worker, { sf: "host-state", ready });
+    for (const worker of this.workers()) this.send(worker, this.hostState());
     this.emit("host-state", ready);
   }
 }

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
+import type { RedisTierStatus } from "../tiers/redis/client";
 
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -19,6 +20,8 @@ export interface HostStatus {
   ready(): boolean;
   /** This worker is shutting down or draining. */
   closing(): boolean;
+  /** State of the Redis hosts tier, undefined when it is not configured. */
+  redis(): RedisTierStatus | undefined;
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
@@ -51,7 +54,12 @@ export class WorkerHttp {
       // answer a probe on a kept-alive connection, and the host (every slot serving) is still ready.
       // When the host shuts down the primary pushes "not ready" first, so every worker answers 503.
       const ready = this.status.ready();
-      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : this.status.closing() ? "draining" : "starting" });
+      const body: Record<string, unknown> = { status: ready ? "ready" : this.status.closing() ? "draining" : "starting" };
+      // A host cut off from Redis still serves its own clients, so it stays ready (200); the
+      // body says the hosts tier is degraded, for dashboards and alerts.
+      const redis = this.status.redis();
+      if (redis !== undefined) body.redis = redis;
+      return sendJson(res, ready ? 200 : 503, body);
     }
     if ((req.method === "GET" || req.method === "HEAD") && this.serveFile(url.pathname, req, res)) return;
     sendJson(res, 404, { error: "not found" });

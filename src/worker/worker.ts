@@ -5,6 +5,8 @@ import type { AppContext } from "../apps/types";
 import type { Config } from "../config/schema";
 import { DATA_PATH_ENV, isSockfleetMessage, sendToPrimary } from "../ipc/messages";
 import { createLogger, type Logger } from "../observability/logger";
+import { classicAdapter, shardedAdapter, type WorkerRedisAdapter } from "../tiers/redis/adapter";
+import type { RedisTierStatus } from "../tiers/redis/client";
 import { WorkerMetrics } from "../observability/metrics";
 import { ADMIN_UI_NAMESPACE, enableAdminUi } from "../ops/admin-ui";
 import { loadApp } from "./app-loader";
@@ -18,12 +20,20 @@ import { DataLink } from "./data-link";
 /** Exit code of a worker whose start-up failed in a way a respawn cannot fix. */
 export const EXIT_FATAL_STARTUP = 78;
 
-function socketIoOptions(config: Config, link: DataLink): Partial<ServerOptions> {
+/** Adapter mode: workers talk to Redis themselves through @socket.io/redis-adapter. */
+function usesRedisAdapter(config: Config): boolean {
+  return config.redisUrl !== undefined && config.redisMode === "adapter";
+}
+
+function socketIoOptions(config: Config, link: DataLink, redis: WorkerRedisAdapter | undefined): Partial<ServerOptions> {
   return {
-    adapter: FleetAdapter.for(link, config.recovery) as unknown as ServerOptions["adapter"],
+    // Bridge mode (and no Redis): the fleet adapter, whose traffic the primary relays and bridges.
+    adapter: redis?.adapter ?? (FleetAdapter.for(link, config.recovery) as unknown as ServerOptions["adapter"]),
     // Middlewares are skipped for a recovered socket: it already passed them, and running them
-    // would open a window in which broadcasts could miss it.
-    connectionStateRecovery: config.recovery ? { maxDisconnectionDuration: config.recoveryWindow, skipMiddlewares: true } : undefined,
+    // would open a window in which broadcasts could miss it. Recovery needs the offsets the
+    // primary assigns; the Redis adapter (adapter mode) returns none, so it is off there.
+    connectionStateRecovery:
+      config.recovery && !redis ? { maxDisconnectionDuration: config.recoveryWindow, skipMiddlewares: true } : undefined,
     serveClient: true,
     maxHttpBufferSize: config.maxHttpBufferSize,
     pingInterval: config.pingInterval,
@@ -56,9 +66,25 @@ export async function runWorker(config: Config): Promise<void> {
 
   let hostReady = false;
   let closing = false;
-  const routes = new WorkerHttp({ ready: () => hostReady, closing: () => closing });
+  // Bridge mode (and no Redis): the cluster adapter, whose traffic the primary relays and bridges.
+  let redisAdapter: WorkerRedisAdapter | undefined;
+  let bridgeStatus: RedisTierStatus | undefined;
+  if (usesRedisAdapter(config)) {
+    try {
+      redisAdapter = config.redisSharded ? await shardedAdapter(config, logger) : await classicAdapter(config, logger);
+    } catch (err) {
+      logger.fatal({ err }, "cannot set up the Redis adapter");
+      sendToPrimary({ sf: "fatal", message: (err as Error).message });
+      process.exit(EXIT_FATAL_STARTUP);
+    }
+  }
+  const routes = new WorkerHttp({
+    ready: () => hostReady,
+    closing: () => closing,
+    redis: () => redisAdapter?.status() ?? bridgeStatus,
+  });
   const server = http.createServer(routes.handle);
-  const io = new Server(server, socketIoOptions(config, link));
+  const io = new Server(server, socketIoOptions(config, link, redisAdapter));
   const intake = new ConnectionIntake(server);
   const metrics = new WorkerMetrics(workerId);
   metrics.instrument(io);
@@ -90,8 +116,10 @@ export async function runWorker(config: Config): Promise<void> {
 
   process.on("message", (message: unknown) => {
     if (!isSockfleetMessage(message)) return;
-    if (message.sf === "host-state") hostReady = message.ready;
-    else if (message.sf === "shutdown") void shutdown();
+    if (message.sf === "host-state") {
+      hostReady = message.ready;
+      bridgeStatus = message.redis;
+    } else if (message.sf === "shutdown") void shutdown();
     else if (message.sf === "drain") void shutdown(message.spreadMs);
     else if (message.sf === "metrics-request") void metrics.snapshot().then((snapshot) => sendToPrimary({ sf: "metrics", id: message.id, metrics: snapshot }));
   });

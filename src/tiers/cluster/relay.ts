@@ -1,7 +1,16 @@
 /** Tag the cluster adapter puts on its IPC messages. */
 export const ADAPTER_SOURCE = "_sio_adapter";
-/** socket.io-adapter's MessageType.ADAPTER_CLOSE: tells the others a node has left. */
-const ADAPTER_CLOSE = 13;
+/** socket.io-adapter's MessageType values the relays build or route by. */
+export const MessageType = {
+  HEARTBEAT: 2,
+  BROADCAST: 3,
+  SOCKETS_JOIN: 4,
+  SOCKETS_LEAVE: 5,
+  DISCONNECT_SOCKETS: 6,
+  SERVER_SIDE_EMIT: 9,
+  /** Tells the others a node has left: its pending requests settle without it. */
+  ADAPTER_CLOSE: 13,
+} as const;
 
 /** The fields of a cluster adapter message the relay routes by. */
 export interface AdapterMessage {
@@ -23,6 +32,17 @@ export function isAdapterMessage(value: unknown): value is AdapterMessage {
 }
 
 /**
+ * Where the relay sends what must leave this host (the hosts tier's bridge). Without one, the
+ * relay is the whole bus.
+ */
+export interface RelayUplink {
+  /** A request, broadcast, heartbeat or departure for every other host. */
+  publish(message: AdapterMessage): void;
+  /** A response whose requester is not on this host. */
+  publishResponse(message: AdapterMessage & { requesterUid: string }): void;
+}
+
+/**
  * The local bus of the cores tier, in the primary: relays the cluster adapter's messages between
  * workers. Requests and broadcasts go to every other worker; responses (fetchSockets and
  * serverSideEmit replies, broadcast ack counts and acks) go only to the worker that asked.
@@ -32,6 +52,8 @@ export function isAdapterMessage(value: unknown): value is AdapterMessage {
 export class ClusterRelay {
   /** adapter uid -> the worker and namespace it lives in. */
   private readonly owners = new Map<string, { worker: number; nsp: string }>();
+
+  private uplink?: RelayUplink;
 
   /**
    * @param sequencer assigns an offset to a recoverable broadcast (connection-state recovery);
@@ -43,13 +65,40 @@ export class ClusterRelay {
     private readonly sequencer?: (message: AdapterMessage) => string,
   ) {}
 
+  /** Connects the local bus to other hosts. */
+  setUplink(uplink: RelayUplink): void {
+    this.uplink = uplink;
+  }
+
+  /** Adapter uids living on this host, with their namespace. */
+  localAdapters(): Array<{ uid: string; nsp: string }> {
+    return [...this.owners].map(([uid, owner]) => ({ uid, nsp: owner.nsp }));
+  }
+
+  /**
+   * A message from another host: every local worker gets it. A recoverable broadcast (its origin
+   * host gave it an offset) is sequenced again here, so this host's replay log holds it too.
+   */
+  deliverRemote(message: AdapterMessage): void {
+    if (message.offset !== undefined && this.sequencer) message.offset = this.sequencer(message);
+    this.broadcast(message, undefined);
+  }
+
+  /** A response from another host to a local requester; false when no local worker owns it. */
+  deliverResponse(message: AdapterMessage): boolean {
+    if (message.requesterUid === undefined) return false;
+    const owner = this.owners.get(message.requesterUid);
+    if (owner) this.send(owner.worker, message);
+    return owner !== undefined;
+  }
+
   /** Handles one message from a worker; returns false when it is not adapter traffic. */
   onMessage(from: number, message: unknown): boolean {
     if (!isAdapterMessage(message)) return false;
     if (!this.owners.has(message.uid)) this.owners.set(message.uid, { worker: from, nsp: message.nsp });
     if (message.requesterUid !== undefined) {
-      const owner = this.owners.get(message.requesterUid);
-      if (owner) this.send(owner.worker, message);
+      // Not a local requester: it lives on another host (the bridge knows which) or is gone.
+      if (!this.deliverResponse(message)) this.uplink?.publishResponse(message as AdapterMessage & { requesterUid: string });
       return true;
     }
     if (message.sequence !== undefined) {
@@ -59,6 +108,7 @@ export class ClusterRelay {
       message.offset = offset;
     }
     this.broadcast(message, from);
+    this.uplink?.publish(message);
     return true;
   }
 
@@ -67,11 +117,13 @@ export class ClusterRelay {
     for (const [uid, owner] of this.owners) {
       if (owner.worker !== id) continue;
       this.owners.delete(uid);
-      this.broadcast({ source: ADAPTER_SOURCE, uid, nsp: owner.nsp, type: ADAPTER_CLOSE }, id);
+      const close: AdapterMessage = { source: ADAPTER_SOURCE, uid, nsp: owner.nsp, type: MessageType.ADAPTER_CLOSE };
+      this.broadcast(close, id);
+      this.uplink?.publish(close);
     }
   }
 
-  private broadcast(message: AdapterMessage, except: number): void {
+  private broadcast(message: AdapterMessage, except: number | undefined): void {
     for (const worker of this.workers()) if (worker !== except) this.send(worker, message);
   }
 }

@@ -1,0 +1,289 @@
+import { randomBytes } from "node:crypto";
+import { decode, encode } from "notepack.io";
+import type { Config } from "../../config/schema";
+import type { Logger } from "../../observability/logger";
+import { ADAPTER_SOURCE, MessageType, type AdapterMessage, type ClusterRelay } from "../cluster/relay";
+import { channels, type Channels } from "./channels";
+import { createConnection, type RedisClient, type RedisTierStatus } from "./client";
+import { fromEmitterBroadcast, fromEmitterRequest } from "./emitter";
+
+/** A bridge announces itself this often, with the adapter uids of its host. */
+export const BRIDGE_HEARTBEAT_MS = 1_000;
+/**
+ * A bridge not heard from for this long is gone (host dead, or cut off from Redis): its adapters
+ * are closed on this host so pending requests settle. Kept under the cluster adapter's own 5 s
+ * request timeout so fetchSockets and serverSideEmit acks resolve rather than time out.
+ */
+export const BRIDGE_TIMEOUT_MS = 3_000;
+/**
+ * Messages kept while Redis is unreachable, then published when it is back. Beyond this they are
+ * dropped and counted: a long outage must not grow memory without bound.
+ */
+export const OUTBOX_LIMIT = 1_000;
+
+/** What travels on the bus: an adapter message, or a bridge heartbeat listing its host's adapters. */
+type Envelope =
+  | { b: string; m: AdapterMessage }
+  | { b: string; hb: Array<[uid: string, nsp: string]> };
+
+interface RemoteBridge {
+  lastSeen: number;
+  /** adapter uid -> namespace */
+  adapters: Map<string, string>;
+}
+
+export interface BridgeStats {
+  published: number;
+  received: number;
+  dropped: number;
+  queued: number;
+}
+
+/**
+ * The hosts tier in bridge mode, in the primary: connects the local bus (the {@link ClusterRelay})
+ * to every other host's over Redis, with one publishing and one subscribing connection whatever
+ * the worker count.
+ *
+ * - Requests, broadcasts and heartbeats from local workers go to one bus channel; every other
+ *   bridge relays them to all its workers. A bridge ignores its own messages, so nothing is
+ *   delivered twice.
+ * - A response is published only to the channel of the bridge whose host owns the requester
+ *   (learnt from the uids each bridge's messages and heartbeats carry), never to the bus.
+ * - A bridge whose heartbeat stops is gone: ADAPTER_CLOSE is synthesized for each of its adapters,
+ *   so local cluster adapters drop them from their server count and settle pending requests.
+ * - Broadcasts and requests a @socket.io/redis-emitter publishes on the redis-adapter channels are
+ *   translated into cluster adapter messages and relayed to every local worker.
+ */
+export class RedisBridge {
+  readonly id: string;
+  private readonly channels: Channels;
+  private readonly pub: RedisClient;
+  private readonly sub: RedisClient;
+  private readonly log: Logger;
+  private readonly remotes = new Map<string, RemoteBridge>();
+  /** adapter uid -> id of the bridge of its host, for routing responses. */
+  private readonly remoteOwners = new Map<string, string>();
+  private readonly outbox: Array<{ channel: string; payload: Buffer }> = [];
+  private readonly stats: BridgeStats = { published: 0, received: 0, dropped: 0, queued: 0 };
+  private pubUp = false;
+  private subUp = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
+  private subscribed = false;
+
+  constructor(
+    config: Config,
+    logger: Logger,
+    private readonly relay: ClusterRelay,
+    private readonly onStatus: (status: RedisTierStatus) => void,
+  ) {
+    this.id = `${config.hostId}:${randomBytes(4).toString("hex")}`;
+    this.channels = channels(config.redisPrefix);
+    this.log = logger.child({ component: "redis-bridge", bridge: this.id });
+    this.pub = createConnection(config, logger, {
+      name: `sockfleet:${config.hostId}:pub`,
+      offlineQueue: false,
+      onStatus: (up) => {
+        this.pubUp = up;
+        if (up) this.flush();
+        this.reportStatus();
+      },
+    });
+    this.sub = createConnection(config, logger, {
+      name: `sockfleet:${config.hostId}:sub`,
+      offlineQueue: false,
+      onStatus: (up) => {
+        this.subUp = up;
+        // Subscribe once, on the first connect: node-redis restores subscriptions on reconnect
+        // (tested with Redis restarts). Subscribing before it (through the offline queue) crashes
+        // node-redis 4.7 in its reply queue when Redis was unreachable at start.
+        if (up && !this.subscribed) {
+          this.subscribed = true;
+          this.subscribe();
+        }
+        this.reportStatus();
+      },
+    });
+    relay.setUplink({
+      publish: (message) => this.send(this.channels.bus, { b: this.id, m: message }),
+      publishResponse: (message) => this.publishResponse(message),
+    });
+    this.timers.push(setInterval(() => this.heartbeat(), BRIDGE_HEARTBEAT_MS));
+    this.timers.push(setInterval(() => this.expire(), BRIDGE_HEARTBEAT_MS / 2));
+    for (const timer of this.timers) timer.unref();
+  }
+
+  status(): RedisTierStatus {
+    return this.pubUp && this.subUp ? "connected" : "degraded";
+  }
+
+  private reported: RedisTierStatus | undefined;
+
+  private reportStatus(): void {
+    const status = this.status();
+    if (status === this.reported) return;
+    this.reported = status;
+    this.log.info({ status, ...this.counters() }, "redis tier status");
+    this.onStatus(status);
+  }
+
+  counters(): Readonly<BridgeStats> {
+    return { ...this.stats, queued: this.outbox.length };
+  }
+
+  /** Stops heartbeats and closes both connections; other hosts notice by the heartbeat timeout. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const timer of this.timers) clearInterval(timer);
+    await Promise.all([this.pub, this.sub].map((c) => (c.isOpen ? c.disconnect().catch(() => undefined) : undefined)));
+  }
+
+  private subscribe(): void {
+    const onError = (what: string) => (err: unknown) => this.log.error({ err, what }, "redis subscribe failed");
+    this.sub.subscribe(this.channels.bus, (raw) => this.onBus(raw), true).catch(onError("bus"));
+    this.sub.subscribe(this.channels.responses(this.id), (raw) => this.onResponse(raw), true).catch(onError("responses"));
+    this.sub
+      .pSubscribe(this.channels.emitterBroadcasts, (raw, channel) => this.onEmitterBroadcast(raw, channel.toString()), true)
+      .catch(onError("emitter broadcasts"));
+    this.sub
+      .pSubscribe(this.channels.emitterRequests, (raw, channel) => this.onEmitterRequest(raw, channel.toString()), true)
+      .catch(onError("emitter requests"));
+  }
+
+  private publishResponse(message: AdapterMessage & { requesterUid: string }): void {
+    const bridge = this.remoteOwners.get(message.requesterUid);
+    // The requester is unknown: it is gone, and its request with it.
+    if (bridge === undefined) return;
+    this.send(this.channels.responses(bridge), { b: this.id, m: message });
+  }
+
+  private heartbeat(): void {
+    if (!this.pubUp) return; // a stale heartbeat is worthless: never queued
+    const hb = this.relay.localAdapters().map(({ uid, nsp }) => [uid, nsp] as [string, string]);
+    this.publishNow(this.channels.bus, encode({ b: this.id, hb } satisfies Envelope));
+  }
+
+  private send(channel: string, envelope: Envelope): void {
+    const payload = encode(envelope);
+    if (this.pubUp && this.outbox.length === 0) return this.publishNow(channel, payload);
+    if (this.outbox.length >= OUTBOX_LIMIT) {
+      this.stats.dropped++;
+      if (this.stats.dropped === 1 || this.stats.dropped % 1000 === 0) {
+        this.log.warn({ dropped: this.stats.dropped, limit: OUTBOX_LIMIT }, "redis unreachable and outbox full: dropping cross-host messages");
+      }
+      return;
+    }
+    this.outbox.push({ channel, payload });
+  }
+
+  private publishNow(channel: string, payload: Buffer): void {
+    this.stats.published++;
+    // No retry on failure: the message may already have been delivered, and a retry would duplicate it.
+    this.pub.publish(channel, payload).catch((err: unknown) => {
+      this.stats.dropped++;
+      this.log.debug({ err }, "redis publish failed");
+    });
+  }
+
+  private flush(): void {
+    const pending = this.outbox.splice(0);
+    if (pending.length > 0) this.log.info({ messages: pending.length }, "redis back: publishing queued messages");
+    for (const { channel, payload } of pending) this.publishNow(channel, payload);
+  }
+
+  private decodeEnvelope(raw: Buffer): Envelope | undefined {
+    try {
+      const envelope = decode(raw) as Envelope;
+      return typeof envelope?.b === "string" ? envelope : undefined;
+    } catch (err) {
+      this.log.warn({ err }, "undecodable message on the bridge bus");
+      return undefined;
+    }
+  }
+
+  private onBus(raw: Buffer): void {
+    const envelope = this.decodeEnvelope(raw);
+    if (!envelope || envelope.b === this.id) return;
+    this.stats.received++;
+    const remote = this.seen(envelope.b);
+    if ("hb" in envelope) return this.onHeartbeat(envelope.b, remote, envelope.hb);
+    const message: AdapterMessage = { ...envelope.m, source: ADAPTER_SOURCE };
+    if (message.type === MessageType.ADAPTER_CLOSE) {
+      remote.adapters.delete(message.uid);
+      this.remoteOwners.delete(message.uid);
+    } else {
+      remote.adapters.set(message.uid, message.nsp);
+      this.remoteOwners.set(message.uid, envelope.b);
+    }
+    this.relay.deliverRemote(message);
+  }
+
+  private onResponse(raw: Buffer): void {
+    const envelope = this.decodeEnvelope(raw);
+    if (!envelope || !("m" in envelope)) return;
+    this.stats.received++;
+    const remote = this.seen(envelope.b);
+    remote.adapters.set(envelope.m.uid, envelope.m.nsp);
+    this.remoteOwners.set(envelope.m.uid, envelope.b);
+    this.relay.deliverResponse({ ...envelope.m, source: ADAPTER_SOURCE } as AdapterMessage);
+  }
+
+  /**
+   * A heartbeat lists every adapter of that host. New ones are announced to local workers at once
+   * (so server counts are right without waiting for the adapters' own 5 s heartbeats); ones that
+   * vanished without a departure message are closed.
+   */
+  private onHeartbeat(bridge: string, remote: RemoteBridge, adapters: Array<[string, string]>): void {
+    const listed = new Set<string>();
+    for (const [uid, nsp] of adapters) {
+      listed.add(uid);
+      if (remote.adapters.has(uid)) continue;
+      remote.adapters.set(uid, nsp);
+      this.remoteOwners.set(uid, bridge);
+      this.relay.deliverRemote({ source: ADAPTER_SOURCE, uid, nsp, type: MessageType.HEARTBEAT });
+    }
+    for (const [uid, nsp] of remote.adapters) {
+      if (!listed.has(uid)) this.closeAdapter(remote, uid, nsp);
+    }
+  }
+
+  private seen(bridge: string): RemoteBridge {
+    let remote = this.remotes.get(bridge);
+    if (!remote) {
+      remote = { lastSeen: Date.now(), adapters: new Map() };
+      this.remotes.set(bridge, remote);
+      this.log.info({ remote: bridge }, "host joined");
+    }
+    remote.lastSeen = Date.now();
+    return remote;
+  }
+
+  private expire(): void {
+    const now = Date.now();
+    for (const [bridge, remote] of this.remotes) {
+      if (now - remote.lastSeen <= BRIDGE_TIMEOUT_MS) continue;
+      this.log.warn({ remote: bridge, reason: "heartbeat timed out", silentMs: now - remote.lastSeen, adapters: remote.adapters.size }, "host left");
+      for (const [uid, nsp] of remote.adapters) this.closeAdapter(remote, uid, nsp);
+      this.remotes.delete(bridge);
+    }
+  }
+
+  private closeAdapter(remote: RemoteBridge, uid: string, nsp: string): void {
+    remote.adapters.delete(uid);
+    this.remoteOwners.delete(uid);
+    this.relay.deliverRemote({ source: ADAPTER_SOURCE, uid, nsp, type: MessageType.ADAPTER_CLOSE });
+  }
+
+  private onEmitterBroadcast(raw: Buffer, channel: string): void {
+    if (!this.channels.parseBroadcast(channel)) return;
+    const message = fromEmitterBroadcast(raw);
+    if (message) this.relay.deliverRemote(message);
+  }
+
+  private onEmitterRequest(raw: Buffer, channel: string): void {
+    const nsp = this.channels.parseRequest(channel);
+    const message = nsp === undefined ? undefined : fromEmitterRequest(nsp, raw);
+    if (message) this.relay.deliverRemote(message);
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Redis channel names. The `${prefix}#…` and `${prefix}-request#…` names are those of
+ * @socket.io/redis-adapter and @socket.io/redis-emitter (so a stock emitter reaches us); sockfleet's
+ * own bridge traffic lives under `${prefix}-sockfleet#…`, which neither of them reads.
+ */
+export interface Channels {
+  /** Every bridge publishes its hosts' adapter requests, broadcasts and heartbeats here. */
+  bus: string;
+  /** Responses addressed to one bridge's workers. */
+  responses(bridgeId: string): string;
+  /** Pattern of the emitter's broadcast channels: `${prefix}#${nsp}#` and `${prefix}#${nsp}#${room}#`. */
+  emitterBroadcasts: string;
+  /** Pattern of the emitter's request channels: `${prefix}-request#${nsp}#`. */
+  emitterRequests: string;
+  /** Namespace and room of an emitter broadcast channel, undefined when it is not one. */
+  parseBroadcast(channel: string): { nsp: string; room: string } | undefined;
+  /** Namespace of an emitter request channel, undefined when it is not one. */
+  parseRequest(channel: string): string | undefined;
+}
+
+export function channels(prefix: string): Channels {
+  const broadcastHead = `${prefix}#`;
+  const requestHead = `${prefix}-request#`;
+  return {
+    bus: `${prefix}-sockfleet#bus#`,
+    responses: (bridgeId) => `${prefix}-sockfleet#to#${bridgeId}#`,
+    emitterBroadcasts: `${escapeGlob(broadcastHead)}*`,
+    emitterRequests: `${escapeGlob(requestHead)}*`,
+    parseBroadcast(channel) {
+      if (!channel.startsWith(broadcastHead) || !channel.endsWith("#")) return undefined;
+      // Namespaces start with "/" and hold no "#"; the room is everything after it (it may hold "#").
+      const rest = channel.slice(broadcastHead.length, -1);
+      const cut = rest.indexOf("#");
+      if (cut === -1) return { nsp: rest, room: "" };
+      return { nsp: rest.slice(0, cut), room: rest.slice(cut + 1) };
+    },
+    parseRequest(channel) {
+      if (!channel.startsWith(requestHead) || !channel.endsWith("#")) return undefined;
+      return channel.slice(requestHead.length, -1);
+    },
+  };
+}
+
+/** Escapes Redis glob characters so a prefix like "app[1]" matches only itself. */
+function escapeGlob(text: string): string {
+  return text.replace(/[\\*?[\]^]/g, (c) => `\\${c}`);
+}

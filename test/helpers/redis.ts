@@ -1,0 +1,136 @@
+import type { ChildProcess } from "node:child_process";
+import net from "node:net";
+import os from "node:os";
+import { createClient } from "redis";
+import { killTree, spawnTracked, waitForExit } from "./processes";
+import { waitUntil } from "./wait";
+
+/** A free TCP port on 127.0.0.1 (closed again at once; the caller binds it next). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Sends one command to the redis-server on `port` with redis-cli semantics; returns the reply. */
+export async function redisCommand(port: number, ...args: string[]): Promise<unknown> {
+  const client = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false } });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return await client.sendCommand(args);
+  } finally {
+    await client.disconnect();
+  }
+}
+
+/** Parses an INFO section ("a:1\r\nb:2") into numbers and strings. */
+export function parseInfo(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const cut = line.indexOf(":");
+    if (cut > 0 && !line.startsWith("#")) out.set(line.slice(0, cut), line.slice(cut + 1));
+  }
+  return out;
+}
+
+/**
+ * A real redis-server on a free port of 127.0.0.1 (never 6379), without persistence, run as its
+ * own process and stopped by PID. It can be stopped and started again on the same port, for the
+ * Redis restart tests.
+ */
+export class RedisServer {
+  private child?: ChildProcess;
+
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: string[],
+  ) {}
+
+  static async start(extraArgs: string[] = []): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), extraArgs);
+    await server.resume();
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Starts (again) on the same port and waits until it answers PING. */
+  async resume(): Promise<void> {
+    if (this.running) return;
+    this.child = spawnTracked("redis-server", [
+      "--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...this.extraArgs,
+    ]);
+    const child = this.child;
+    await waitUntil(`redis-server on port ${this.port} to answer PING`, async () => {
+      if (child.exitCode !== null) throw new Error(`redis-server on port ${this.port} exited with ${child.exitCode}`);
+      return (await redisCommand(this.port, "PING").catch(() => undefined)) === "PONG";
+    }, 10_000, 20);
+  }
+
+  /** Kills the server (SIGKILL: like a crash, clients see their connections drop). */
+  async stop(): Promise<void> {
+    if (!this.child) return;
+    const child = this.child;
+    this.child = undefined;
+    await killTree(child);
+    await waitForExit(child, 5_000);
+  }
+
+  command(...args: string[]): Promise<unknown> {
+    return redisCommand(this.port, ...args);
+  }
+
+  /** CLIENT LIST entries whose name starts with `prefix`. */
+  async clients(prefix = "sockfleet:"): Promise<string[]> {
+    const list = String(await this.command("CLIENT", "LIST"));
+    return list.split("\n").filter((line) => new RegExp(`\\bname=${prefix}`).test(line));
+  }
+
+  async info(section: string): Promise<Map<string, string>> {
+    return parseInfo(String(await this.command("INFO", section)));
+  }
+}
+
+/** A 3-node Redis Cluster (no replicas) built from `redis-server --cluster-enabled yes` processes. */
+export class RedisCluster {
+  private constructor(readonly nodes: RedisServer[]) {}
+
+  static async start(): Promise<RedisCluster> {
+    const nodes: RedisServer[] = [];
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      // Cluster state files go to a fresh name per port; cwd is the system temp dir.
+      nodes.push(await RedisServer.start(["--cluster-enabled", "yes", "--dir", os.tmpdir(), "--cluster-config-file", `sockfleet-test-nodes-${port}-${process.pid}.conf`]));
+    }
+    const create = spawnTracked("redis-cli", [
+      "--cluster", "create", ...nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-replicas", "0", "--cluster-yes",
+    ]);
+    const { code } = await waitForExit(create, 20_000);
+    if (code !== 0) throw new Error(`redis-cli --cluster create exited with ${code}`);
+    await waitUntil("the cluster to report state ok", async () => {
+      const states = await Promise.all(nodes.map(async (n) => parseInfo(String(await n.command("CLUSTER", "INFO"))).get("cluster_state")));
+      return states.every((s) => s === "ok");
+    }, 15_000, 100);
+    return new RedisCluster(nodes);
+  }
+
+  get url(): string {
+    return this.nodes[0].url;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()));
+  }
+}

@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
+import { startHosts, waitForFleet } from "./helpers/hosts";
+import { killTree } from "./helpers/processes";
+import { RedisServer } from "./helpers/redis";
+import type { SockfleetHost } from "./helpers/sockfleet";
+import { waitUntil } from "./helpers/wait";
+
+async function readiness(host: SockfleetHost): Promise<{ code: number; body: { status: string; redis?: string } }> {
+  const res = await host.fetch("/readyz");
+  return { code: res.status, body: (await res.json()) as { status: string; redis?: string } };
+}
+
+/** Sequence numbers of the "event" broadcasts a client receives. */
+function sequences(client: Client): number[] {
+  const seen: number[] = [];
+  client.on("event", (payload: unknown) => {
+    if (typeof payload === "object" && payload !== null && "seq" in payload) seen.push((payload as { seq: number }).seq);
+  });
+  return seen;
+}
+
+describe("the hosts tier when Redis or a host fails", function () {
+  this.timeout(40_000);
+  let redis: RedisServer;
+  let hosts: SockfleetHost[] = [];
+  let clients: Client[] = [];
+
+  beforeEach(async () => {
+    redis = await RedisServer.start();
+  });
+  afterEach(async () => {
+    closeClients(clients.splice(0));
+    for (const host of hosts.splice(0)) await host.stop();
+    await redis.stop();
+  });
+
+  for (const mode of ["bridge", "adapter"] as const) {
+  it(`starts without Redis, serves its host with the Redis tier reported degraded, and joins the fleet when Redis appears (${mode} mode)`, async () => {
+    await redis.stop();
+    hosts = await startHosts(redis.url, mode, 2, 2, ["--redis-connect-timeout", "500"]);
+    for (const host of hosts) {
+      const { code, body } = await readiness(host);
+      assert.equal(code, 200);
+      assert.deepEqual(body, { status: "ready", redis: "degraded" });
+    }
+    await redis.resume();
+    for (const host of hosts) {
+      await waitUntil(`${host.url} to report Redis connected`, async () => (await readiness(host).catch(() => undefined))?.body.redis === "connected");
+    }
+    await waitForFleet(hosts, 4);
+  });
+  }
+
+  it("keeps delivering inside a host while Redis restarts, and resumes across hosts within 2 s without duplicates (bridge mode)", async () => {
+    hosts = await startHosts(redis.url, "bridge");
+    await waitForFleet(hosts, 4);
+    const [sender, local, remote] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[0].url), connect(hosts[1].url)]));
+    assert.equal((await whoami(remote)).host, "host-b");
+    const atLocal = sequences(local);
+    const atRemote = sequences(remote);
+    let seq = 0;
+    const traffic = setInterval(() => void request(sender, "broadcast", { seq: ++seq }).catch(() => undefined), 20);
+    try {
+      await waitUntil("cross-host traffic to flow", () => atRemote.length >= 5);
+      await redis.stop();
+      const cut = seq;
+      await waitUntil("local delivery to go on while Redis is down", () => atLocal.some((s) => s > cut + 25));
+      await redis.resume();
+      const back = Date.now();
+      const resumedAt = seq;
+      await waitUntil("cross-host delivery to resume", () => atRemote.some((s) => s > resumedAt), 2_000, 10);
+      const resumedWithin = Date.now() - back;
+      assert.ok(resumedWithin <= 2_000, `resumed after ${resumedWithin} ms`);
+    } finally {
+      clearInterval(traffic);
+    }
+    const last = seq;
+    await waitUntil("the last message to reach both hosts", () => atLocal.includes(last) && atRemote.includes(last));
+    assert.deepEqual(atLocal, Array.from({ length: last }, (_, i) => i + 1), "local delivery never stopped nor repeated");
+    assert.equal(new Set(atRemote).size, atRemote.length, "no duplicate across hosts");
+  });
+
+  it("queues at most 1,000 cross-host messages while Redis is down, counts the ones it drops, and publishes the rest when it is back (bridge mode)", async () => {
+    hosts = await startHosts(redis.url, "bridge");
+    await waitForFleet(hosts, 4);
+    const [sender] = (clients = await Promise.all([connect(hosts[0].url)]));
+    await redis.stop();
+    await hosts[0].waitForLog((l) => l.msg === "redis tier status" && l.status === "degraded");
+    const from = hosts[0].logs.length;
+    for (let batch = 0; batch < 15; batch++) {
+      await Promise.all(Array.from({ length: 100 }, (_, i) => request(sender, "broadcast", batch * 100 + i)));
+    }
+    await redis.resume();
+    const flushed = await hosts[0].waitForLog((l) => l.msg === "redis back: publishing queued messages", 10_000, from);
+    assert.equal(flushed.messages, 1_000);
+    const status = await hosts[0].waitForLog((l) => l.msg === "redis tier status" && l.status === "connected", 10_000, from);
+    assert.ok((status.dropped as number) >= 500, `dropped ${String(status.dropped)}`);
+  });
+
+  it("notices a SIGKILLed host within the heartbeat timeout and settles a cross-host fetchSockets waiting on it (bridge mode)", async () => {
+    hosts = await startHosts(redis.url, "bridge");
+    await waitForFleet(hosts, 4);
+    const [asker, other] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[0].url), connect(hosts[1].url)]));
+    const dead = hosts.pop()!;
+    await killTree(dead.child);
+    const started = Date.now();
+    const sockets = (await asker.timeout(10_000).emitWithAck("fetch", null)) as Array<{ id: string }>;
+    const settledAfter = Date.now() - started;
+    assert.deepEqual(sockets.map((s) => s.id).sort(), [asker.id, other.id].sort());
+    // Bridge heartbeat timeout (3 s) plus one check, well before the cluster adapter's 5 s request timeout.
+    assert.ok(settledAfter < 4_500, `settled after ${settledAfter} ms`);
+    await hosts[0].waitForLog((l) => l.msg === "host left");
+  });
+});

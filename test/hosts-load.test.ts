@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
+import { record } from "./helpers/fleet";
+import { startHosts, waitForFleet, type RedisMode } from "./helpers/hosts";
+import { RedisServer } from "./helpers/redis";
+import type { SockfleetHost } from "./helpers/sockfleet";
+import { waitUntil } from "./helpers/wait";
+
+const BROADCASTS = 50;
+
+/** PUBLISH calls so far, from INFO commandstats (no MONITOR). */
+async function publishCalls(redis: RedisServer): Promise<number> {
+  const stats = await redis.info("commandstats");
+  const publish = stats.get("cmdstat_publish") ?? "calls=0";
+  return Number(/calls=(\d+)/.exec(publish)![1]);
+}
+
+/**
+ * Subscriber connections a broadcast on "/" reaches: in bridge mode those of the bus channel (one
+ * per host); in adapter mode every connection holding a pattern subscription (one per worker,
+ * each on `socket.io#/#*`).
+ */
+async function receivers(redis: RedisServer, mode: RedisMode): Promise<number> {
+  if (mode === "bridge") {
+    const reply = (await redis.command("PUBSUB", "NUMSUB", "socket.io-sockfleet#bus#")) as [string, number];
+    return Number(reply[1]);
+  }
+  return (await redis.clients()).filter((line) => /\bpsub=[1-9]/.test(line)).length;
+}
+
+/**
+ * The Redis load of each mode, measured: connections per host (CLIENT LIST) and Redis deliveries
+ * per broadcast (PUBLISH calls from commandstats deltas times the subscribers each reaches).
+ */
+describe("Redis load per host and per broadcast", function () {
+  this.timeout(90_000);
+  const figures: string[] = [];
+  let redis: RedisServer;
+  let hosts: SockfleetHost[] = [];
+  let clients: Client[] = [];
+
+  before(async () => {
+    redis = await RedisServer.start();
+  });
+  afterEach(async () => {
+    closeClients(clients.splice(0));
+    for (const host of hosts.splice(0)) assert.equal(await host.stop(), 0);
+  });
+  after(async () => {
+    await redis.stop();
+    // The figures the README quotes; printed so CI logs keep them.
+    console.log(`      Redis load, 2 hosts:\n${figures.map((f) => `        ${f}`).join("\n")}`);
+  });
+
+  for (const workers of [2, 4]) {
+    for (const mode of ["bridge", "adapter"] as const) {
+      it(`${mode} mode, 2 hosts x ${workers} workers: ${mode === "bridge" ? "at most 2 connections per host and one delivery per host" : "2 connections per worker and one delivery per worker"} for each broadcast`, async () => {
+        hosts = await startHosts(redis.url, mode, 2, workers);
+        await waitForFleet(hosts, 2 * workers);
+        const perHost = await Promise.all(["host-a", "host-b"].map(async (id) => (await redis.clients(`sockfleet:${id}:`)).length));
+
+        clients = await Promise.all([connect(hosts[0].url), connect(hosts[1].url)]);
+        const [sender, remote] = clients;
+        assert.equal((await whoami(remote)).host, "host-b");
+        const seen = record([remote], "event");
+        const before = await publishCalls(redis);
+        for (let i = 0; i < BROADCASTS; i++) await request(sender, "broadcast", i);
+        await waitUntil("every broadcast to reach the other host", () => seen.get(remote)!.length === BROADCASTS);
+        const publishes = (await publishCalls(redis)) - before;
+        const reach = await receivers(redis, mode);
+        const perBroadcast = Math.round(((publishes - 0) / BROADCASTS) * reach * 100) / 100;
+        figures.push(`${mode} 2x${workers}: connections per host ${perHost.join("/")}, PUBLISH per broadcast ${(publishes / BROADCASTS).toFixed(2)}, subscribers reached ${reach}, deliveries per broadcast ~${perBroadcast}`);
+
+        if (mode === "bridge") {
+          for (const count of perHost) assert.ok(count <= 2, `bridge mode holds ${count} connections on one host`);
+          assert.equal(reach, 2);
+        } else {
+          for (const count of perHost) assert.equal(count, 2 * workers);
+          assert.equal(reach, 2 * workers);
+        }
+        // One PUBLISH per broadcast, plus the bridges' 1/s heartbeats over the measuring window.
+        assert.ok(publishes / BROADCASTS < 1.2, `${publishes} PUBLISH calls for ${BROADCASTS} broadcasts`);
+      });
+    }
+  }
+});
