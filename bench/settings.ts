@@ -1,0 +1,53 @@
+/** Scenario sizes for the quick (smoke, about a minute) and full (under 15 minutes) runs. */
+export interface Settings {
+  mode: "quick" | "full";
+  loadgens: number;
+  broadcast: {
+    subscribers: number;
+    senders: number;
+    /** Offered broadcasts per second; steps of about sqrt(2) so that half a rate is two steps back. */
+    rates: number[];
+    stepMs: number;
+    drainMs: number;
+    payloadBytes: number;
+  };
+  rooms: { roomSize: number; rates: number[]; stepMs: number };
+  storm: { websocket: number; polling: number; concurrency: number; timeoutMs: number };
+  idle: { count: number; settleMs: number };
+  /** Largest idle count: ramp in batches until a failure, the cap or the time budget. */
+  maxIdle: { cap: number; batch: number; perGenerator: number; budgetMs: number } | undefined;
+  redisAccounting: { clients: number; broadcasts: number; rate: number };
+  /** Stop starting new steps after this much wall time. */
+  budgetMs: number;
+}
+
+export const QUICK: Settings = {
+  mode: "quick",
+  loadgens: 2,
+  broadcast: { subscribers: 100, senders: 4, rates: [100, 400], stepMs: 1000, drainMs: 1000, payloadBytes: 32 },
+  rooms: { roomSize: 5, rates: [500], stepMs: 1000 },
+  storm: { websocket: 100, polling: 40, concurrency: 20, timeoutMs: 5000 },
+  idle: { count: 500, settleMs: 800 },
+  maxIdle: undefined,
+  redisAccounting: { clients: 20, broadcasts: 50, rate: 100 },
+  budgetMs: 110_000,
+};
+
+export const FULL: Settings = {
+  mode: "full",
+  loadgens: 2,
+  broadcast: {
+    subscribers: 1000,
+    senders: 10,
+    rates: [25, 50, 100, 141, 200, 283, 400, 566, 800, 1131, 1600],
+    stepMs: 3000,
+    drainMs: 2000,
+    payloadBytes: 64,
+  },
+  rooms: { roomSize: 5, rates: [1000, 3000, 9000], stepMs: 3000 },
+  storm: { websocket: 2000, polling: 600, concurrency: 100, timeoutMs: 10_000 },
+  idle: { count: 5000, settleMs: 2000 },
+  maxIdle: { cap: 100_000, batch: 10_000, perGenerator: 18_000, budgetMs: 120_000 },
+  redisAccounting: { clients: 100, broadcasts: 200, rate: 100 },
+  budgetMs: 13 * 60_000,
+};
