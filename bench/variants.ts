@@ -24,6 +24,8 @@ export interface VariantDef {
   /** Processes per host that serve clients (workers). */
   workersPerHost: (workers: number) => number;
   redis: boolean;
+  /** Serves the polling transport (the raw ws ceiling does not). */
+  polling: boolean;
   /** Why the variant cannot run here, or undefined. */
   unavailable: () => string | undefined;
   command: (o: { workers: number; redisUrl: string | undefined }) => string[];
@@ -43,42 +45,42 @@ const sockfleet = (extra: (redisUrl: string | undefined) => string[]) => (o: { w
 
 export const VARIANTS: readonly VariantDef[] = [
   {
-    key: "plain", number: "1", label: "plain Socket.IO, 1 process", hosts: 1, workersPerHost: () => 1, redis: false,
+    key: "plain", number: "1", label: "plain Socket.IO, 1 process", hosts: 1, workersPerHost: () => 1, redis: false, polling: true,
     unavailable: () => undefined,
     command: () => [path.join(SERVERS, "plain.js"), "--port", "0", "--host", "127.0.0.1"],
   },
   {
-    key: "stock", number: "2", label: "stock: cluster + sticky + cluster-adapter", hosts: 1, workersPerHost: (w) => w, redis: false,
+    key: "stock", number: "2", label: "stock: cluster + sticky + cluster-adapter", hosts: 1, workersPerHost: (w) => w, redis: false, polling: true,
     unavailable: () => undefined,
     command: (o) => [path.join(SERVERS, "cluster-recipe.js"), "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--adapter", "cluster"],
   },
   {
-    key: "seed", number: "3", label: "seed: cluster + sticky + redis-adapter", hosts: 1, workersPerHost: (w) => w, redis: true,
+    key: "seed", number: "3", label: "seed: cluster + sticky + redis-adapter", hosts: 1, workersPerHost: (w) => w, redis: true, polling: true,
     unavailable: redisMissing,
     command: (o) => [path.join(SERVERS, "cluster-recipe.js"), "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--adapter", "redis", "--redis", o.redisUrl ?? ""],
   },
   {
-    key: "sockfleet", number: "4", label: "sockfleet, 1 host", hosts: 1, workersPerHost: (w) => w, redis: false,
+    key: "sockfleet", number: "4", label: "sockfleet, 1 host", hosts: 1, workersPerHost: (w) => w, redis: false, polling: true,
     unavailable: sockfleetMissing,
     command: sockfleet(() => []),
   },
   {
-    key: "sf-bridge", number: "5", label: "sockfleet, 2 hosts, bridge mode", hosts: 2, workersPerHost: (w) => w, redis: true,
+    key: "sf-bridge", number: "5", label: "sockfleet, 2 hosts, bridge mode", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,
     unavailable: () => sockfleetMissing() ?? redisMissing(),
     command: sockfleet((url) => ["--redis", url ?? "", "--redis-mode", "bridge"]),
   },
   {
-    key: "sf-adapter", number: "6", label: "sockfleet, 2 hosts, adapter mode", hosts: 2, workersPerHost: (w) => w, redis: true,
+    key: "sf-adapter", number: "6", label: "sockfleet, 2 hosts, adapter mode", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,
     unavailable: () => sockfleetMissing() ?? redisMissing(),
     command: sockfleet((url) => ["--redis", url ?? "", "--redis-mode", "adapter"]),
   },
   {
-    key: "seed-2h", number: "3b", label: "seed recipe, 2 hosts", hosts: 2, workersPerHost: (w) => w, redis: true,
+    key: "seed-2h", number: "3b", label: "seed recipe, 2 hosts", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,
     unavailable: redisMissing,
     command: (o) => [path.join(SERVERS, "cluster-recipe.js"), "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--adapter", "redis", "--redis", o.redisUrl ?? ""],
   },
   {
-    key: "rawws", number: "7", label: "raw ws broadcast (ceiling)", hosts: 1, workersPerHost: () => 1, redis: false,
+    key: "rawws", number: "7", label: "raw ws broadcast (ceiling)", hosts: 1, workersPerHost: () => 1, redis: false, polling: false,
     unavailable: () => undefined,
     command: () => [path.join(SERVERS, "rawws.js"), "--port", "0", "--host", "127.0.0.1"],
   },

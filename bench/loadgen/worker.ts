@@ -116,7 +116,9 @@ async function join(req: Extract<LoadgenRequest, { type: "join" }>): Promise<Joi
 
 async function whoami(req: Extract<LoadgenRequest, { type: "whoami" }>): Promise<Who[]> {
   const g = group(req.group);
-  const sample = g.conns.slice(0, req.sample);
+  // evenly spaced over the group, so every host a group spans is sampled
+  const step = Math.max(1, Math.floor(g.conns.length / Math.max(1, req.sample)));
+  const sample = g.conns.filter((_, i) => i % step === 0).slice(0, req.sample);
   const out: Who[] = [];
   await Promise.all(
     sample.map(async (c) => {

@@ -1,0 +1,148 @@
+/**
+ * `npm run bench [-- --quick] [--only plain,stock,...] [--workers N] [--out FILE]`
+ *
+ * Starts every available server variant, drives it from separate load-generator processes over
+ * loopback, and writes BENCHMARKS.md (full run) or bench/results/quick.md (quick run) with tables
+ * and SVG plots. Every process started is stopped by PID at the end, on error and on SIGINT.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { LoadGen } from "./lib/loadgen-handle.js";
+import { describeMachine } from "./lib/machine.js";
+import { installCleanup, stopAll } from "./lib/procs.js";
+import { TreeMeter } from "./lib/procstat.js";
+import { writeReport } from "./report/markdown.js";
+import type { RunResults, VariantStatus } from "./results.js";
+import type { BenchContext } from "./scenarios/common.js";
+import { runIdle, runMaxIdle } from "./scenarios/idle.js";
+import { runRedisAccounting } from "./scenarios/redis-accounting.js";
+import { runStorm } from "./scenarios/storm.js";
+import { runTraffic } from "./scenarios/traffic.js";
+import { FULL, QUICK } from "./settings.js";
+import { ROOT, RunningVariant, VARIANTS, type VariantDef } from "./variants.js";
+
+interface Args {
+  quick: boolean;
+  only: string[] | undefined;
+  workers: number;
+  out: string | undefined;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const value = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    if (i >= 0) return argv[i + 1];
+    const eq = argv.find((a) => a.startsWith(`${flag}=`));
+    return eq?.slice(flag.length + 1);
+  };
+  const known = new Set(["--quick", "--only", "--workers", "--out"]);
+  for (const a of argv) {
+    if (a.startsWith("--") && !known.has(a.split("=")[0]!)) throw new Error(`unknown option ${a}`);
+  }
+  const only = value("--only")?.split(",").map((s) => s.trim()).filter(Boolean);
+  return {
+    quick: argv.includes("--quick"),
+    only,
+    workers: Number(value("--workers") ?? os.availableParallelism()),
+    out: value("--out"),
+  };
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  installCleanup();
+  const settings = args.quick ? QUICK : FULL;
+  const t0 = performance.now();
+  const log = (line: string): void => {
+    process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
+  };
+  const machine = describeMachine(ROOT);
+  log(`sockfleet bench, ${settings.mode} run: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, Redis ${machine.redis}`);
+
+  const defs = VARIANTS.filter((d) => args.only === undefined || args.only.includes(d.key));
+  const statuses: VariantStatus[] = defs.map((d) => ({
+    key: d.key, number: d.number, label: d.label, hosts: d.hosts, workersPerHost: d.workersPerHost(args.workers),
+    available: d.unavailable() === undefined, reason: d.unavailable(),
+  }));
+  const results: RunResults = {
+    startedAt: new Date().toISOString(), seconds: 0, settings, workers: args.workers, machine, variants: statuses,
+    traffic: undefined, storm: [], idle: [], maxIdle: [], redisAccounting: [], skipped: [], errors: [],
+  };
+
+  const loadgens = Array.from({ length: settings.loadgens }, (_, i) => new LoadGen(i, `127.0.0.${2 + i}`));
+  const ctx: BenchContext = {
+    settings, workers: args.workers, loadgens,
+    loadgenMeter: new TreeMeter(() => loadgens.map((g) => g.pid)),
+    startedAt: t0, log,
+  };
+
+  const running: RunningVariant[] = [];
+  const started: VariantDef[] = [];
+  try {
+    for (const def of defs) {
+      const status = statuses.find((s) => s.key === def.key)!;
+      if (!status.available) {
+        log(`variant   ${def.key.padEnd(10)} not available: ${status.reason}`);
+        continue;
+      }
+      try {
+        running.push(await RunningVariant.start(def, args.workers));
+        started.push(def);
+        log(`variant   ${def.key.padEnd(10)} ready on port ${running.at(-1)!.hosts.map((h) => h.port).join(", ")}`);
+      } catch (err) {
+        status.available = false;
+        status.reason = `failed to start: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`;
+        log(`variant   ${def.key.padEnd(10)} not available: ${status.reason}`);
+      }
+    }
+
+    results.traffic = await runTraffic(ctx, running);
+    results.skipped.push(...results.traffic.skipped);
+    const storm = await runStorm(ctx, running);
+    results.storm = storm.rows;
+    results.skipped.push(...storm.skipped);
+    for (const rv of running.splice(0)) await rv.stop();
+
+    const acct = await runRedisAccounting(ctx, started);
+    results.redisAccounting = acct.rows;
+    results.skipped.push(...acct.skipped);
+
+    const idle = await runIdle(ctx, started);
+    results.idle = idle.rows;
+    results.skipped.push(...idle.skipped);
+
+    if (settings.maxIdle !== undefined) {
+      const target = started.find((d) => d.key === "sockfleet") ?? started.find((d) => d.key === "stock");
+      if (target) results.maxIdle.push(await runMaxIdle(ctx, target));
+    }
+  } catch (err) {
+    const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    results.errors.push(text);
+    log(`ERROR ${text}`);
+  } finally {
+    for (const rv of running) await rv.stop();
+    await Promise.all(loadgens.map((g) => g.stop()));
+    await stopAll();
+  }
+
+  results.seconds = (performance.now() - t0) / 1000;
+  const resultsDir = path.join(ROOT, "bench", "results");
+  fs.mkdirSync(resultsDir, { recursive: true });
+  fs.writeFileSync(path.join(resultsDir, `${settings.mode}.json`), `${JSON.stringify(results, null, 2)}\n`);
+  const out = args.out ?? (args.quick ? path.join(resultsDir, "quick.md") : path.join(ROOT, "BENCHMARKS.md"));
+  const plotsDir = args.quick ? path.join(resultsDir, "plots") : path.join(ROOT, "bench", "plots");
+  writeReport(results, out, plotsDir);
+  log(`wrote ${path.relative(ROOT, out)} in ${results.seconds.toFixed(0)} s${results.errors.length ? ` with ${results.errors.length} error(s)` : ""}`);
+  return results.errors.length === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    await stopAll();
+    process.exit(1);
+  },
+);

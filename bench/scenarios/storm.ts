@@ -1,0 +1,68 @@
+/**
+ * Connection storm: many new clients at once through each server's front door (the sticky primary
+ * for the cluster variants), WebSocket-only via the raw clients and polling-first via the real
+ * socket.io-client, as after a deploy.
+ */
+import { performance } from "node:perf_hooks";
+import { mergeHistograms, quantile } from "../lib/histogram.js";
+import type { RunningVariant } from "../variants.js";
+import { overBudget, sleep, type BenchContext } from "./common.js";
+
+export interface StormRow {
+  variant: string;
+  mode: "websocket" | "polling";
+  attempted: number;
+  ok: number;
+  failed: number;
+  seconds: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  serverCpu: number;
+  errors: string[];
+}
+
+export async function runStorm(ctx: BenchContext, running: readonly RunningVariant[]): Promise<{ rows: StormRow[]; skipped: string[] }> {
+  const s = ctx.settings.storm;
+  const rows: StormRow[] = [];
+  const skipped: string[] = [];
+  for (const mode of ["websocket", "polling"] as const) {
+    const count = mode === "websocket" ? s.websocket : s.polling;
+    for (const rv of running) {
+      if (!rv.alive() || (mode === "polling" && !rv.def.polling)) continue;
+      if (overBudget(ctx)) {
+        skipped.push(`storm ${mode} ${rv.def.key} (time budget)`);
+        continue;
+      }
+      const gens = ctx.loadgens;
+      rv.meter.begin();
+      const t0 = performance.now();
+      const parts = await Promise.all(
+        gens.map((g, i) =>
+          g.request({
+            type: "storm", mode, host: "127.0.0.1", port: rv.hosts[0]!.port,
+            count: Math.floor(count / gens.length) + (i < count % gens.length ? 1 : 0),
+            concurrency: Math.max(1, Math.floor(s.concurrency / gens.length)),
+            timeoutMs: s.timeoutMs, localAddress: g.localAddress,
+          }),
+        ),
+      );
+      const seconds = (performance.now() - t0) / 1000;
+      const serverCpu = rv.meter.cpuSince();
+      const lat = mergeHistograms(parts.map((p) => p.connectLatency));
+      const ok = parts.reduce((a, p) => a + p.ok, 0);
+      const failed = parts.reduce((a, p) => a + p.failed, 0);
+      const activeSeconds = Math.max(...parts.map((p) => p.ms)) / 1000;
+      const row: StormRow = {
+        variant: rv.def.key, mode, attempted: count, ok, failed, seconds,
+        perSecond: ok / activeSeconds,
+        p50: quantile(lat, 0.5) / 1000, p99: quantile(lat, 0.99) / 1000, serverCpu,
+        errors: [...new Set(parts.flatMap((p) => p.errors))].slice(0, 3),
+      };
+      rows.push(row);
+      ctx.log(`storm     ${rv.def.key.padEnd(10)} ${mode.padEnd(9)} ${ok}/${count} in ${activeSeconds.toFixed(2)} s = ${row.perSecond.toFixed(0)}/s  p99 ${row.p99.toFixed(0)} ms${failed ? `  FAILED ${failed}: ${row.errors.join("; ")}` : ""}`);
+      await sleep(300); // let the servers finish closing the storm's sockets before the next variant
+    }
+  }
+  return { rows, skipped };
+}
