@@ -10,6 +10,8 @@ export interface Settings {
     stepMs: number;
     drainMs: number;
     payloadBytes: number;
+    /** Unmeasured traffic per variant before the sweep (JIT, buffers, pools). */
+    warmupMs: number;
   };
   rooms: { roomSize: number; rates: number[]; stepMs: number };
   storm: { websocket: number; polling: number; concurrency: number; timeoutMs: number };
@@ -24,7 +26,7 @@ export interface Settings {
 export const QUICK: Settings = {
   mode: "quick",
   loadgens: 2,
-  broadcast: { subscribers: 100, senders: 4, rates: [100, 400], stepMs: 1000, drainMs: 1000, payloadBytes: 32 },
+  broadcast: { subscribers: 100, senders: 4, rates: [100, 400], stepMs: 1000, drainMs: 1000, payloadBytes: 32, warmupMs: 500 },
   rooms: { roomSize: 5, rates: [500], stepMs: 1000 },
   storm: { websocket: 100, polling: 40, concurrency: 20, timeoutMs: 5000 },
   idle: { count: 500, settleMs: 800 },
@@ -43,6 +45,7 @@ export const FULL: Settings = {
     stepMs: 3000,
     drainMs: 2000,
     payloadBytes: 64,
+    warmupMs: 2000,
   },
   rooms: { roomSize: 5, rates: [1000, 3000, 9000], stepMs: 3000 },
   storm: { websocket: 2000, polling: 600, concurrency: 100, timeoutMs: 10_000 },

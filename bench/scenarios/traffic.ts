@@ -49,6 +49,17 @@ export async function runTraffic(ctx: BenchContext, running: readonly RunningVar
     ctx.log(`connect   ${rv.def.key.padEnd(10)} ${info.ok}/${s.broadcast.subscribers} clients in ${(info.ms / 1000).toFixed(1)} s  [${out.spread[rv.def.key]}]${info.failed ? `  failed ${info.failed}: ${info.errors.join("; ")}` : ""}`);
   }
 
+  // warm-up, not recorded
+  for (const rv of running) {
+    const info = out.groups[rv.def.key]!;
+    await measureStep(ctx, rv, info, {
+      kind: "broadcast", rate: s.broadcast.rates[Math.min(1, s.broadcast.rates.length - 1)]!, durationMs: s.broadcast.warmupMs,
+      drainMs: s.broadcast.drainMs, senders: s.broadcast.senders, payloadBytes: s.broadcast.payloadBytes,
+      fanout: (conns) => conns, roomPrefix: "", roomCount: 1,
+    });
+  }
+  ctx.log(`warm-up   done`);
+
   // broadcast sweep
   const saturated = new Set<string>();
   for (let step = 0; step < s.broadcast.rates.length; step++) {

@@ -1,0 +1,176 @@
+/** The issue's targets, evaluated on one run's results: reported (met / missed by how much), never asserted. */
+import type { RunResults } from "../results.js";
+import type { StepResult } from "../scenarios/common.js";
+
+export interface TargetRow {
+  target: string;
+  measured: string;
+  status: string;
+}
+
+export function stepsOf(r: RunResults, variant: string, kind: "broadcast" | "room" = "broadcast"): StepResult[] {
+  const steps = kind === "broadcast" ? (r.traffic?.broadcast ?? []) : (r.traffic?.rooms ?? []);
+  return steps.filter((s) => s.variant === variant).sort((a, b) => a.rate - b.rate);
+}
+
+/** Highest offered broadcast rate at which every listed variant ran below saturation. */
+export function commonRate(r: RunResults, variants: readonly string[]): number | undefined {
+  const rates = r.settings.broadcast.rates.filter((rate) =>
+    variants.every((v) => stepsOf(r, v).some((s) => s.rate === rate && !s.saturated)),
+  );
+  return rates.at(-1);
+}
+
+export function stepAt(r: RunResults, variant: string, rate: number | undefined): StepResult | undefined {
+  return rate === undefined ? undefined : stepsOf(r, variant).find((s) => s.rate === rate);
+}
+
+/** Highest rate a variant sustained, and whether it saturated at all within the sweep. */
+export function sustained(r: RunResults, variant: string): { rate: number | undefined; saturated: boolean } {
+  const steps = stepsOf(r, variant);
+  const ok = steps.filter((s) => !s.saturated);
+  return { rate: ok.at(-1)?.rate, saturated: steps.some((s) => s.saturated) };
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(0)}%`;
+const has = (r: RunResults, v: string): boolean => r.variants.some((s) => s.key === v && s.available);
+
+function notMeasured(r: RunResults, ...variants: string[]): string {
+  const missing = variants.filter((v) => !has(r, v));
+  return missing.length > 0 ? `not measured: ${missing.join(", ")} not available` : "not measured";
+}
+
+export function evaluateTargets(r: RunResults): TargetRow[] {
+  const rows: TargetRow[] = [];
+
+  // 1. CPU per delivery at the same offered load below saturation
+  {
+    const rate = commonRate(r, ["sockfleet", "stock"]);
+    const sf = stepAt(r, "sockfleet", rate);
+    const st = stepAt(r, "stock", rate);
+    if (sf && st) {
+      const ratio = sf.cpuPerMillion / st.cpuPerMillion;
+      rows.push({
+        target: "server CPU per delivery, sockfleet 1 host <= 0.8x stock (same offered load, below saturation)",
+        measured: `${ratio.toFixed(2)}x at ${rate} broadcasts/s (${sf.cpuPerMillion.toFixed(1)} vs ${st.cpuPerMillion.toFixed(1)} CPU-s per million)`,
+        status: ratio <= 0.8 ? "met" : `missed by ${pct(ratio / 0.8 - 1)}`,
+      });
+    } else rows.push({ target: "server CPU per delivery, sockfleet 1 host <= 0.8x stock", measured: "-", status: notMeasured(r, "sockfleet", "stock") });
+  }
+
+  // 2. p99 at half of the stock recipe's saturation rate
+  {
+    const st = sustained(r, "stock");
+    const rates = r.settings.broadcast.rates;
+    let half: number | undefined;
+    if (st.rate !== undefined) {
+      const goal = st.rate / 2;
+      half = rates.reduce((best, x) => (Math.abs(Math.log(x / goal)) < Math.abs(Math.log(best / goal)) ? x : best), rates[0]!);
+    }
+    const sf = stepAt(r, "sockfleet", half);
+    const sk = stepAt(r, "stock", half);
+    if (sf && sk) {
+      const bound = st.saturated ? "" : " (stock never saturated in the sweep: its top rate stands in)";
+      rows.push({
+        target: "p99 latency at half the stock recipe's saturation rate: sockfleet <= stock",
+        measured: `${sf.p99.toFixed(1)} ms vs ${sk.p99.toFixed(1)} ms at ${half} broadcasts/s (stock sustained ${st.rate}/s)${bound}`,
+        status: sf.p99 <= sk.p99 ? "met" : `missed by ${pct(sf.p99 / sk.p99 - 1)}`,
+      });
+    } else rows.push({ target: "p99 latency at half the stock saturation rate: sockfleet <= stock", measured: "-", status: notMeasured(r, "sockfleet", "stock") });
+  }
+
+  // 3. Redis messages per broadcast, Redis CPU per broadcast
+  const acct = (v: string) => r.redisAccounting.find((a) => a.variant === v);
+  for (const [v, label, want] of [
+    ["sf-bridge", "bridge mode: Redis messages delivered per broadcast = hosts", (a: { hosts: number; workersPerHost: number }) => a.hosts],
+    ["sf-adapter", "adapter mode: Redis messages delivered per broadcast = hosts x workers", (a: { hosts: number; workersPerHost: number }) => a.hosts * a.workersPerHost],
+  ] as const) {
+    const a = acct(v);
+    if (a) {
+      const goal = want(a);
+      rows.push({
+        target: label,
+        measured: `${a.deliveredPerBroadcast.toFixed(2)} (goal ${goal}; ${a.publishesPerBroadcast.toFixed(2)} PUBLISH per broadcast)`,
+        status: Math.abs(a.deliveredPerBroadcast - goal) < 0.05 ? "met" : `missed: ${a.deliveredPerBroadcast.toFixed(2)} instead of ${goal}`,
+      });
+    } else rows.push({ target: label, measured: "-", status: notMeasured(r, v) });
+  }
+  {
+    const rate = commonRate(r, ["sf-bridge", "sf-adapter"]);
+    const b = stepAt(r, "sf-bridge", rate);
+    const a = stepAt(r, "sf-adapter", rate);
+    if (b && a && b.redisCpu !== undefined && a.redisCpu !== undefined && b.sent > 0 && a.sent > 0) {
+      const bc = b.redisCpu / b.sent;
+      const ac = a.redisCpu / a.sent;
+      const w = r.workers;
+      rows.push({
+        target: `Redis CPU per broadcast, bridge <= 1/W of adapter mode (W = ${w})`,
+        measured: `${(bc * 1e6).toFixed(1)} vs ${(ac * 1e6).toFixed(1)} us at ${rate} broadcasts/s = ${(bc / ac).toFixed(2)}x`,
+        status: bc <= ac / w ? "met" : `missed by ${pct((bc / ac) * w - 1)}`,
+      });
+    } else rows.push({ target: "Redis CPU per broadcast, bridge <= 1/W of adapter mode", measured: "-", status: notMeasured(r, "sf-bridge", "sf-adapter") });
+  }
+
+  // 4. idle memory and count
+  {
+    const sf = r.idle.find((i) => i.variant === "sockfleet");
+    const plain = r.idle.find((i) => i.variant === "plain");
+    if (sf) {
+      const kb = sf.bytesPerConnection / 1000;
+      rows.push({
+        target: "idle connection memory <= 10 KB RSS per connection",
+        measured: `${kb.toFixed(1)} KB at ${sf.connections} connections${plain ? ` (plain Socket.IO ${(plain.bytesPerConnection / 1000).toFixed(1)} KB)` : ""}`,
+        status: kb <= 10 ? "met" : `missed by ${pct(kb / 10 - 1)}`,
+      });
+    } else rows.push({ target: "idle connection memory <= 10 KB RSS per connection", measured: plain ? `plain Socket.IO ${(plain.bytesPerConnection / 1000).toFixed(1)} KB` : "-", status: notMeasured(r, "sockfleet") });
+    const max = r.maxIdle.find((m) => m.variant === "sockfleet");
+    if (max) {
+      rows.push({
+        target: ">= 100k idle connections on this box",
+        measured: `${max.reached} (stopped by ${max.stoppedBy})`,
+        status: max.reached >= 100_000 ? "met" : `missed by ${pct(1 - max.reached / 100_000)}`,
+      });
+    } else {
+      const other = r.maxIdle[0];
+      rows.push({
+        target: ">= 100k idle connections on this box",
+        measured: other ? `${other.variant}: ${other.reached} (stopped by ${other.stoppedBy})` : "-",
+        status: r.settings.maxIdle === undefined ? "not measured in the quick run" : notMeasured(r, "sockfleet"),
+      });
+    }
+  }
+
+  // 5. storm
+  for (const mode of ["websocket", "polling"] as const) {
+    const sf = r.storm.find((s) => s.variant === "sockfleet" && s.mode === mode);
+    const st = r.storm.find((s) => s.variant === "stock" && s.mode === mode);
+    const label = `connection storm (${mode === "websocket" ? "WebSocket-only" : "polling-first"}): sockfleet >= stock connections/s`;
+    if (sf && st) {
+      const ratio = sf.perSecond / st.perSecond;
+      const failures = sf.failed > 0 ? `; ${sf.failed} sockfleet connections failed` : "";
+      rows.push({
+        target: label,
+        measured: `${sf.perSecond.toFixed(0)} vs ${st.perSecond.toFixed(0)} /s = ${ratio.toFixed(2)}x${failures}${st.failed ? `; ${st.failed} stock connections failed` : ""}`,
+        status: ratio >= 1 && sf.failed === 0 ? "met" : sf.failed > 0 ? "missed: connections failed" : `missed by ${pct(1 - ratio)}`,
+      });
+    } else rows.push({ target: label, measured: "-", status: notMeasured(r, "sockfleet", "stock") });
+  }
+
+  // 6. fraction of the raw ws ceiling
+  {
+    const rate = commonRate(r, ["sockfleet", "rawws"]);
+    const sf = stepAt(r, "sockfleet", rate);
+    const ws = stepAt(r, "rawws", rate);
+    const st = stepAt(r, "stock", commonRate(r, ["stock", "rawws"]));
+    const wsForStock = stepAt(r, "rawws", commonRate(r, ["stock", "rawws"]));
+    const stockText = st && wsForStock ? `; stock ${pct(st.deliveriesPerCpuSecond / wsForStock.deliveriesPerCpuSecond)}` : "";
+    if (sf && ws) {
+      rows.push({
+        target: "deliveries per CPU-second as a fraction of the raw ws ceiling (reported)",
+        measured: `sockfleet ${pct(sf.deliveriesPerCpuSecond / ws.deliveriesPerCpuSecond)} at ${rate} broadcasts/s${stockText}`,
+        status: "reported",
+      });
+    } else rows.push({ target: "deliveries per CPU-second as a fraction of the raw ws ceiling", measured: stockText ? stockText.slice(2) : "-", status: notMeasured(r, "sockfleet", "rawws") });
+  }
+  return rows;
+}
