@@ -1,0 +1,27 @@
+import type { Server } from "socket.io";
+import type { Logger } from "pino";
+
+/** What sockfleet hands to an app module, besides the Socket.IO server. */
+export interface AppContext {
+  /** Name of this host in the fleet (`--host-id`, default the machine's hostname). */
+  readonly host: string;
+  /** Id of this worker process, unique on its host while the primary runs. */
+  readonly worker: number;
+  /** Process id of this worker. */
+  readonly pid: number;
+  /** Structured logger bound to `{ role: "worker", host, worker, pid }`. */
+  readonly logger: Logger;
+  /** Serves the files of an absolute directory over HTTP at `/` (index.html for `/`). */
+  serveStatic(dir: string): void;
+}
+
+/**
+ * An app module's default export (ESM) or `module.exports` (CommonJS). It is called once per
+ * worker, after the Socket.IO server is attached and before the worker reports ready.
+ */
+export type App = (io: Server, ctx: AppContext) => void | Promise<void>;
+
+/** Identity helper that gives an app module full type inference: `export default defineApp((io, ctx) => ...)`. */
+export function defineApp(app: App): App {
+  return app;
+}

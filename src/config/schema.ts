@@ -1,0 +1,37 @@
+import os from "node:os";
+import { z } from "zod";
+
+/**
+ * Every setting sockfleet understands, with its default. This is the single source of truth:
+ * flags, environment variables and the config file are all mapped onto these keys and validated here.
+ */
+export const configSchema = z
+  .object({
+    /** TCP port of the public listener; 0 picks a free port (logged in the ready line). */
+    port: z.coerce.number().int().min(0).max(65535).default(3000),
+    /** Address the public listener binds to. */
+    host: z.string().min(1).default("0.0.0.0"),
+    /** Number of worker processes. */
+    workers: z.coerce.number().int().min(1).max(256).default(os.availableParallelism()),
+    /** Path of the app module; empty means the built-in chat app. */
+    app: z.string().optional(),
+    /** Name of this host in the fleet (used in logs, whoami and cross-host routing). */
+    hostId: z.string().min(1).max(128).default(os.hostname()),
+    /** Allowed browser origins for CORS; empty means same-origin only. */
+    corsOrigins: z.array(z.string().min(1)).default([]),
+    /** Largest accepted message, in bytes (Socket.IO's maxHttpBufferSize). */
+    maxHttpBufferSize: z.coerce.number().int().min(1024).max(100_000_000).default(1_000_000),
+    /** Socket.IO heartbeat settings, in milliseconds. */
+    pingInterval: z.coerce.number().int().min(100).max(600_000).default(25_000),
+    pingTimeout: z.coerce.number().int().min(100).max(600_000).default(20_000),
+    /** How long a graceful shutdown may take before stragglers are killed, in milliseconds. */
+    shutdownTimeout: z.coerce.number().int().min(100).max(600_000).default(10_000),
+    /** Redis URL (redis:// or rediss://); unset means a single host. */
+    redisUrl: z.string().url().optional(),
+    /** Log level. */
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  })
+  .strict();
+
+export type Config = Readonly<z.infer<typeof configSchema>>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,6 @@
+/** sockfleet's public API: the types and helpers app modules and embedders use. */
+export type { App, AppContext } from "./apps/types";
+export { defineApp } from "./apps/types";
+export type { Config, ConfigInput } from "./config/schema";
+export { loadConfig, ConfigError } from "./config/load";
+export { main } from "./main";

@@ -1,0 +1,39 @@
+/**
+ * The typed messages sockfleet's primary and workers exchange over the cluster IPC channel.
+ * Every message carries `sf` as its tag, so they never collide with the cluster adapter's own
+ * traffic (tagged `source: "_sio_adapter"`) that shares the channel.
+ */
+
+/** Primary -> worker. */
+export type ToWorker =
+  /** A TCP connection handed over with its socket handle; `head` holds the bytes already read. */
+  | { sf: "connection"; head: Uint8Array }
+  /** Whole-host readiness changed (served by every worker's /readyz). */
+  | { sf: "host-state"; ready: boolean }
+  /** Close the Socket.IO server (clients are told to reconnect) and exit. */
+  | { sf: "shutdown" };
+
+/** Worker -> primary. */
+export type ToPrimary =
+  /** The worker serves: app loaded, Socket.IO attached. */
+  | { sf: "ready" }
+  /** An Engine.IO session opened or closed on this worker (drives sticky routing and balancing). */
+  | { sf: "session"; sid: string; open: boolean }
+  /** Start-up failed for a reason a respawn cannot fix (for example the app module throws on load). */
+  | { sf: "fatal"; message: string };
+
+/** Environment variable through which the primary hands its validated config to each worker. */
+export const WORKER_CONFIG_ENV = "SOCKFLEET_WORKER_CONFIG";
+
+export type SockfleetMessage = ToWorker | ToPrimary;
+
+export function isSockfleetMessage(value: unknown): value is SockfleetMessage {
+  return typeof value === "object" && value !== null && typeof (value as { sf?: unknown }).sf === "string";
+}
+
+function ignore(): void {}
+
+/** Sends from a worker to its primary; a closed channel means the worker is exiting anyway. */
+export function sendToPrimary(message: ToPrimary): void {
+  if (process.connected && process.send) process.send(message, undefined, {}, ignore);
+}

@@ -1,0 +1,162 @@
+import net from "node:net";
+import type { Worker } from "node:cluster";
+import type { Logger } from "../observability/logger";
+import type { ToWorker } from "../ipc/messages";
+
+/** Largest request head the balancer reads before routing; longer heads are routed as they are. */
+const MAX_HEAD_BYTES = 16 * 1024;
+/** A handshake counts against its worker until its session opens, or this long at most. */
+const PENDING_TTL_MS = 10_000;
+/** A client that sends no complete request head within this time is dropped. */
+const HEAD_TIMEOUT_MS = 10_000;
+
+const SID_PATTERN = /[?&]sid=([\w-]{1,64})/;
+const EIO_PATTERN = /[?&]EIO=\d/;
+
+interface Load {
+  sessions: number;
+  /** Times at which handshakes were routed here whose sessions have not opened yet. */
+  pending: number[];
+}
+
+/** The first line of an HTTP request: `GET /socket.io/?EIO=4&sid=... HTTP/1.1`. */
+function requestLine(head: Buffer): string {
+  const end = head.indexOf("\r\n");
+  return head.toString("latin1", 0, end === -1 ? Math.min(head.length, 4096) : end);
+}
+
+/**
+ * Sticky, least-connection balancing at the TCP level, in the primary.
+ *
+ * Each connection's first request decides its worker: a request carrying an Engine.IO session id
+ * goes to the worker owning that session, anything else to the least-loaded worker. Two defects of
+ * the stock @socket.io/sticky are avoided here:
+ * - the socket handle stops reading before it is handed over, so bytes the client sends meanwhile
+ *   (a WebSocket client's CONNECT packet) stay in the kernel for the worker instead of being read
+ *   and discarded by the primary;
+ * - a handshake counts against its worker as soon as it is routed, not once its session opens, so
+ *   a burst of connects spreads instead of piling onto the worker that looked idlest.
+ */
+export class StickyBalancer {
+  readonly server: net.Server;
+  private readonly sessions = new Map<string, number>();
+  private readonly loads = new Map<number, Load>();
+  private rotation = 0;
+
+  constructor(
+    private readonly workers: () => Worker[],
+    private readonly logger: Logger,
+  ) {
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  /** Worker `id` can take connections from now on. */
+  addWorker(id: number): void {
+    this.loads.set(id, { sessions: 0, pending: [] });
+  }
+
+  /** Worker `id` is gone or draining: forget its sessions so their clients reconnect elsewhere. */
+  removeWorker(id: number): void {
+    this.loads.delete(id);
+    for (const [sid, owner] of this.sessions) if (owner === id) this.sessions.delete(sid);
+  }
+
+  sessionOpened(worker: number, sid: string): void {
+    const load = this.loads.get(worker);
+    if (!load) return;
+    this.sessions.set(sid, worker);
+    load.sessions++;
+    load.pending.shift();
+  }
+
+  sessionClosed(worker: number, sid: string): void {
+    if (this.sessions.get(sid) !== worker) return;
+    this.sessions.delete(sid);
+    const load = this.loads.get(worker);
+    if (load) load.sessions = Math.max(0, load.sessions - 1);
+  }
+
+  /** Sessions per worker id, for metrics and tests. */
+  sessionCounts(): Record<number, number> {
+    const counts: Record<number, number> = {};
+    for (const [id, load] of this.loads) counts[id] = load.sessions;
+    return counts;
+  }
+
+  private accept(socket: net.Socket): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    socket.setTimeout(HEAD_TIMEOUT_MS, () => socket.destroy());
+    socket.on("error", () => socket.destroy());
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      size += chunk.length;
+      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+      if (head.includes("\r\n\r\n") || size >= MAX_HEAD_BYTES) {
+        socket.off("data", onData);
+        this.route(socket, head);
+      }
+    };
+    socket.on("data", onData);
+  }
+
+  private route(socket: net.Socket, head: Buffer): void {
+    const line = requestLine(head);
+    const sid = SID_PATTERN.exec(line)?.[1];
+    const owner = sid === undefined ? undefined : this.sessions.get(sid);
+    const isHandshake = sid === undefined && EIO_PATTERN.test(line);
+    const worker = owner !== undefined ? this.liveWorker(owner) ?? this.pick() : this.pick();
+    if (!worker) {
+      socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    if (isHandshake) this.loads.get(worker.id)?.pending.push(Date.now());
+    this.handOver(socket, worker, head);
+  }
+
+  private liveWorker(id: number): Worker | undefined {
+    return this.loads.has(id) ? this.workers().find((w) => w.id === id) : undefined;
+  }
+
+  /** The worker with the fewest sessions plus handshakes in flight; ties rotate. */
+  private pick(): Worker | undefined {
+    const candidates = this.workers().filter((w) => this.loads.has(w.id));
+    if (candidates.length === 0) return undefined;
+    const now = Date.now();
+    let best: Worker | undefined;
+    let bestScore = Infinity;
+    for (let i = 0; i < candidates.length; i++) {
+      const worker = candidates[(this.rotation + i) % candidates.length];
+      const load = this.loads.get(worker.id)!;
+      while (load.pending.length > 0 && now - load.pending[0] > PENDING_TTL_MS) load.pending.shift();
+      const score = load.sessions + load.pending.length;
+      if (score < bestScore) {
+        best = worker;
+        bestScore = score;
+      }
+    }
+    this.rotation = (this.rotation + 1) % candidates.length;
+    return best;
+  }
+
+  private handOver(socket: net.Socket, worker: Worker, head: Buffer): void {
+    socket.setTimeout(0);
+    // Stop reading before the handle leaves: once sent, whatever the primary still reads from it
+    // is thrown away by Node, and the worker would never see it.
+    const handle = (socket as unknown as { _handle?: { readStop?: () => number } })._handle;
+    handle?.readStop?.();
+    socket.pause();
+    const message: ToWorker = { sf: "connection", head };
+    try {
+      worker.send(message, socket, (err: Error | null) => {
+        if (err) {
+          this.logger.warn({ err, worker: worker.id }, "hand-over failed; connection dropped");
+          socket.destroy();
+        }
+      });
+    } catch (err) {
+      this.logger.warn({ err, worker: worker.id }, "hand-over failed; connection dropped");
+      socket.destroy();
+    }
+  }
+}

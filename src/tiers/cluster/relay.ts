@@ -1,0 +1,66 @@
+import type { Worker } from "node:cluster";
+
+/** Tag the cluster adapter puts on its IPC messages. */
+export const ADAPTER_SOURCE = "_sio_adapter";
+/** socket.io-adapter's MessageType.ADAPTER_CLOSE: tells the others a node has left. */
+const ADAPTER_CLOSE = 13;
+
+/** The fields of a cluster adapter message the relay routes by. */
+export interface AdapterMessage {
+  source: typeof ADAPTER_SOURCE;
+  uid: string;
+  nsp: string;
+  type: number;
+  /** Set on responses: the adapter uid of the node that asked. */
+  requesterUid?: string;
+  [key: string]: unknown;
+}
+
+export function isAdapterMessage(value: unknown): value is AdapterMessage {
+  return typeof value === "object" && value !== null && (value as { source?: unknown }).source === ADAPTER_SOURCE;
+}
+
+function ignore(): void {}
+
+/**
+ * The local bus of the cores tier, in the primary: relays the cluster adapter's messages between
+ * workers. Requests and broadcasts go to every other worker; responses (fetchSockets and
+ * serverSideEmit replies, broadcast ack counts and acks) go only to the worker that asked.
+ * When a worker dies, the relay announces the departure of each of its adapters at once, so the
+ * requests waiting on it settle now rather than after the heartbeat timeout.
+ */
+export class ClusterRelay {
+  /** adapter uid -> the worker and namespace it lives in. */
+  private readonly owners = new Map<string, { worker: number; nsp: string }>();
+
+  constructor(private readonly workers: () => Worker[]) {}
+
+  /** Handles one message from a worker; returns false when it is not adapter traffic. */
+  onMessage(from: Worker, message: unknown): boolean {
+    if (!isAdapterMessage(message)) return false;
+    if (!this.owners.has(message.uid)) this.owners.set(message.uid, { worker: from.id, nsp: message.nsp });
+    if (message.requesterUid !== undefined) {
+      const owner = this.owners.get(message.requesterUid);
+      const target = owner && this.workers().find((w) => w.id === owner.worker);
+      target?.send(message, undefined, ignore);
+      return true;
+    }
+    this.broadcast(message, from.id);
+    return true;
+  }
+
+  /** Worker `id` exited: its adapters will never answer again. */
+  workerGone(id: number): void {
+    for (const [uid, owner] of this.owners) {
+      if (owner.worker !== id) continue;
+      this.owners.delete(uid);
+      this.broadcast({ source: ADAPTER_SOURCE, uid, nsp: owner.nsp, type: ADAPTER_CLOSE }, id);
+    }
+  }
+
+  private broadcast(message: AdapterMessage, except: number): void {
+    for (const worker of this.workers()) {
+      if (worker.id !== except && worker.isConnected()) worker.send(message, undefined, ignore);
+    }
+  }
+}

@@ -1,0 +1,93 @@
+import cluster from "node:cluster";
+import http from "node:http";
+import { createAdapter } from "@socket.io/cluster-adapter";
+import { Server, type ServerOptions } from "socket.io";
+import type { AppContext } from "../apps/types";
+import type { Config } from "../config/schema";
+import { isSockfleetMessage, sendToPrimary } from "../ipc/messages";
+import { createLogger, type Logger } from "../observability/logger";
+import { loadApp } from "./app-loader";
+import { ConnectionIntake } from "./handoff";
+import { WorkerHttp } from "./http";
+import { originGuard } from "./origin";
+
+/** Exit code of a worker whose start-up failed in a way a respawn cannot fix. */
+export const EXIT_FATAL_STARTUP = 78;
+
+function socketIoOptions(config: Config): Partial<ServerOptions> {
+  return {
+    adapter: createAdapter(),
+    serveClient: true,
+    maxHttpBufferSize: config.maxHttpBufferSize,
+    pingInterval: config.pingInterval,
+    pingTimeout: config.pingTimeout,
+    allowRequest: originGuard(config.corsOrigins),
+    cors: config.corsOrigins.length > 0 ? { origin: [...config.corsOrigins], credentials: true } : undefined,
+  };
+}
+
+/** Runs one worker: a Socket.IO server fed by the primary's balancer, running the app module. */
+export async function runWorker(config: Config): Promise<void> {
+  const workerId = cluster.worker?.id ?? 0;
+  const logger: Logger = createLogger(config.logLevel, { role: "worker", host: config.hostId, worker: workerId, pid: process.pid });
+
+  // A worker must never outlive its primary: without it nobody routes to or supervises us.
+  process.on("disconnect", () => process.exit(0));
+  process.on("uncaughtException", (err) => {
+    logger.fatal({ err }, "uncaught exception, worker exits");
+    process.exit(1);
+  });
+  process.on("unhandledRejection", (reason) => {
+    logger.error({ err: reason }, "unhandled promise rejection");
+  });
+
+  let hostReady = false;
+  let closing = false;
+  const routes = new WorkerHttp({ ready: () => hostReady, closing: () => closing });
+  const server = http.createServer(routes.handle);
+  const io = new Server(server, socketIoOptions(config));
+  const intake = new ConnectionIntake(server);
+
+  io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
+    sendToPrimary({ sf: "session", sid: socket.id, open: true });
+    socket.once("close", () => sendToPrimary({ sf: "session", sid: socket.id, open: false }));
+  });
+
+  const shutdown = async (): Promise<void> => {
+    if (closing) return;
+    closing = true;
+    logger.info("closing: clients are told to reconnect");
+    await io.close().catch(() => undefined);
+    await intake.drain(Math.min(1000, config.shutdownTimeout));
+    logger.info("closed");
+    process.exit(0);
+  };
+
+  process.on("message", (message: unknown) => {
+    if (!isSockfleetMessage(message)) return;
+    if (message.sf === "host-state") hostReady = message.ready;
+    else if (message.sf === "shutdown") void shutdown();
+  });
+  // A worker signalled directly (for example by a process manager) also closes gracefully.
+  process.on("SIGTERM", () => void shutdown());
+  process.on("SIGINT", () => undefined); // Ctrl-C reaches the whole group; the primary coordinates.
+
+  const ctx: AppContext = {
+    host: config.hostId,
+    worker: workerId,
+    pid: process.pid,
+    logger: logger.child({ component: "app" }),
+    serveStatic: (dir) => routes.serveStatic(dir),
+  };
+  try {
+    const app = await loadApp(config.app);
+    await app(io, ctx);
+  } catch (err) {
+    const message = `app module ${config.app ?? "(chat)"} failed to start: ${(err as Error)?.stack ?? String(err)}`;
+    logger.fatal({ err }, "app module failed to start");
+    sendToPrimary({ sf: "fatal", message });
+    process.exit(EXIT_FATAL_STARTUP);
+  }
+  sendToPrimary({ sf: "ready" });
+  logger.debug("worker ready");
+}
