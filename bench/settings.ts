@@ -26,12 +26,12 @@ export interface Settings {
 export const QUICK: Settings = {
   mode: "quick",
   loadgens: 2,
-  broadcast: { subscribers: 100, senders: 4, rates: [100, 400], stepMs: 1000, drainMs: 1000, payloadBytes: 32, warmupMs: 500 },
+  broadcast: { subscribers: 100, senders: 4, rates: [100, 400], stepMs: 1000, drainMs: 1000, payloadBytes: 32, warmupMs: 300 },
   rooms: { roomSize: 5, rates: [500], stepMs: 1000 },
   storm: { websocket: 100, polling: 40, concurrency: 20, timeoutMs: 5000 },
-  idle: { count: 500, settleMs: 800 },
+  idle: { count: 500, settleMs: 400 },
   maxIdle: undefined,
-  redisAccounting: { clients: 20, broadcasts: 50, rate: 100 },
+  redisAccounting: { clients: 10, broadcasts: 20, rate: 100 },
   budgetMs: 110_000,
 };
 

@@ -3,6 +3,7 @@
  * every variant prints the same `"msg":"ready"` line with its port.
  */
 import type { ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { spawnTracked, stopTree, waitReady } from "./lib/procs.js";
@@ -28,19 +29,36 @@ export interface VariantDef {
   polling: boolean;
   /** Why the variant cannot run here, or undefined. */
   unavailable: () => string | undefined;
-  command: (o: { workers: number; redisUrl: string | undefined }) => string[];
+  command: (o: { workers: number; redisUrl: string | undefined; hostName: string }) => string[];
 }
 
 function sockfleetMissing(): string | undefined {
   return fs.existsSync(SOCKFLEET_CLI) ? undefined : "sockfleet CLI (dist/src/cli.js) not built yet";
 }
 
+let helpText: string | undefined;
+/** The CLI's --help, read once: tells which flags this build of sockfleet has. */
+function sockfleetHelp(): string {
+  if (helpText === undefined) {
+    try {
+      helpText = execFileSync(process.execPath, [SOCKFLEET_CLI, "--help"], { encoding: "utf8", timeout: 10_000 });
+    } catch (err) {
+      helpText = String((err as { stdout?: unknown }).stdout ?? "");
+    }
+  }
+  return helpText;
+}
+
+function redisModeMissing(): string | undefined {
+  return sockfleetHelp().includes("--redis-mode") ? undefined : "this sockfleet build has no --redis-mode flag yet";
+}
+
 function redisMissing(): string | undefined {
   return RedisServer.available() ? undefined : "redis-server not installed";
 }
 
-const sockfleet = (extra: (redisUrl: string | undefined) => string[]) => (o: { workers: number; redisUrl: string | undefined }) => [
-  SOCKFLEET_CLI, "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), ...extra(o.redisUrl),
+const sockfleet = (extra: (redisUrl: string | undefined) => string[]) => (o: { workers: number; redisUrl: string | undefined; hostName: string }) => [
+  SOCKFLEET_CLI, "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--host-id", o.hostName, ...extra(o.redisUrl),
 ];
 
 export const VARIANTS: readonly VariantDef[] = [
@@ -66,12 +84,12 @@ export const VARIANTS: readonly VariantDef[] = [
   },
   {
     key: "sf-bridge", number: "5", label: "sockfleet, 2 hosts, bridge mode", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,
-    unavailable: () => sockfleetMissing() ?? redisMissing(),
+    unavailable: () => sockfleetMissing() ?? redisMissing() ?? redisModeMissing(),
     command: sockfleet((url) => ["--redis", url ?? "", "--redis-mode", "bridge"]),
   },
   {
     key: "sf-adapter", number: "6", label: "sockfleet, 2 hosts, adapter mode", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,
-    unavailable: () => sockfleetMissing() ?? redisMissing(),
+    unavailable: () => sockfleetMissing() ?? redisMissing() ?? redisModeMissing(),
     command: sockfleet((url) => ["--redis", url ?? "", "--redis-mode", "adapter"]),
   },
   {
@@ -116,7 +134,7 @@ export class RunningVariant {
     try {
       for (let h = 0; h < def.hosts; h++) {
         const name = `host-${String.fromCharCode(97 + h)}`;
-        const child = spawnTracked(process.execPath, def.command({ workers, redisUrl }), { BENCH_HOST_NAME: name });
+        const child = spawnTracked(process.execPath, def.command({ workers, redisUrl, hostName: name }), { BENCH_HOST_NAME: name });
         const handle: HostHandle = { name, port: 0, child };
         hosts.push(handle);
         const ready = await waitReady(child, 20_000, `${def.key} ${name}`);
