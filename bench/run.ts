@@ -23,9 +23,15 @@ import { runTraffic } from "./scenarios/traffic.js";
 import { FULL, QUICK } from "./settings.js";
 import { ROOT, RunningVariant, VARIANTS, type VariantDef } from "./variants.js";
 
+type Scenario = "traffic" | "storm" | "redis" | "idle" | "max-idle";
+const SCENARIOS: readonly Scenario[] = ["traffic", "storm", "redis", "idle", "max-idle"];
+
 interface Args {
   quick: boolean;
   only: string[] | undefined;
+  scenarios: Scenario[];
+  subscribers: number | undefined;
+  rates: number[] | undefined;
   workers: number;
   out: string | undefined;
 }
@@ -37,14 +43,21 @@ function parseArgs(argv: readonly string[]): Args {
     const eq = argv.find((a) => a.startsWith(`${flag}=`));
     return eq?.slice(flag.length + 1);
   };
-  const known = new Set(["--quick", "--only", "--workers", "--out"]);
+  const known = new Set(["--quick", "--only", "--workers", "--out", "--scenarios", "--subscribers", "--rates"]);
   for (const a of argv) {
     if (a.startsWith("--") && !known.has(a.split("=")[0]!)) throw new Error(`unknown option ${a}`);
   }
   const only = value("--only")?.split(",").map((s) => s.trim()).filter(Boolean);
+  const scenarios = (value("--scenarios")?.split(",").map((x) => x.trim()) ?? [...SCENARIOS]) as Scenario[];
+  for (const x of scenarios) if (!SCENARIOS.includes(x)) throw new Error(`unknown scenario ${x} (${SCENARIOS.join(", ")})`);
+  const subscribers = value("--subscribers");
+  const rates = value("--rates");
   return {
     quick: argv.includes("--quick"),
     only,
+    scenarios,
+    subscribers: subscribers === undefined ? undefined : Number(subscribers),
+    rates: rates?.split(",").map(Number),
     workers: Number(value("--workers") ?? os.availableParallelism()),
     out: value("--out"),
   };
@@ -53,7 +66,12 @@ function parseArgs(argv: readonly string[]): Args {
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   installCleanup();
-  const settings = args.quick ? QUICK : FULL;
+  const base = args.quick ? QUICK : FULL;
+  const settings = {
+    ...base,
+    broadcast: { ...base.broadcast, subscribers: args.subscribers ?? base.broadcast.subscribers, rates: args.rates ?? base.broadcast.rates },
+  };
+  const custom = args.subscribers !== undefined || args.rates !== undefined || args.only !== undefined || args.scenarios.length < SCENARIOS.length;
   const t0 = performance.now();
   const log = (line: string): void => {
     process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${line}\n`);
@@ -98,22 +116,29 @@ async function main(): Promise<number> {
       }
     }
 
-    results.traffic = await runTraffic(ctx, running);
-    results.skipped.push(...results.traffic.skipped);
-    const storm = await runStorm(ctx, running);
-    results.storm = storm.rows;
-    results.skipped.push(...storm.skipped);
+    const want = (x: Scenario): boolean => args.scenarios.includes(x);
+    if (want("traffic")) {
+      results.traffic = await runTraffic(ctx, running);
+      results.skipped.push(...results.traffic.skipped);
+    }
+    if (want("storm")) {
+      const storm = await runStorm(ctx, running);
+      results.storm = storm.rows;
+      results.skipped.push(...storm.skipped);
+    }
     for (const rv of running.splice(0)) await rv.stop();
 
-    const acct = await runRedisAccounting(ctx, started);
-    results.redisAccounting = acct.rows;
-    results.skipped.push(...acct.skipped);
-
-    const idle = await runIdle(ctx, started);
-    results.idle = idle.rows;
-    results.skipped.push(...idle.skipped);
-
-    if (settings.maxIdle !== undefined) {
+    if (want("redis")) {
+      const acct = await runRedisAccounting(ctx, started);
+      results.redisAccounting = acct.rows;
+      results.skipped.push(...acct.skipped);
+    }
+    if (want("idle")) {
+      const idle = await runIdle(ctx, started);
+      results.idle = idle.rows;
+      results.skipped.push(...idle.skipped);
+    }
+    if (want("max-idle") && settings.maxIdle !== undefined) {
       const target = started.find((d) => d.key === "sockfleet") ?? started.find((d) => d.key === "stock");
       if (target) results.maxIdle.push(await runMaxIdle(ctx, target));
     }
@@ -131,8 +156,10 @@ async function main(): Promise<number> {
   const resultsDir = path.join(ROOT, "bench", "results");
   fs.mkdirSync(resultsDir, { recursive: true });
   fs.writeFileSync(path.join(resultsDir, `${settings.mode}.json`), `${JSON.stringify(results, null, 2)}\n`);
-  const out = args.out ?? (args.quick ? path.join(resultsDir, "quick.md") : path.join(ROOT, "BENCHMARKS.md"));
-  const plotsDir = args.quick ? path.join(resultsDir, "plots") : path.join(ROOT, "bench", "plots");
+  // Only a complete full run writes the checked-in BENCHMARKS.md; partial or quick runs go to bench/results/.
+  const official = !args.quick && !custom;
+  const out = args.out ?? (official ? path.join(ROOT, "BENCHMARKS.md") : path.join(resultsDir, args.quick ? "quick.md" : "custom.md"));
+  const plotsDir = official ? path.join(ROOT, "bench", "plots") : path.join(resultsDir, "plots");
   writeReport(results, out, plotsDir);
   log(`wrote ${path.relative(ROOT, out)} in ${results.seconds.toFixed(0)} s${results.errors.length ? ` with ${results.errors.length} error(s)` : ""}`);
   return results.errors.length === 0 ? 0 : 1;
