@@ -41,7 +41,7 @@ export const FULL: Settings = {
   broadcast: {
     subscribers: 1000,
     senders: 10,
-    rates: [25, 50, 100, 141, 200, 283, 400, 566, 800, 1131, 1600],
+    rates: [10, 14, 20, 28, 40, 57, 80, 113, 160, 226],
     stepMs: 3000,
     drainMs: 2000,
     payloadBytes: 64,

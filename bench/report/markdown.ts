@@ -2,7 +2,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { RunResults } from "../results.js";
-import type { StepResult } from "../scenarios/common.js";
+import { SATURATION_P99_MS, type StepResult } from "../scenarios/common.js";
 import { barChart, lineChart, type Series } from "./svg.js";
 import { commonRate, evaluateTargets, stepAt, stepsOf, sustained } from "./targets.js";
 
@@ -30,7 +30,7 @@ function stepRows(r: RunResults, steps: StepResult[], withRedis: boolean): strin
     const row = [
       label(r, s.variant), f0(s.rate), f0(s.rate * (s.expected / Math.max(1, s.sent))), f0(s.deliveriesPerSec), pct(s.loss),
       f1(s.p50), f1(s.p90), f1(s.p99), f1(s.max), f1(s.cpuPerMillion), f0(s.deliveriesPerCpuSecond),
-      `${(s.loadgenCpu / s.seconds).toFixed(2)} (${(s.loadgenPeak * 100).toFixed(0)}%)`, f0(s.serverRss / MiB),
+      `${(s.loadgenCpu / s.seconds).toFixed(2)} (${(s.loadgenPeak * 100).toFixed(0)}%)`, `${(s.machineBusy * 100).toFixed(0)}%`, f0(s.serverRss / MiB),
     ];
     if (withRedis) {
       row.push(s.redisCpu === undefined ? "-" : f1((s.redisCpu / Math.max(1, s.sent)) * 1e6), s.redisPublishes === undefined ? "-" : (s.redisPublishes / Math.max(1, s.sent)).toFixed(2));
@@ -40,7 +40,7 @@ function stepRows(r: RunResults, steps: StepResult[], withRedis: boolean): strin
   });
 }
 
-const STEP_HEAD = ["variant", "offered msg/s", "offered deliveries/s", "deliveries/s", "loss", "p50 ms", "p90 ms", "p99 ms", "max ms", "server CPU-s per M deliveries", "deliveries per server CPU-s", "generator cores (peak)", "server RSS MiB"];
+const STEP_HEAD = ["variant", "offered msg/s", "offered deliveries/s", "deliveries/s", "loss", "p50 ms", "p90 ms", "p99 ms", "max ms", "server CPU-s per M deliveries", "deliveries per server CPU-s", "generator cores (peak)", "box busy", "server RSS MiB"];
 
 export function writeReport(r: RunResults, out: string, plotsDir: string): void {
   fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -70,7 +70,7 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
   md.push("");
   md.push(table(["scenario", "settings"], [
     ["all", `${s.loadgens} load-generator processes (127.0.0.2-${1 + s.loadgens}), ${r.workers} workers per host for the cluster variants`],
-    ["broadcast fan-out", `${s.broadcast.subscribers} WebSocket clients per variant, ${s.broadcast.senders} of them sending "chat message" with a ${s.broadcast.payloadBytes}-byte pad and the send time; offered rates ${s.broadcast.rates.join(", ")} broadcasts/s, ${s.broadcast.stepMs / 1000} s each plus up to ${s.broadcast.drainMs / 1000} s drain; a variant stops at its first saturated step (loss > 1%, p99 >= 1 s, or clients dropped)`],
+    ["broadcast fan-out", `${s.broadcast.subscribers} WebSocket clients per variant, ${s.broadcast.senders} of them sending "chat message" with a ${s.broadcast.payloadBytes}-byte pad and the send time; offered rates ${s.broadcast.rates.join(", ")} broadcasts/s, ${s.broadcast.stepMs / 1000} s each plus up to ${s.broadcast.drainMs / 1000} s drain; a variant stops at its first saturated step (loss > 1%, p99 >= ${SATURATION_P99_MS} ms, or clients dropped); before each step the harness waits for the previous variant's backlog to drain and for the machine to be below 15% busy`],
     ["room fan-out", `the same clients, each in one room of ${s.rooms.roomSize}; "room message" to rooms in turn at ${s.rooms.rates.join(", ")} msg/s, ${s.rooms.stepMs / 1000} s each`],
     ["connection storm", `${s.storm.websocket} WebSocket-only (raw clients) and ${s.storm.polling} polling-first (socket.io-client) new connections, ${s.storm.concurrency} in flight, to the first host's port`],
     ["idle", `${s.idle.count} idle WebSocket clients on a freshly started server; RSS of all its processes before and after${s.maxIdle ? `; largest count: batches of ${s.maxIdle.batch} up to ${s.maxIdle.cap}, ${s.maxIdle.perGenerator} per generator, each generator on its own 127.0.0.x` : ""}`],

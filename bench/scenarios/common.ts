@@ -3,6 +3,7 @@ import { performance } from "node:perf_hooks";
 import type { TrafficKind } from "../loadgen/messages.js";
 import { mergeHistograms, quantile, type HistogramData } from "../lib/histogram.js";
 import type { LoadGen } from "../lib/loadgen-handle.js";
+import { MachineCpu, waitMachineIdle } from "../lib/cpu.js";
 import { TreeMeter } from "../lib/procstat.js";
 import type { Settings } from "../settings.js";
 import type { RunningVariant } from "../variants.js";
@@ -130,6 +131,10 @@ export interface StepResult {
   deliveriesPerCpuSecond: number;
   /** Send loop behind schedule (the generator could not offer the rate). */
   sendLagMs: number;
+  /** Share of the machine's cores busy during the step (all processes, kernel included). */
+  machineBusy: number;
+  /** Machine busy share just before the step started (after waiting for it to calm down). */
+  busyBefore: number;
   saturated: boolean;
   closedUnexpectedly: number;
 }
@@ -149,10 +154,15 @@ export interface StepSpec {
 
 const ms = (us: number): number => us / 1000;
 
+/** A step is saturated when more than 1% is lost, p99 reaches this, or clients were dropped. */
+export const SATURATION_P99_MS = 500;
+
 /** One measured step: send at `rate` for `durationMs` from the group's first connections, drain, count. */
 export async function measureStep(ctx: BenchContext, rv: RunningVariant, info: GroupInfo, spec: StepSpec): Promise<StepResult> {
   await quiesce(ctx, info.name);
+  const busyBefore = await waitMachineIdle(0.15, 250, 8000);
   await Promise.all(ctx.loadgens.map((g) => g.request({ type: "reset", group: info.name })));
+  const machine = new MachineCpu();
   rv.meter.begin();
   ctx.loadgenMeter.begin();
   const perGenMeters = ctx.loadgens.map((g) => new TreeMeter(() => [g.pid]));
@@ -189,6 +199,7 @@ export async function measureStep(ctx: BenchContext, rv: RunningVariant, info: G
     } else if (performance.now() - lastChange > 500) break;
   }
   const wall = (performance.now() - t0) / 1000;
+  const machineBusy = machine.busy();
   const serverCpu = rv.meter.cpuSince();
   const loadgenCpu = ctx.loadgenMeter.cpuSince();
   const loadgenPeak = Math.max(...perGenMeters.map((m) => m.cpuSince() / wall));
@@ -196,7 +207,10 @@ export async function measureStep(ctx: BenchContext, rv: RunningVariant, info: G
   const received = Math.min(rep.received, expected);
   const loss = expected > 0 ? 1 - received / expected : 0;
   const p99 = ms(quantile(rep.latency, 0.99));
-  const saturated = loss > 0.01 || !(p99 < 1000) || rep.closed > 0;
+  const saturated = loss > 0.01 || !(p99 < SATURATION_P99_MS) || rep.closed > 0;
+  const serverRss = rv.meter.rss();
+  // let this variant's backlog drain before anything else is measured
+  await quiesce(ctx, info.name, 300, 10_000);
   return {
     variant: rv.def.key,
     kind: spec.kind,
@@ -217,10 +231,12 @@ export async function measureStep(ctx: BenchContext, rv: RunningVariant, info: G
     loadgenPeak,
     redisCpu: redis0 && redis1 ? redis1.cpu - redis0.cpu : undefined,
     redisPublishes: redis0 && redis1 ? redis1.publishes - redis0.publishes : undefined,
-    serverRss: rv.meter.rss(),
+    serverRss,
     cpuPerMillion: rep.received > 0 ? (serverCpu / rep.received) * 1e6 : NaN,
     deliveriesPerCpuSecond: serverCpu > 0 ? rep.received / serverCpu : NaN,
     sendLagMs,
+    machineBusy,
+    busyBefore,
     saturated,
     closedUnexpectedly: rep.closed,
   };

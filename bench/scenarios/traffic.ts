@@ -25,7 +25,7 @@ function rotate<T>(items: readonly T[], by: number): T[] {
 
 function fmt(r: StepResult): string {
   const k = (n: number): string => (n >= 1e4 ? `${(n / 1000).toFixed(0)}k` : n.toFixed(0));
-  return `${k(r.deliveriesPerSec)} deliv/s  loss ${(r.loss * 100).toFixed(2)}%  p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} ms  server ${r.cpuPerMillion.toFixed(1)} cpu-s/M  gen peak ${(r.loadgenPeak * 100).toFixed(0)}%${r.saturated ? "  SATURATED" : ""}`;
+  return `${k(r.deliveriesPerSec)} deliv/s  box ${(r.machineBusy * 100).toFixed(0)}%  loss ${(r.loss * 100).toFixed(2)}%  p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} ms  server ${r.cpuPerMillion.toFixed(1)} cpu-s/M  gen peak ${(r.loadgenPeak * 100).toFixed(0)}%${r.saturated ? "  SATURATED" : ""}`;
 }
 
 async function spreadOf(ctx: BenchContext, name: string): Promise<string> {
@@ -53,7 +53,7 @@ export async function runTraffic(ctx: BenchContext, running: readonly RunningVar
   for (const rv of running) {
     const info = out.groups[rv.def.key]!;
     await measureStep(ctx, rv, info, {
-      kind: "broadcast", rate: s.broadcast.rates[Math.min(1, s.broadcast.rates.length - 1)]!, durationMs: s.broadcast.warmupMs,
+      kind: "broadcast", rate: s.broadcast.rates[0]!, durationMs: s.broadcast.warmupMs,
       drainMs: s.broadcast.drainMs, senders: s.broadcast.senders, payloadBytes: s.broadcast.payloadBytes,
       fanout: (conns) => conns, roomPrefix: "", roomCount: 1,
     });
