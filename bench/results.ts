@@ -1,6 +1,7 @@
 /** Everything one run measured, as written to bench/results/<mode>.json and rendered to markdown. */
 import type { Machine } from "./lib/machine.js";
 import type { IdleRow, MaxIdleRow } from "./scenarios/idle.js";
+import type { ProfileResult } from "./scenarios/profile.js";
 import type { RedisAccountingRow } from "./scenarios/redis-accounting.js";
 import type { StormRow } from "./scenarios/storm.js";
 import type { TrafficResult } from "./scenarios/traffic.js";
@@ -28,6 +29,7 @@ export interface RunResults {
   idle: IdleRow[];
   maxIdle: MaxIdleRow[];
   redisAccounting: RedisAccountingRow[];
+  profiles: ProfileResult[];
   skipped: string[];
   errors: string[];
 }

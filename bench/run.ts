@@ -15,16 +15,18 @@ import { installCleanup, stopAll } from "./lib/procs.js";
 import { TreeMeter } from "./lib/procstat.js";
 import { writeReport } from "./report/markdown.js";
 import type { RunResults, VariantStatus } from "./results.js";
-import type { BenchContext } from "./scenarios/common.js";
+import { overBudget, type BenchContext } from "./scenarios/common.js";
 import { runIdle, runMaxIdle } from "./scenarios/idle.js";
+import { runProfile } from "./scenarios/profile.js";
+import { commonRate } from "./report/targets.js";
 import { runRedisAccounting } from "./scenarios/redis-accounting.js";
 import { runStorm } from "./scenarios/storm.js";
 import { runTraffic } from "./scenarios/traffic.js";
 import { FULL, QUICK } from "./settings.js";
 import { ROOT, RunningVariant, VARIANTS, type VariantDef } from "./variants.js";
 
-type Scenario = "traffic" | "storm" | "redis" | "idle" | "max-idle";
-const SCENARIOS: readonly Scenario[] = ["traffic", "storm", "redis", "idle", "max-idle"];
+type Scenario = "traffic" | "storm" | "redis" | "idle" | "max-idle" | "profile";
+const SCENARIOS: readonly Scenario[] = ["traffic", "storm", "redis", "idle", "max-idle", "profile"];
 
 interface Args {
   quick: boolean;
@@ -86,7 +88,7 @@ async function main(): Promise<number> {
   }));
   const results: RunResults = {
     startedAt: new Date().toISOString(), seconds: 0, settings, workers: args.workers, machine, variants: statuses,
-    traffic: undefined, storm: [], idle: [], maxIdle: [], redisAccounting: [], skipped: [], errors: [],
+    traffic: undefined, storm: [], idle: [], maxIdle: [], redisAccounting: [], profiles: [], skipped: [], errors: [],
   };
 
   const loadgens = Array.from({ length: settings.loadgens }, (_, i) => new LoadGen(i, `127.0.0.${2 + i}`));
@@ -137,6 +139,13 @@ async function main(): Promise<number> {
       const idle = await runIdle(ctx, started);
       results.idle = idle.rows;
       results.skipped.push(...idle.skipped);
+    }
+    if (want("profile") && (!args.quick || args.scenarios.length < SCENARIOS.length)) {
+      const rate = commonRate(results, ["sockfleet", "stock"]) ?? settings.broadcast.rates[1]!;
+      for (const key of ["sockfleet", "stock"]) {
+        const def = started.find((d) => d.key === key);
+        if (def && !overBudget(ctx)) results.profiles.push(await runProfile(ctx, def, rate, path.join(ROOT, "bench", "results", "profiles", key)));
+      }
     }
     if (want("max-idle") && settings.maxIdle !== undefined) {
       const target = started.find((d) => d.key === "sockfleet") ?? started.find((d) => d.key === "stock");

@@ -127,14 +127,15 @@ export class RunningVariant {
     return this.def.hosts * this.def.workersPerHost(this.workers);
   }
 
-  static async start(def: VariantDef, workers: number, redisUrlOverride?: string): Promise<RunningVariant> {
+  /** `nodeArgs` go before the script (e.g. --cpu-prof); cluster workers inherit them as execArgv. */
+  static async start(def: VariantDef, workers: number, redisUrlOverride?: string, nodeArgs: readonly string[] = []): Promise<RunningVariant> {
     const redis = def.redis && redisUrlOverride === undefined ? await RedisServer.start() : undefined;
     const redisUrl = redisUrlOverride ?? redis?.url;
     const hosts: HostHandle[] = [];
     try {
       for (let h = 0; h < def.hosts; h++) {
         const name = `host-${String.fromCharCode(97 + h)}`;
-        const child = spawnTracked(process.execPath, def.command({ workers, redisUrl, hostName: name }), { BENCH_HOST_NAME: name });
+        const child = spawnTracked(process.execPath, [...nodeArgs, ...def.command({ workers, redisUrl, hostName: name })], { BENCH_HOST_NAME: name });
         const handle: HostHandle = { name, port: 0, child };
         hosts.push(handle);
         const ready = await waitReady(child, 20_000, `${def.key} ${name}`);

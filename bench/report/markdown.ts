@@ -156,8 +156,8 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
   // idle
   md.push("## Idle connections");
   md.push("");
-  md.push(table(["variant", "connections", "failed", "processes", "RSS before MiB", "RSS after MiB", "RSS per connection KB"], r.idle.map((x) => [
-    label(r, x.variant), f0(x.connections), String(x.failed), String(x.processes), f0(x.rssBefore / MiB), f0(x.rssAfter / MiB), f1(x.bytesPerConnection / 1000),
+  md.push(table(["variant", "connections", "failed", "processes", "RSS before MiB", "RSS after MiB", "RSS per connection KB", "generator RSS per client KB"], r.idle.map((x) => [
+    label(r, x.variant), f0(x.connections), String(x.failed), String(x.processes), f0(x.rssBefore / MiB), f0(x.rssAfter / MiB), f1(x.bytesPerConnection / 1000), f1(x.generatorBytesPerConnection / 1000),
   ])));
   md.push("");
   md.push(plot("idle-rss.svg", barChart("Idle connections: RSS per connection", "KB", r.idle.map((x) => ({ label: label(r, x.variant), value: x.bytesPerConnection / 1000 })))));
@@ -167,6 +167,30 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
       label(r, x.variant), f0(x.reached), f0(x.attempted), f0(x.seconds), (x.rss / 2 ** 30).toFixed(2), x.stoppedBy,
     ])));
     md.push("");
+    md.push(`Each process here may hold at most ${r.machine.openFilesLimit.split(" / ")[1] ?? "?"} open files (the hard limit, which a process of this sandbox cannot raise), so a server that keeps every client socket in its workers tops out near workers x that limit; the load generators spread their clients over several 127.0.0.x source addresses to stay clear of the ephemeral-port limit.`);
+    md.push("");
+  }
+
+  if (r.profiles.length > 0) {
+    md.push("## Where the time goes (CPU profiles)");
+    md.push("");
+    md.push("V8 CPU profiles (`node --cpu-prof` on the server's command line; cluster workers inherit it) of a fresh server under a broadcast load below saturation; shares are of each process's non-idle samples, startup included. The .cpuprofile files stay in bench/results/profiles/ (open them in Chrome DevTools).");
+    md.push("");
+    for (const p of r.profiles) {
+      md.push(`### ${label(r, p.variant)} at ${p.rate} broadcasts/s x ${p.subscribers} clients`);
+      md.push("");
+      md.push(table(["process", "busy", "by package"], p.processes.map((x) => [
+        `${x.role} ${x.pid}`, `${(x.busyPct * 100).toFixed(0)}% of ${x.seconds.toFixed(0)} s`, x.byPackage.slice(0, 6).map((e) => `${e.name} ${(e.pct * 100).toFixed(0)}%`).join(", "),
+      ])));
+      md.push("");
+      const hot = p.processes.find((x) => x.role === "worker") ?? p.processes[0];
+      if (hot) {
+        md.push(`Hottest functions in ${hot.role} ${hot.pid}:`);
+        md.push("");
+        md.push(table(["function", "self"], hot.topFunctions.slice(0, 10).map((e) => [`\`${e.name}\``, `${(e.pct * 100).toFixed(1)}%`])));
+        md.push("");
+      }
+    }
   }
 
   if (r.skipped.length > 0 || r.errors.length > 0) {

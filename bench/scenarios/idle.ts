@@ -15,6 +15,8 @@ export interface IdleRow {
   rssAfter: number;
   bytesPerConnection: number;
   processes: number;
+  /** The load generators' RSS growth per client (how cheap the generator is). */
+  generatorBytesPerConnection: number;
 }
 
 export interface MaxIdleRow {
@@ -39,12 +41,15 @@ export async function runIdle(ctx: BenchContext, defs: readonly VariantDef[]): P
     try {
       await sleep(s.settleMs);
       const before = rv.meter.rss();
+      const genBefore = ctx.loadgenMeter.rss();
       const info = await connectGroup(ctx, rv, "idle", s.count, 100);
       await sleep(s.settleMs);
       const after = rv.meter.rss();
+      const genAfter = ctx.loadgenMeter.rss();
       const row: IdleRow = {
         variant: def.key, connections: info.ok, failed: info.failed, rssBefore: before, rssAfter: after,
         bytesPerConnection: info.ok > 0 ? (after - before) / info.ok : NaN, processes: rv.meter.pids().length,
+        generatorBytesPerConnection: info.ok > 0 ? (genAfter - genBefore) / info.ok : NaN,
       };
       rows.push(row);
       ctx.log(`idle      ${def.key.padEnd(10)} ${info.ok} conns: RSS ${(before / 2 ** 20).toFixed(0)} -> ${(after / 2 ** 20).toFixed(0)} MiB = ${(row.bytesPerConnection / 1024).toFixed(1)} KiB/conn`);
