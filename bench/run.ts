@@ -81,7 +81,7 @@ async function main(): Promise<number> {
   const machine = describeMachine(ROOT);
   log(`sockfleet bench, ${settings.mode} run: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, Redis ${machine.redis}`);
 
-  const defs = VARIANTS.filter((d) => args.only === undefined || args.only.includes(d.key));
+  const defs = VARIANTS.filter((d) => (args.only === undefined ? !(args.quick && d.fullOnly) : args.only.includes(d.key)));
   const statuses: VariantStatus[] = defs.map((d) => ({
     key: d.key, number: d.number, label: d.label, hosts: d.hosts, workersPerHost: d.workersPerHost(args.workers),
     available: d.unavailable() === undefined, reason: d.unavailable(),

@@ -19,6 +19,10 @@ export interface Settings {
   /** Largest idle count: ramp in batches until a failure, the cap or the time budget. */
   maxIdle: { cap: number; batch: number; perGenerator: number; budgetMs: number } | undefined;
   redisAccounting: { clients: number; broadcasts: number; rate: number };
+  /** Before each step, wait up to this long for the machine to fall below 15% busy. */
+  idleWaitMs: number;
+  /** How long a client may take to connect before it counts as failed. */
+  connectTimeoutMs: number;
   /** Stop starting new steps after this much wall time. */
   budgetMs: number;
 }
@@ -32,6 +36,8 @@ export const QUICK: Settings = {
   idle: { count: 500, settleMs: 400 },
   maxIdle: undefined,
   redisAccounting: { clients: 10, broadcasts: 20, rate: 100 },
+  idleWaitMs: 500,
+  connectTimeoutMs: 5000,
   budgetMs: 110_000,
 };
 
@@ -52,5 +58,7 @@ export const FULL: Settings = {
   idle: { count: 5000, settleMs: 2000 },
   maxIdle: { cap: 100_000, batch: 10_000, perGenerator: 18_000, budgetMs: 120_000 },
   redisAccounting: { clients: 100, broadcasts: 200, rate: 100 },
+  idleWaitMs: 8000,
+  connectTimeoutMs: 10_000,
   budgetMs: 13 * 60_000,
 };

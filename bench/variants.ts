@@ -25,6 +25,8 @@ export interface VariantDef {
   /** Processes per host that serve clients (workers). */
   workersPerHost: (workers: number) => number;
   redis: boolean;
+  /** Left out of quick runs (unless named with --only), to keep them near a minute. */
+  fullOnly?: boolean;
   /** Serves the polling transport (the raw ws ceiling does not). */
   polling: boolean;
   /** Why the variant cannot run here, or undefined. */
@@ -93,7 +95,7 @@ export const VARIANTS: readonly VariantDef[] = [
     command: sockfleet((url) => ["--redis", url ?? "", "--redis-mode", "adapter"]),
   },
   {
-    key: "seed-2h", number: "3b", label: "seed recipe, 2 hosts", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,
+    key: "seed-2h", number: "3b", label: "seed recipe, 2 hosts", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true, fullOnly: true,
     unavailable: redisMissing,
     command: (o) => [path.join(SERVERS, "cluster-recipe.js"), "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--adapter", "redis", "--redis", o.redisUrl ?? ""],
   },

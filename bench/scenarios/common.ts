@@ -1,4 +1,5 @@
 /** What every scenario shares: the context, connecting groups of clients, one measured step. */
+import os from "node:os";
 import { performance } from "node:perf_hooks";
 import type { TrafficKind } from "../loadgen/messages.js";
 import { mergeHistograms, quantile, type HistogramData } from "../lib/histogram.js";
@@ -55,7 +56,7 @@ export async function connectGroup(ctx: BenchContext, rv: RunningVariant, name: 
         if (n === 0) continue;
         const r = await g.request({
           type: "open", group: name, host: "127.0.0.1", port: rv.hosts[h]!.port, count: n,
-          localAddress: g.localAddress, concurrency, timeoutMs: 10_000,
+          localAddress: g.localAddress, concurrency, timeoutMs: ctx.settings.connectTimeoutMs,
         });
         ok += r.ok;
         failed += r.failed;
@@ -135,6 +136,8 @@ export interface StepResult {
   machineBusy: number;
   /** Machine busy share just before the step started (after waiting for it to calm down). */
   busyBefore: number;
+  /** Cores used during the step by processes other than the server, generators, Redis and harness. */
+  foreignCores: number;
   saturated: boolean;
   closedUnexpectedly: number;
 }
@@ -160,9 +163,10 @@ export const SATURATION_P99_MS = 500;
 /** One measured step: send at `rate` for `durationMs` from the group's first connections, drain, count. */
 export async function measureStep(ctx: BenchContext, rv: RunningVariant, info: GroupInfo, spec: StepSpec): Promise<StepResult> {
   await quiesce(ctx, info.name);
-  const busyBefore = await waitMachineIdle(0.15, 250, 8000);
+  const busyBefore = await waitMachineIdle(0.15, 250, ctx.settings.idleWaitMs);
   await Promise.all(ctx.loadgens.map((g) => g.request({ type: "reset", group: info.name })));
   const machine = new MachineCpu();
+  const harness0 = process.cpuUsage();
   rv.meter.begin();
   ctx.loadgenMeter.begin();
   const perGenMeters = ctx.loadgens.map((g) => new TreeMeter(() => [g.pid]));
@@ -200,10 +204,15 @@ export async function measureStep(ctx: BenchContext, rv: RunningVariant, info: G
   }
   const wall = (performance.now() - t0) / 1000;
   const machineBusy = machine.busy();
+  const harness1 = process.cpuUsage(harness0);
+  const harnessCpu = (harness1.user + harness1.system) / 1e6;
   const serverCpu = rv.meter.cpuSince();
   const loadgenCpu = ctx.loadgenMeter.cpuSince();
   const loadgenPeak = Math.max(...perGenMeters.map((m) => m.cpuSince() / wall));
   const redis1 = rv.redis ? await rv.redis.counters() : undefined;
+  const redisCpu = redis0 && redis1 ? redis1.cpu - redis0.cpu : undefined;
+  // CPU the machine spent on anything but this step's processes (other jobs, kernel threads)
+  const foreignCores = Math.max(0, (machineBusy * os.availableParallelism() * wall - serverCpu - loadgenCpu - (redisCpu ?? 0) - harnessCpu) / wall);
   const received = Math.min(rep.received, expected);
   const loss = expected > 0 ? 1 - received / expected : 0;
   const p99 = ms(quantile(rep.latency, 0.99));
@@ -229,7 +238,7 @@ export async function measureStep(ctx: BenchContext, rv: RunningVariant, info: G
     serverCpu,
     loadgenCpu,
     loadgenPeak,
-    redisCpu: redis0 && redis1 ? redis1.cpu - redis0.cpu : undefined,
+    redisCpu,
     redisPublishes: redis0 && redis1 ? redis1.publishes - redis0.publishes : undefined,
     serverRss,
     cpuPerMillion: rep.received > 0 ? (serverCpu / rep.received) * 1e6 : NaN,
@@ -237,6 +246,7 @@ export async function measureStep(ctx: BenchContext, rv: RunningVariant, info: G
     sendLagMs,
     machineBusy,
     busyBefore,
+    foreignCores,
     saturated,
     closedUnexpectedly: rep.closed,
   };
