@@ -7,6 +7,12 @@ import type { ToWorker } from "../ipc/messages";
 const MAX_HEAD_BYTES = 16 * 1024;
 /** A handshake counts against its worker until its session opens, or this long at most. */
 const PENDING_TTL_MS = 10_000;
+/**
+ * A request may carry a session id the balancer has not heard of yet: the worker's handshake
+ * reply can reach the client before the worker's "session opened" message reaches the primary.
+ * Such a request waits this long for the session to appear before it is balanced like a new one.
+ */
+const UNKNOWN_SID_WAIT_MS = 250;
 /** A client that sends no complete request head within this time is dropped. */
 const HEAD_TIMEOUT_MS = 10_000;
 
@@ -42,6 +48,8 @@ export class StickyBalancer {
   private readonly sessions = new Map<string, number>();
   private readonly loads = new Map<number, Load>();
   private rotation = 0;
+  /** Requests waiting for their session id to be announced. */
+  private readonly awaitingSid = new Map<string, Array<() => void>>();
 
   constructor(
     private readonly workers: () => Worker[],
@@ -67,6 +75,11 @@ export class StickyBalancer {
     this.sessions.set(sid, worker);
     load.sessions++;
     load.pending.shift();
+    const waiting = this.awaitingSid.get(sid);
+    if (waiting) {
+      this.awaitingSid.delete(sid);
+      for (const resume of waiting) resume();
+    }
   }
 
   sessionClosed(worker: number, sid: string): void {
@@ -100,9 +113,13 @@ export class StickyBalancer {
     socket.on("data", onData);
   }
 
-  private route(socket: net.Socket, head: Buffer): void {
+  private route(socket: net.Socket, head: Buffer, waited = false): void {
     const line = requestLine(head);
     const sid = SID_PATTERN.exec(line)?.[1];
+    if (sid !== undefined && !waited && !this.sessions.has(sid)) {
+      this.waitForSession(sid, () => this.route(socket, head, true));
+      return;
+    }
     const owner = sid === undefined ? undefined : this.sessions.get(sid);
     const isHandshake = sid === undefined && EIO_PATTERN.test(line);
     const worker = owner !== undefined ? this.liveWorker(owner) ?? this.pick() : this.pick();
@@ -112,6 +129,26 @@ export class StickyBalancer {
     }
     if (isHandshake) this.loads.get(worker.id)?.pending.push(Date.now());
     this.handOver(socket, worker, head);
+  }
+
+  private waitForSession(sid: string, resume: () => void): void {
+    let done = false;
+    const once = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resume();
+    };
+    const timer = setTimeout(() => {
+      const waiting = this.awaitingSid.get(sid);
+      const rest = waiting?.filter((fn) => fn !== once) ?? [];
+      if (rest.length > 0) this.awaitingSid.set(sid, rest);
+      else this.awaitingSid.delete(sid);
+      once();
+    }, UNKNOWN_SID_WAIT_MS);
+    const waiting = this.awaitingSid.get(sid);
+    if (waiting) waiting.push(once);
+    else this.awaitingSid.set(sid, [once]);
   }
 
   private liveWorker(id: number): Worker | undefined {
