@@ -110,6 +110,22 @@ export interface HostHandle {
   name: string;
   port: number;
   child: ChildProcess;
+  /** The last few KB the host wrote (stdout and stderr), to explain an unexpected exit. */
+  tail: string[];
+}
+
+const TAIL_LINES = 12;
+
+function keepTail(child: ChildProcess, tail: string[]): void {
+  const push = (d: Buffer): void => {
+    for (const line of d.toString().split("\n")) {
+      if (line.trim() === "") continue;
+      tail.push(line.slice(0, 400));
+      if (tail.length > TAIL_LINES) tail.shift();
+    }
+  };
+  child.stdout?.on("data", push);
+  child.stderr?.on("data", push);
 }
 
 /** One started variant: its hosts, its private redis-server if any, and a meter over all its processes. */
@@ -138,7 +154,8 @@ export class RunningVariant {
       for (let h = 0; h < def.hosts; h++) {
         const name = `host-${String.fromCharCode(97 + h)}`;
         const child = spawnTracked(process.execPath, [...nodeArgs, ...def.command({ workers, redisUrl, hostName: name })], { BENCH_HOST_NAME: name });
-        const handle: HostHandle = { name, port: 0, child };
+        const handle: HostHandle = { name, port: 0, child, tail: [] };
+        keepTail(child, handle.tail);
         hosts.push(handle);
         const ready = await waitReady(child, 20_000, `${def.key} ${name}`);
         handle.port = ready.port;
@@ -149,6 +166,14 @@ export class RunningVariant {
       throw err;
     }
     return new RunningVariant(def, workers, hosts, redis);
+  }
+
+  /** Why a host is gone: its exit code or signal and its last log lines; undefined while all run. */
+  exitReport(): string | undefined {
+    const dead = this.hosts.find((h) => h.child.exitCode !== null || h.child.signalCode !== null);
+    if (!dead) return undefined;
+    const errors = dead.tail.filter((l) => /"level":(50|60)|error|Error/.test(l)).slice(-3);
+    return `${dead.name} exited (${dead.child.exitCode ?? dead.child.signalCode})${errors.length ? `: ${errors.join(" | ")}` : ""}`;
   }
 
   alive(): boolean {

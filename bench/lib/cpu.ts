@@ -3,6 +3,8 @@ import fs from "node:fs";
 
 interface Jiffies {
   busy: number;
+  /** irq + softirq: on loopback, mostly the kernel moving TCP segments, charged to no process. */
+  irq: number;
   total: number;
 }
 
@@ -12,9 +14,9 @@ function read(): Jiffies {
     const v = line.trim().split(/\s+/).slice(1).map(Number);
     const idle = (v[3] ?? 0) + (v[4] ?? 0);
     const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
-    return { busy: total - idle, total };
+    return { busy: total - idle, irq: (v[5] ?? 0) + (v[6] ?? 0), total };
   } catch {
-    return { busy: 0, total: 0 };
+    return { busy: 0, irq: 0, total: 0 };
   }
 }
 
@@ -30,6 +32,13 @@ export class MachineCpu {
     const now = read();
     const total = now.total - this.start.total;
     return total > 0 ? (now.busy - this.start.busy) / total : 0;
+  }
+
+  /** Share of all cores in irq/softirq since begin(), 0..1. */
+  irq(): number {
+    const now = read();
+    const total = now.total - this.start.total;
+    return total > 0 ? (now.irq - this.start.irq) / total : 0;
   }
 }
 

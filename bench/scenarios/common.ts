@@ -138,6 +138,8 @@ export interface StepResult {
   busyBefore: number;
   /** Cores used during the step by processes other than the server, generators, Redis and harness. */
   foreignCores: number;
+  /** Cores in irq/softirq (loopback TCP in the kernel, charged to no process). */
+  irqCores: number;
   saturated: boolean;
   closedUnexpectedly: number;
 }
@@ -204,6 +206,7 @@ export async function measureStep(ctx: BenchContext, rv: RunningVariant, info: G
   }
   const wall = (performance.now() - t0) / 1000;
   const machineBusy = machine.busy();
+  const irqCores = machine.irq() * os.availableParallelism();
   const harness1 = process.cpuUsage(harness0);
   const harnessCpu = (harness1.user + harness1.system) / 1e6;
   const serverCpu = rv.meter.cpuSince();
@@ -212,7 +215,7 @@ export async function measureStep(ctx: BenchContext, rv: RunningVariant, info: G
   const redis1 = rv.redis ? await rv.redis.counters() : undefined;
   const redisCpu = redis0 && redis1 ? redis1.cpu - redis0.cpu : undefined;
   // CPU the machine spent on anything but this step's processes (other jobs, kernel threads)
-  const foreignCores = Math.max(0, (machineBusy * os.availableParallelism() * wall - serverCpu - loadgenCpu - (redisCpu ?? 0) - harnessCpu) / wall);
+  const foreignCores = Math.max(0, (machineBusy * os.availableParallelism() * wall - serverCpu - loadgenCpu - (redisCpu ?? 0) - harnessCpu) / wall - irqCores);
   const received = Math.min(rep.received, expected);
   const loss = expected > 0 ? 1 - received / expected : 0;
   const p99 = ms(quantile(rep.latency, 0.99));
@@ -247,6 +250,7 @@ export async function measureStep(ctx: BenchContext, rv: RunningVariant, info: G
     machineBusy,
     busyBefore,
     foreignCores,
+    irqCores,
     saturated,
     closedUnexpectedly: rep.closed,
   };

@@ -91,12 +91,13 @@ export async function runMaxIdle(ctx: BenchContext, def: VariantDef): Promise<Ma
       attempted += n;
       reached += r.ok;
       ctx.log(`max idle  ${def.key.padEnd(10)} ${reached} connected (${((performance.now() - started) / 1000).toFixed(0)} s, RSS ${(rv.meter.rss() / 2 ** 30).toFixed(2)} GiB)${r.failed ? `  failed ${r.failed}: ${r.errors.join("; ")}` : ""}`);
-      if (r.failed > 0) {
-        stoppedBy = `${r.failed} of a batch of ${n} failed: ${r.errors[0] ?? "?"}`;
+      const exit = rv.exitReport();
+      if (exit !== undefined) {
+        stoppedBy = `server exited: ${exit}`;
         break;
       }
-      if (!rv.alive()) {
-        stoppedBy = "server exited";
+      if (r.failed > 0) {
+        stoppedBy = `${r.failed} of a batch of ${n} failed: ${r.errors[0] ?? "?"}`;
         break;
       }
     }

@@ -25,7 +25,7 @@ function rotate<T>(items: readonly T[], by: number): T[] {
 
 function fmt(r: StepResult): string {
   const k = (n: number): string => (n >= 1e4 ? `${(n / 1000).toFixed(0)}k` : n.toFixed(0));
-  return `${k(r.deliveriesPerSec)} deliv/s  box ${(r.machineBusy * 100).toFixed(0)}% (other ${r.foreignCores.toFixed(2)} cores)  loss ${(r.loss * 100).toFixed(2)}%  p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} ms  server ${r.cpuPerMillion.toFixed(1)} cpu-s/M  gen peak ${(r.loadgenPeak * 100).toFixed(0)}%${r.saturated ? "  SATURATED" : ""}`;
+  return `${k(r.deliveriesPerSec)} deliv/s  box ${(r.machineBusy * 100).toFixed(0)}% (softirq ${r.irqCores.toFixed(2)}, other ${r.foreignCores.toFixed(2)} cores)  loss ${(r.loss * 100).toFixed(2)}%  p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} ms  server ${r.cpuPerMillion.toFixed(1)} cpu-s/M  gen peak ${(r.loadgenPeak * 100).toFixed(0)}%${r.saturated ? "  SATURATED" : ""}`;
 }
 
 async function spreadOf(ctx: BenchContext, name: string): Promise<string> {
