@@ -56,7 +56,7 @@ export const FULL: Settings = {
   rooms: { roomSize: 5, rates: [1000, 3000, 9000], stepMs: 3000 },
   storm: { websocket: 2000, polling: 400, concurrency: 100, timeoutMs: 10_000 },
   idle: { count: 5000, settleMs: 2000 },
-  maxIdle: { cap: 100_000, batch: 10_000, perGenerator: 18_000, budgetMs: 120_000 },
+  maxIdle: { cap: 100_000, batch: 5000, perGenerator: 18_000, budgetMs: 150_000 },
   redisAccounting: { clients: 100, broadcasts: 200, rate: 100 },
   idleWaitMs: 8000,
   connectTimeoutMs: 10_000,
