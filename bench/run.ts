@@ -65,7 +65,21 @@ function parseArgs(argv: readonly string[]): Args {
   };
 }
 
+/** `--render FILE.json [--out FILE.md]`: write the report again from saved results, running nothing. */
+function render(argv: readonly string[]): number {
+  const file = argv[argv.indexOf("--render") + 1];
+  if (file === undefined) throw new Error("--render needs a results JSON file");
+  const results = JSON.parse(fs.readFileSync(file, "utf8")) as RunResults;
+  const outFlag = argv.indexOf("--out");
+  const official = results.settings.mode === "full" && path.basename(file) === "full.json";
+  const out = outFlag >= 0 ? argv[outFlag + 1]! : official ? path.join(ROOT, "BENCHMARKS.md") : file.replace(/\.json$/, ".md");
+  writeReport(results, out, official ? path.join(ROOT, "bench", "plots") : path.join(path.dirname(file), "plots"));
+  process.stderr.write(`wrote ${out}\n`);
+  return 0;
+}
+
 async function main(): Promise<number> {
+  if (process.argv.includes("--render")) return render(process.argv.slice(2));
   const args = parseArgs(process.argv.slice(2));
   installCleanup();
   const base = args.quick ? QUICK : FULL;
@@ -164,9 +178,10 @@ async function main(): Promise<number> {
   results.seconds = (performance.now() - t0) / 1000;
   const resultsDir = path.join(ROOT, "bench", "results");
   fs.mkdirSync(resultsDir, { recursive: true });
-  fs.writeFileSync(path.join(resultsDir, `${settings.mode}.json`), `${JSON.stringify(results, null, 2)}\n`);
   // Only a complete full run writes the checked-in BENCHMARKS.md; partial or quick runs go to bench/results/.
   const official = !args.quick && !custom;
+  const name = official ? "full" : args.quick && !custom ? "quick" : "custom";
+  fs.writeFileSync(path.join(resultsDir, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
   const out = args.out ?? (official ? path.join(ROOT, "BENCHMARKS.md") : path.join(resultsDir, args.quick ? "quick.md" : "custom.md"));
   const plotsDir = official ? path.join(ROOT, "bench", "plots") : path.join(resultsDir, "plots");
   writeReport(results, out, plotsDir);

@@ -19,6 +19,8 @@ export interface StormRow {
   p50: number;
   p99: number;
   serverCpu: number;
+  /** Load-generator CPU seconds (socket.io-client's polling is far heavier than the raw clients). */
+  loadgenCpu: number;
   errors: string[];
 }
 
@@ -36,6 +38,7 @@ export async function runStorm(ctx: BenchContext, running: readonly RunningVaria
       }
       const gens = ctx.loadgens;
       rv.meter.begin();
+      ctx.loadgenMeter.begin();
       const t0 = performance.now();
       const parts = await Promise.all(
         gens.map((g, i) =>
@@ -49,6 +52,7 @@ export async function runStorm(ctx: BenchContext, running: readonly RunningVaria
       );
       const seconds = (performance.now() - t0) / 1000;
       const serverCpu = rv.meter.cpuSince();
+      const loadgenCpu = ctx.loadgenMeter.cpuSince();
       const lat = mergeHistograms(parts.map((p) => p.connectLatency));
       const ok = parts.reduce((a, p) => a + p.ok, 0);
       const failed = parts.reduce((a, p) => a + p.failed, 0);
@@ -56,7 +60,7 @@ export async function runStorm(ctx: BenchContext, running: readonly RunningVaria
       const row: StormRow = {
         variant: rv.def.key, mode, attempted: count, ok, failed, seconds,
         perSecond: ok / activeSeconds,
-        p50: quantile(lat, 0.5) / 1000, p99: quantile(lat, 0.99) / 1000, serverCpu,
+        p50: quantile(lat, 0.5) / 1000, p99: quantile(lat, 0.99) / 1000, serverCpu, loadgenCpu,
         errors: [...new Set(parts.flatMap((p) => p.errors))].slice(0, 3),
       };
       rows.push(row);
