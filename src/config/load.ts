@@ -31,6 +31,10 @@ const SETTINGS: Record<Key, { flag: string; env: string; list?: boolean }> = {
   pingTimeout: { flag: "ping-timeout", env: "PING_TIMEOUT" },
   shutdownTimeout: { flag: "shutdown-timeout", env: "SHUTDOWN_TIMEOUT" },
   redisUrl: { flag: "redis", env: "REDIS_URL" },
+  recovery: { flag: "recovery", env: "RECOVERY" },
+  recoveryWindow: { flag: "recovery-window", env: "RECOVERY_WINDOW" },
+  recoveryMaxPackets: { flag: "recovery-max-packets", env: "RECOVERY_MAX_PACKETS" },
+  recoveryMaxBytes: { flag: "recovery-max-bytes", env: "RECOVERY_MAX_BYTES" },
   logLevel: { flag: "log-level", env: "LOG_LEVEL" },
 };
 
@@ -48,6 +52,10 @@ Options (environment variable in brackets; flags win over the environment, which
   --ping-timeout MS          heartbeat timeout [PING_TIMEOUT] (default 20000)
   --shutdown-timeout MS      bound on graceful shutdown [SHUTDOWN_TIMEOUT] (default 10000)
   --redis URL                Redis URL for the hosts tier [REDIS_URL]
+  --recovery on|off          connection-state recovery [RECOVERY] (default on)
+  --recovery-window MS       how long a dropped session can be recovered [RECOVERY_WINDOW] (default 120000)
+  --recovery-max-packets N   broadcasts kept for replay [RECOVERY_MAX_PACKETS] (default 100000)
+  --recovery-max-bytes N     bytes of broadcasts kept for replay [RECOVERY_MAX_BYTES] (default 64000000)
   --log-level LEVEL          fatal|error|warn|info|debug|trace|silent [LOG_LEVEL] (default info)
   --config FILE              JSON file with any of the settings above, camelCase keys [SOCKFLEET_CONFIG]
   -h, --help                 print this help

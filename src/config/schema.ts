@@ -28,6 +28,17 @@ export const configSchema = z
     shutdownTimeout: z.coerce.number().int().min(100).max(600_000).default(10_000),
     /** Redis URL (redis:// or rediss://); unset means a single host. */
     redisUrl: z.string().url().optional(),
+    /** Connection-state recovery: clients that drop (or whose worker dies) get their missed packets back. */
+    recovery: z
+      .union([z.boolean(), z.enum(["true", "false", "on", "off", "1", "0"])])
+      .transform((v) => v === true || v === "true" || v === "on" || v === "1")
+      .default(true),
+    /** How long a disconnected session can be recovered, in milliseconds (socket.io's maxDisconnectionDuration). */
+    recoveryWindow: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
+    /** Most broadcasts the primary keeps for replay. */
+    recoveryMaxPackets: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
+    /** Most bytes of broadcasts the primary keeps for replay. */
+    recoveryMaxBytes: z.coerce.number().int().min(1_000_000).max(8_000_000_000).default(64_000_000),
     /** Log level. */
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   })

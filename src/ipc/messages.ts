@@ -4,8 +4,14 @@
  * traffic (tagged `source: "_sio_adapter"`) that shares the channel.
  */
 
+import type { RecoveredSession } from "../tiers/recovery/store";
+
 /** Primary -> worker. */
 export type ToWorker =
+  /** The offset the primary assigned to the broadcast this worker published with `sequence: id`. */
+  | { sf: "offset"; id: number; offset: string }
+  /** Answer to a "restore" request: the session and its missed packets, or null for a fresh session. */
+  | { sf: "restored"; id: number; session: RecoveredSession | null }
   /** A TCP connection handed over with its socket handle; `head` holds the bytes already read. */
   | { sf: "connection"; head: Uint8Array }
   /** Whole-host readiness changed (served by every worker's /readyz). */
@@ -20,7 +26,17 @@ export type ToPrimary =
   /** An Engine.IO session opened or closed on this worker (drives sticky routing and balancing). */
   | { sf: "session"; sid: string; open: boolean }
   /** Start-up failed for a reason a respawn cannot fix (for example the app module throws on load). */
-  | { sf: "fatal"; message: string };
+  | { sf: "fatal"; message: string }
+  /** Connection-state recovery: a socket connected (pid and data on its first join) or joined rooms. */
+  | { sf: "rooms-joined"; nsp: string; sid: string; rooms: string[]; pid?: string; data?: unknown }
+  /** ...left rooms. */
+  | { sf: "rooms-left"; nsp: string; sid: string; rooms: string[] }
+  /** ...is gone from this worker. */
+  | { sf: "socket-ended"; nsp: string; sid: string }
+  /** ...disconnected in a way the client will try to recover from (socket.io's persistSession). */
+  | { sf: "session-persisted"; nsp: string; sid: string; pid: string; rooms: string[]; data: unknown }
+  /** ...asks for the session `pid` and what it missed since `offset`. */
+  | { sf: "restore"; id: number; nsp: string; pid: string; offset: string };
 
 /** Environment variable through which the primary hands its validated config to each worker. */
 export const WORKER_CONFIG_ENV = "SOCKFLEET_WORKER_CONFIG";

@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema";
 import { createLogger } from "../observability/logger";
 import { ClusterRelay } from "../tiers/cluster/relay";
+import { HostRecovery } from "../tiers/recovery/host";
 import { StickyBalancer } from "./balancer";
 import { Supervisor } from "./supervisor";
 
@@ -16,15 +17,18 @@ export async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel, { role: "primary", host: config.hostId, pid: process.pid });
   let relay: ClusterRelay | undefined;
   const supervisor = new Supervisor(config, logger, (worker, message) => relay?.onMessage(worker, message) ?? false);
-  relay = new ClusterRelay(() => supervisor.workers());
+  const recovery = config.recovery ? new HostRecovery(config, (id) => supervisor.workers().some((w) => w.id === id)) : undefined;
+  relay = new ClusterRelay(() => supervisor.workers(), recovery?.sequence);
   const balancer = new StickyBalancer(() => supervisor.workers(), logger);
 
   supervisor.on("worker-ready", (worker) => balancer.addWorker(worker.id));
   supervisor.on("worker-exit", (worker) => {
     balancer.removeWorker(worker.id);
     relay.workerGone(worker.id);
+    recovery?.workerGone(worker.id);
   });
   supervisor.on("message", (worker, message) => {
+    if (recovery?.onMessage(worker, message)) return;
     if (message.sf !== "session") return;
     if (message.open) balancer.sessionOpened(worker.id, message.sid);
     else balancer.sessionClosed(worker.id, message.sid);

@@ -133,7 +133,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         if (!this.everReady) this.emit("fatal", message.message);
         else slot.failed = true;
         break;
-      case "session":
+      default:
         this.emit("message", worker, message);
         break;
     }

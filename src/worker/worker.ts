@@ -10,13 +10,17 @@ import { loadApp } from "./app-loader";
 import { ConnectionIntake } from "./handoff";
 import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
+import { RecoveringClusterAdapter } from "../tiers/recovery/adapter";
 
 /** Exit code of a worker whose start-up failed in a way a respawn cannot fix. */
 export const EXIT_FATAL_STARTUP = 78;
 
 function socketIoOptions(config: Config): Partial<ServerOptions> {
   return {
-    adapter: createAdapter(),
+    adapter: config.recovery ? RecoveringClusterAdapter : createAdapter(),
+    // Middlewares are skipped for a recovered socket: it already passed them, and running them
+    // would open a window in which broadcasts could miss it.
+    connectionStateRecovery: config.recovery ? { maxDisconnectionDuration: config.recoveryWindow, skipMiddlewares: true } : undefined,
     serveClient: true,
     maxHttpBufferSize: config.maxHttpBufferSize,
     pingInterval: config.pingInterval,

@@ -20,12 +20,15 @@ export async function connectSpread(url: string, count: number, options: Paramet
   return { all, byPid, whoami: who };
 }
 
-/** Collects every payload of `event` each client receives. */
+/**
+ * Collects the first argument of every `event` each client receives. (With connection-state
+ * recovery on, broadcasts carry their offset as an extra last argument.)
+ */
 export function record(clients: Client[], event: string): Map<Client, unknown[]> {
   const seen = new Map<Client, unknown[]>();
   for (const client of clients) {
     seen.set(client, []);
-    client.on(event, (...args: unknown[]) => seen.get(client)!.push(args.length === 1 ? args[0] : args));
+    client.on(event, (payload: unknown) => seen.get(client)!.push(payload));
   }
   return seen;
 }

@@ -13,6 +13,10 @@ export interface AdapterMessage {
   type: number;
   /** Set on responses: the adapter uid of the node that asked. */
   requesterUid?: string;
+  /** Set on broadcasts that need an offset (connection-state recovery): the worker's request id. */
+  sequence?: number;
+  /** The offset assigned by the primary, on broadcasts relayed to the other workers. */
+  offset?: string;
   [key: string]: unknown;
 }
 
@@ -33,7 +37,14 @@ export class ClusterRelay {
   /** adapter uid -> the worker and namespace it lives in. */
   private readonly owners = new Map<string, { worker: number; nsp: string }>();
 
-  constructor(private readonly workers: () => Worker[]) {}
+  /**
+   * @param sequencer assigns an offset to a recoverable broadcast (connection-state recovery);
+   *   the offset goes back to the publishing worker and along with the broadcast to the others.
+   */
+  constructor(
+    private readonly workers: () => Worker[],
+    private readonly sequencer?: (message: AdapterMessage) => string,
+  ) {}
 
   /** Handles one message from a worker; returns false when it is not adapter traffic. */
   onMessage(from: Worker, message: unknown): boolean {
@@ -44,6 +55,12 @@ export class ClusterRelay {
       const target = owner && this.workers().find((w) => w.id === owner.worker);
       target?.send(message, undefined, ignore);
       return true;
+    }
+    if (message.sequence !== undefined) {
+      const offset = this.sequencer?.(message) ?? "";
+      from.send({ sf: "offset", id: message.sequence, offset }, undefined, ignore);
+      message.sequence = undefined;
+      message.offset = offset;
     }
     this.broadcast(message, from.id);
     return true;

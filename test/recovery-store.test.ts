@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { RecoveryStore } from "../src/tiers/recovery/store";
+
+const limits = { windowMs: 60_000, maxPackets: 1000, maxBytes: 10_000_000, maxSessions: 1000 };
+const live = (): boolean => false;
+
+function storeWithSession(over: Partial<typeof limits> = {}): RecoveryStore {
+  const store = new RecoveryStore({ ...limits, ...over });
+  store.joined(1, "/", "sid-1", ["sid-1"], "pid-1", { user: "ann" });
+  store.joined(1, "/", "sid-1", ["blue"]);
+  return store;
+}
+
+describe("the recovery store", () => {
+  it("returns, in order, every broadcast after the client's offset that was meant for it", () => {
+    const store = storeWithSession();
+    const seen = store.append({ nsp: "/", rooms: [], except: [], data: ["e", 0] });
+    store.append({ nsp: "/", rooms: [], except: [], data: ["e", 1] });
+    store.append({ nsp: "/", rooms: ["blue"], except: [], data: ["e", 2] });
+    store.append({ nsp: "/", rooms: ["red"], except: [], data: ["e", 3] });
+    store.append({ nsp: "/", rooms: [], except: ["blue"], data: ["e", 4] });
+    store.append({ nsp: "/other", rooms: [], except: [], data: ["e", 5] });
+    store.append({ nsp: "/", rooms: ["sid-1"], except: [], data: ["e", 6] });
+    store.workerGone(1);
+    const session = store.restore(2, "/", "pid-1", seen, live);
+    assert.ok(session);
+    assert.equal(session.sid, "sid-1");
+    assert.deepEqual(session.rooms.sort(), ["blue", "sid-1"]);
+    assert.deepEqual(session.data, { user: "ann" });
+    assert.deepEqual(session.missedPackets.map((p) => p[1]), [1, 2, 6]);
+    assert.ok(session.missedPackets.every((p) => typeof p[2] === "string"));
+  });
+
+  it("restores a session once: a second restore of the same pid while it is held gets nothing", () => {
+    const store = storeWithSession();
+    const offset = store.append({ nsp: "/", rooms: [], except: [], data: ["e"] });
+    store.workerGone(1);
+    assert.ok(store.restore(2, "/", "pid-1", offset, live));
+    assert.equal(store.restore(3, "/", "pid-1", offset, (w) => w === 2), null);
+  });
+
+  it("refuses a session whose worker is still alive and holds it", () => {
+    const store = storeWithSession();
+    const offset = store.append({ nsp: "/", rooms: [], except: [], data: ["e"] });
+    assert.equal(store.restore(2, "/", "pid-1", offset, (w) => w === 1), null);
+  });
+
+  it("gives a fresh session instead of a gap when the offset has left the log", () => {
+    const store = storeWithSession({ maxPackets: 100 });
+    const old = store.append({ nsp: "/", rooms: [], except: [], data: ["e", 0] });
+    for (let i = 1; i <= 150; i++) store.append({ nsp: "/", rooms: [], except: [], data: ["e", i] });
+    store.workerGone(1);
+    assert.equal(store.restore(2, "/", "pid-1", old, live), null);
+    assert.equal(store.stats().expired, 1);
+  });
+
+  it("bounds the log by bytes", () => {
+    const store = new RecoveryStore({ ...limits, maxBytes: 1_000_000 });
+    for (let i = 0; i < 100; i++) store.append({ nsp: "/", rooms: [], except: [], data: ["e", "x".repeat(100_000)] });
+    assert.ok(store.stats().bytes <= 1_000_000);
+    assert.ok(store.stats().packets < 11);
+  });
+
+  it("forgets disconnected sessions after the recovery window", () => {
+    const store = storeWithSession({ windowMs: 1000 });
+    const offset = store.append({ nsp: "/", rooms: [], except: [], data: ["e"] }, 0);
+    store.persisted("/", "sid-1", "pid-1", ["sid-1"], null, 0);
+    store.sweep(5_000);
+    assert.equal(store.stats().sessions, 0);
+    assert.equal(store.restore(2, "/", "pid-1", offset, live, 5_000), null);
+  });
+
+  it("forgets a socket that disconnected without a recoverable reason", () => {
+    const store = storeWithSession();
+    store.ended("/", "sid-1");
+    assert.equal(store.stats().sessions, 0);
+  });
+
+  it("refuses an offset from another run of the primary", () => {
+    const store = storeWithSession();
+    store.append({ nsp: "/", rooms: [], except: [], data: ["e"] });
+    store.workerGone(1);
+    assert.equal(store.restore(2, "/", "pid-1", "deadbeef-1", live), null);
+  });
+});
