@@ -92,7 +92,7 @@ export async function runProfile(ctx: BenchContext, def: VariantDef, rate: numbe
   const roots = new Set(rv.hosts.map((h) => h.child.pid));
   const subscribers = ctx.settings.broadcast.subscribers;
   const s = ctx.settings.broadcast;
-  const seconds = 5;
+  const seconds = 4;
   try {
     const info = await connectGroup(ctx, rv, "profile", subscribers);
     await measureStep(ctx, rv, info, {
