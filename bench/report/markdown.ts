@@ -2,7 +2,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { RunResults } from "../results.js";
-import { SATURATION_P99_MS, type StepResult } from "../scenarios/common.js";
+import { SATURATION_P99_MS, disturbed, type StepResult } from "../scenarios/common.js";
 import { barChart, lineChart, type Series } from "./svg.js";
 import { commonRate, evaluateTargets, stepAt, stepsOf, sustained } from "./targets.js";
 
@@ -26,7 +26,7 @@ function generatorBound(s: StepResult, stepMs: number): boolean {
 
 function stepRows(r: RunResults, steps: StepResult[], withRedis: boolean): string[][] {
   return steps.map((s) => {
-    const flags = [s.saturated ? "saturated" : "", generatorBound(s, r.settings.broadcast.stepMs) ? "generator-bound" : "", s.machineBusy > 0.9 ? "box-bound" : "", s.foreignCores > 0.25 ? "other load" : "", s.closedUnexpectedly ? `${s.closedUnexpectedly} dropped` : ""].filter(Boolean).join(", ");
+    const flags = [s.saturated ? "saturated" : "", generatorBound(s, r.settings.broadcast.stepMs) ? "generator-bound" : "", s.machineBusy > 0.9 ? "box-bound" : "", disturbed(s) ? "other load" : "", s.closedUnexpectedly ? `${s.closedUnexpectedly} dropped` : ""].filter(Boolean).join(", ");
     const row = [
       label(r, s.variant), f0(s.rate), f0(s.rate * (s.expected / Math.max(1, s.sent))), f0(s.deliveriesPerSec), pct(s.loss),
       f1(s.p50), f1(s.p90), f1(s.p99), f1(s.max), f1(s.cpuPerMillion), f0(s.deliveriesPerCpuSecond),
@@ -102,7 +102,7 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
     const ws = stepAt(r, "rawws", cr);
     const stock = stepAt(r, "stock", cr);
     return [
-      label(r, k), f0(sus.rate), sus.saturated ? f0(r.traffic?.saturatedAt[k]) : "not within the sweep", f0(st?.deliveriesPerCpuSecond),
+      label(r, k), f0(sus.rate), sus.saturated ? f0(stepsOf(r, k).find((x) => x.saturated && !disturbed(x))?.rate) : "not within the sweep", f0(st?.deliveriesPerCpuSecond),
       st && stock ? `${(st.deliveriesPerCpuSecond / stock.deliveriesPerCpuSecond).toFixed(2)}x` : "-",
       st && ws ? pct(st.deliveriesPerCpuSecond / ws.deliveriesPerCpuSecond) : "-", f1(st?.p99),
     ];

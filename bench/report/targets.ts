@@ -1,6 +1,6 @@
 /** The issue's targets, evaluated on one run's results: reported (met / missed by how much), never asserted. */
 import type { RunResults } from "../results.js";
-import type { StepResult } from "../scenarios/common.js";
+import { disturbed, type StepResult } from "../scenarios/common.js";
 
 export interface TargetRow {
   target: string;
@@ -13,9 +13,11 @@ export function stepsOf(r: RunResults, variant: string, kind: "broadcast" | "roo
   return steps.filter((s) => s.variant === variant).sort((a, b) => a.rate - b.rate);
 }
 
-/** Offered broadcast rates at which every listed variant ran below saturation. */
+/** Offered broadcast rates at which every listed variant ran below saturation, undisturbed by other jobs. */
 export function commonRates(r: RunResults, variants: readonly string[]): number[] {
-  return r.settings.broadcast.rates.filter((rate) => variants.every((v) => stepsOf(r, v).some((s) => s.rate === rate && !s.saturated)));
+  return r.settings.broadcast.rates.filter((rate) =>
+    variants.every((v) => stepsOf(r, v).some((s) => s.rate === rate && !s.saturated && !disturbed(s))),
+  );
 }
 
 /** Highest offered broadcast rate at which every listed variant ran below saturation. */
@@ -33,11 +35,15 @@ export function stepAt(r: RunResults, variant: string, rate: number | undefined)
   return rate === undefined ? undefined : stepsOf(r, variant).find((s) => s.rate === rate);
 }
 
-/** Highest rate a variant sustained, and whether it saturated at all within the sweep. */
+/**
+ * Highest rate a variant sustained below its first saturated step, and whether it saturated at all
+ * within the sweep; saturated steps that ran beside other jobs do not count as the variant's own.
+ */
 export function sustained(r: RunResults, variant: string): { rate: number | undefined; saturated: boolean } {
-  const steps = stepsOf(r, variant);
-  const ok = steps.filter((s) => !s.saturated);
-  return { rate: ok.at(-1)?.rate, saturated: steps.some((s) => s.saturated) };
+  const steps = stepsOf(r, variant).filter((s) => !(s.saturated && disturbed(s)));
+  const firstSat = steps.find((s) => s.saturated);
+  const ok = steps.filter((s) => !s.saturated && (firstSat === undefined || s.rate < firstSat.rate));
+  return { rate: ok.at(-1)?.rate, saturated: firstSat !== undefined };
 }
 
 const pct = (x: number): string => `${(x * 100).toFixed(0)}%`;
@@ -77,7 +83,7 @@ export function evaluateTargets(r: RunResults): TargetRow[] {
     const sf = stepAt(r, "sockfleet", half);
     const sk = stepAt(r, "stock", half);
     if (sf && sk) {
-      const bound = st.saturated ? "" : " (stock never saturated in the sweep: its top rate stands in)";
+      const bound = `${st.saturated ? "" : " (stock never saturated in the sweep: its top rate stands in)"}${disturbed(sf) || disturbed(sk) ? " (a step ran beside other jobs)" : ""}`;
       rows.push({
         target: "p99 latency at half the stock recipe's saturation rate: sockfleet <= stock",
         measured: `${sf.p99.toFixed(1)} ms vs ${sk.p99.toFixed(1)} ms at ${half} broadcasts/s (stock sustained ${st.rate}/s)${bound}`,

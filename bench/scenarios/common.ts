@@ -159,6 +159,13 @@ export interface StepSpec {
 
 const ms = (us: number): number => us / 1000;
 
+/** Cores of foreign work (other jobs on a shared box) above which a step counts as disturbed. */
+export const DISTURBED_CORES = 0.35;
+
+export function disturbed(r: StepResult): boolean {
+  return r.foreignCores > DISTURBED_CORES;
+}
+
 /** A step is saturated when more than 1% is lost, p99 reaches this, or clients were dropped. */
 export const SATURATION_P99_MS = 500;
 
