@@ -151,8 +151,8 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
   // storm
   md.push("## Connection storm");
   md.push("");
-  md.push(table(["variant", "mode", "connected", "failed", "connections/s", "p50 connect ms", "p99 connect ms", "server CPU-s", "generator CPU-s", "errors"], r.storm.map((x) => [
-    label(r, x.variant), x.mode, `${x.ok}/${x.attempted}`, String(x.failed), f0(x.perSecond), f1(x.p50), f1(x.p99), x.serverCpu.toFixed(2), x.loadgenCpu === undefined ? "-" : x.loadgenCpu.toFixed(2), x.errors.join("; ") || "-",
+  md.push(table(["variant", "mode", "connected", "failed", "connections/s", "p50 connect ms", "p99 connect ms", "server CPU-s", "generator CPU-s", "other cores", "errors"], r.storm.map((x) => [
+    label(r, x.variant), x.mode, `${x.ok}/${x.attempted}`, String(x.failed), f0(x.perSecond), f1(x.p50), f1(x.p99), x.serverCpu.toFixed(2), x.loadgenCpu === undefined ? "-" : x.loadgenCpu.toFixed(2), x.foreignCores === undefined ? "-" : x.foreignCores.toFixed(2), x.errors.join("; ") || "-",
   ])));
   md.push("");
   md.push(plot("storm.svg", barChart("Connection storm: connections per second", "/s", r.storm.map((x) => ({ label: `${label(r, x.variant)} ${x.mode}`, value: x.perSecond, note: x.failed ? `(${x.failed} failed)` : "" })))));
