@@ -55,10 +55,10 @@ export const FULL: Settings = {
   },
   rooms: { roomSize: 5, rates: [1000, 4000], stepMs: 2500 },
   storm: { websocket: 2000, polling: 300, concurrency: 100, timeoutMs: 10_000 },
-  idle: { count: 4000, settleMs: 1500 },
+  idle: { count: 3000, settleMs: 1500 },
   maxIdle: { cap: 100_000, batch: 5000, perGenerator: 18_000, budgetMs: 150_000 },
   redisAccounting: { clients: 100, broadcasts: 200, rate: 100 },
-  idleWaitMs: 8000,
+  idleWaitMs: 4000,
   connectTimeoutMs: 10_000,
   budgetMs: 13 * 60_000,
 };

@@ -155,6 +155,8 @@ export interface StepSpec {
   fanout: (connections: number) => number;
   roomPrefix: string;
   roomCount: number;
+  /** Wait for a quiet machine first (default); the unmeasured warm-up skips it. */
+  waitIdle?: boolean;
 }
 
 const ms = (us: number): number => us / 1000;
@@ -172,7 +174,7 @@ export const SATURATION_P99_MS = 500;
 /** One measured step: send at `rate` for `durationMs` from the group's first connections, drain, count. */
 export async function measureStep(ctx: BenchContext, rv: RunningVariant, info: GroupInfo, spec: StepSpec): Promise<StepResult> {
   await quiesce(ctx, info.name);
-  const busyBefore = await waitMachineIdle(0.15, 250, ctx.settings.idleWaitMs);
+  const busyBefore = spec.waitIdle === false ? NaN : await waitMachineIdle(0.15, 250, ctx.settings.idleWaitMs);
   await Promise.all(ctx.loadgens.map((g) => g.request({ type: "reset", group: info.name })));
   const machine = new MachineCpu();
   const harness0 = process.cpuUsage();

@@ -66,7 +66,7 @@ export async function runTraffic(ctx: BenchContext, running: readonly RunningVar
     await measureStep(ctx, rv, info, {
       kind: "broadcast", rate: s.broadcast.rates[0]!, durationMs: s.broadcast.warmupMs,
       drainMs: s.broadcast.drainMs, senders: s.broadcast.senders, payloadBytes: s.broadcast.payloadBytes,
-      fanout: (conns) => conns, roomPrefix: "", roomCount: 1,
+      fanout: (conns) => conns, roomPrefix: "", roomCount: 1, waitIdle: false,
     });
   }
   ctx.log(`warm-up   done`);
