@@ -109,7 +109,11 @@ async function main(): Promise<number> {
   const ctx: BenchContext = {
     settings, workers: args.workers, loadgens,
     loadgenMeter: new TreeMeter(() => loadgens.map((g) => g.pid)),
-    startedAt: t0, log,
+    startedAt: t0, log, phaseEnd: 1,
+  };
+  // Each scenario may run until its share of the time budget, so that a slow one cannot crowd out the rest.
+  const phase = (end: number): void => {
+    ctx.phaseEnd = end;
   };
 
   const running: RunningVariant[] = [];
@@ -133,10 +137,12 @@ async function main(): Promise<number> {
     }
 
     const want = (x: Scenario): boolean => args.scenarios.includes(x);
+    phase(0.5);
     if (want("traffic")) {
       results.traffic = await runTraffic(ctx, running);
       results.skipped.push(...results.traffic.skipped);
     }
+    phase(0.6);
     if (want("storm")) {
       const storm = await runStorm(ctx, running);
       results.storm = storm.rows;
@@ -144,16 +150,19 @@ async function main(): Promise<number> {
     }
     for (const rv of running.splice(0)) await rv.stop();
 
+    phase(0.64);
     if (want("redis")) {
       const acct = await runRedisAccounting(ctx, started);
       results.redisAccounting = acct.rows;
       results.skipped.push(...acct.skipped);
     }
+    phase(0.76);
     if (want("idle")) {
       const idle = await runIdle(ctx, started);
       results.idle = idle.rows;
       results.skipped.push(...idle.skipped);
     }
+    phase(0.84);
     if (want("profile") && (!args.quick || args.scenarios.length < SCENARIOS.length)) {
       const rate = commonRate(results, ["sockfleet", "stock"]) ?? settings.broadcast.rates[1]!;
       for (const key of ["sockfleet", "stock"]) {
@@ -161,6 +170,7 @@ async function main(): Promise<number> {
         if (def && !overBudget(ctx)) results.profiles.push(await runProfile(ctx, def, rate, path.join(ROOT, "bench", "results", "profiles", key)));
       }
     }
+    phase(1);
     if (want("max-idle") && settings.maxIdle !== undefined) {
       const target = started.find((d) => d.key === "sockfleet") ?? started.find((d) => d.key === "stock");
       if (target) results.maxIdle.push(await runMaxIdle(ctx, target));

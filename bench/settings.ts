@@ -60,5 +60,5 @@ export const FULL: Settings = {
   redisAccounting: { clients: 100, broadcasts: 200, rate: 100 },
   idleWaitMs: 4000,
   connectTimeoutMs: 10_000,
-  budgetMs: 13 * 60_000,
+  budgetMs: 14 * 60_000,
 };

@@ -15,11 +15,19 @@ export interface BenchContext {
   loadgens: LoadGen[];
   loadgenMeter: TreeMeter;
   startedAt: number;
+  /** Share of the run's time budget the current scenario may use up to (its end, from the start). */
+  phaseEnd: number;
   log: (line: string) => void;
 }
 
+/** True once the current scenario has used its share of the run's time budget. */
 export function overBudget(ctx: BenchContext): boolean {
-  return performance.now() - ctx.startedAt > ctx.settings.budgetMs;
+  return performance.now() - ctx.startedAt > ctx.settings.budgetMs * ctx.phaseEnd;
+}
+
+/** Milliseconds left to the current scenario. */
+export function budgetLeftMs(ctx: BenchContext): number {
+  return ctx.startedAt + ctx.settings.budgetMs * ctx.phaseEnd - performance.now();
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -5,7 +5,7 @@
 import { performance } from "node:perf_hooks";
 import { LoadGen } from "../lib/loadgen-handle.js";
 import { RunningVariant, type VariantDef } from "../variants.js";
-import { closeGroup, connectGroup, overBudget, sleep, type BenchContext } from "./common.js";
+import { budgetLeftMs, closeGroup, connectGroup, overBudget, sleep, type BenchContext } from "./common.js";
 
 export interface IdleRow {
   variant: string;
@@ -74,7 +74,7 @@ export async function runMaxIdle(ctx: BenchContext, def: VariantDef): Promise<Ma
   const sub: BenchContext = { ...ctx, loadgens: gens };
   try {
     while (reached < m.cap) {
-      if (performance.now() - started > m.budgetMs || overBudget(ctx)) {
+      if (performance.now() - started > m.budgetMs || budgetLeftMs(ctx) < 10_000) {
         stoppedBy = "time budget";
         break;
       }
