@@ -144,7 +144,8 @@ function send(req: Extract<LoadgenRequest, { type: "send" }>): Promise<SendResul
   return new Promise<SendResult>((resolve) => {
     const tick = (): void => {
       const elapsed = performance.now() - started;
-      const due = Math.min(max, Math.floor((req.rate * elapsed) / 1000));
+      // at the end of the window the whole schedule is due
+      const due = elapsed >= req.durationMs ? max : Math.min(max, Math.floor((req.rate * elapsed) / 1000));
       while (sent < due) {
         const c = senders[sent % senders.length]!;
         if (req.kind === "broadcast") {
@@ -156,7 +157,8 @@ function send(req: Extract<LoadgenRequest, { type: "send" }>): Promise<SendResul
         sent++;
       }
       if (sent >= max || elapsed >= req.durationMs) {
-        resolve({ sent, ms: elapsed, lagMs: ((max - sent) / req.rate) * 1000 });
+        // how late the last message went out against its slot in the schedule
+        resolve({ sent, ms: elapsed, lagMs: Math.max(0, elapsed - req.durationMs) });
       } else {
         setTimeout(tick, 1);
       }

@@ -4,7 +4,7 @@ import path from "node:path";
 import type { RunResults } from "../results.js";
 import { SATURATION_P99_MS, disturbed, type StepResult } from "../scenarios/common.js";
 import { barChart, lineChart, type Series } from "./svg.js";
-import { commonRate, evaluateTargets, stepAt, stepsOf, sustained } from "./targets.js";
+import { commonRate, commonRates, evaluateTargets, median, stepAt, stepsOf, sustained } from "./targets.js";
 
 const MiB = 2 ** 20;
 const f1 = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(1));
@@ -96,15 +96,26 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
   md.push("## Broadcast fan-out");
   md.push("");
   const cr = commonRate(r, available.filter((k) => stepsOf(r, k).length > 0));
-  md.push(table(["variant", "sustained up to (broadcasts/s)", "first saturated at", `deliveries per server CPU-s${cr ? ` at ${cr}/s` : ""}`, "vs stock", "vs raw ws", `p99 ms${cr ? ` at ${cr}/s` : ""}`], available.map((k) => {
+  const clean = (k: string): StepResult[] => stepsOf(r, k).filter((x) => !x.saturated && !disturbed(x));
+  const vs = (k: string, base: string): string => {
+    const rates = commonRates(r, [k, base]);
+    if (rates.length === 0 || !available.includes(base)) return "-";
+    const m = median(rates.map((rate) => stepAt(r, k, rate)!.deliveriesPerCpuSecond / stepAt(r, base, rate)!.deliveriesPerCpuSecond));
+    return base === "rawws" ? pct(m) : `${m.toFixed(2)}x`;
+  };
+  const topRate = Math.max(...s.broadcast.rates);
+  md.push("Deliveries per server CPU-second: the median over the variant's steps below saturation that ran without other jobs beside them; \"vs\" columns: the median ratio over the loads both variants ran that way.");
+  md.push("");
+  md.push(table(["variant", "sustained up to (broadcasts/s)", "first saturated at", "deliveries per server CPU-s", "vs stock", "vs raw ws", "p99 ms at its highest clean load"], available.map((k) => {
     const sus = sustained(r, k);
-    const st = stepAt(r, k, cr);
-    const ws = stepAt(r, "rawws", cr);
-    const stock = stepAt(r, "stock", cr);
+    const steps = stepsOf(r, k);
+    const firstSat = steps.find((x) => x.saturated && !disturbed(x));
+    const last = steps.at(-1);
+    const satText = firstSat ? f0(firstSat.rate) : last && last.rate < topRate ? `sweep cut short after ${f0(last.rate)}` : "not within the sweep";
+    const c = clean(k);
     return [
-      label(r, k), f0(sus.rate), sus.saturated ? f0(stepsOf(r, k).find((x) => x.saturated && !disturbed(x))?.rate) : "not within the sweep", f0(st?.deliveriesPerCpuSecond),
-      st && stock ? `${(st.deliveriesPerCpuSecond / stock.deliveriesPerCpuSecond).toFixed(2)}x` : "-",
-      st && ws ? pct(st.deliveriesPerCpuSecond / ws.deliveriesPerCpuSecond) : "-", f1(st?.p99),
+      label(r, k), f0(sus.rate), satText, c.length ? f0(median(c.map((x) => x.deliveriesPerCpuSecond))) : "-",
+      vs(k, "stock"), vs(k, "rawws"), f1(c.at(-1)?.p99),
     ];
   })));
   md.push("");
@@ -118,9 +129,10 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
   md.push("");
   const bars = available.map((k) => {
     const st = stepAt(r, k, cr);
-    return { label: label(r, k), value: st?.deliveriesPerCpuSecond ?? NaN };
+    const c = clean(k);
+    return { label: label(r, k), value: cr ? (st?.deliveriesPerCpuSecond ?? NaN) : c.length ? median(c.map((x) => x.deliveriesPerCpuSecond)) : NaN };
   });
-  md.push(plot("deliveries-per-cpu.svg", barChart(`Deliveries per server CPU-second${cr ? ` at ${cr} broadcasts/s` : ""}`, "/CPU-s", bars)));
+  md.push(plot("deliveries-per-cpu.svg", barChart(`Deliveries per server CPU-second${cr ? ` at ${cr} broadcasts/s` : " (median of clean steps)"}`, "/CPU-s", bars)));
   md.push("");
   const withRedis = (r.traffic?.broadcast ?? []).some((x) => x.redisCpu !== undefined);
   const order = (steps: StepResult[]): StepResult[] => [...steps].sort((a, b) => a.variant.localeCompare(b.variant) || a.rate - b.rate);

@@ -83,7 +83,7 @@ export function evaluateTargets(r: RunResults): TargetRow[] {
     const sf = stepAt(r, "sockfleet", half);
     const sk = stepAt(r, "stock", half);
     if (sf && sk) {
-      const bound = `${st.saturated ? "" : " (stock never saturated in the sweep: its top rate stands in)"}${disturbed(sf) || disturbed(sk) ? " (a step ran beside other jobs)" : ""}`;
+      const bound = `${st.saturated ? "" : " (stock did not saturate in its sweep: its highest clean rate stands in)"}${disturbed(sf) || disturbed(sk) ? " (a step ran beside other jobs)" : ""}`;
       rows.push({
         target: "p99 latency at half the stock recipe's saturation rate: sockfleet <= stock",
         measured: `${sf.p99.toFixed(1)} ms vs ${sk.p99.toFixed(1)} ms at ${half} broadcasts/s (stock sustained ${st.rate}/s)${bound}`,
