@@ -36,6 +36,11 @@ const SETTINGS: Record<Key, { flag: string; env: string; list?: boolean }> = {
   recoveryMaxPackets: { flag: "recovery-max-packets", env: "RECOVERY_MAX_PACKETS" },
   recoveryMaxBytes: { flag: "recovery-max-bytes", env: "RECOVERY_MAX_BYTES" },
   logLevel: { flag: "log-level", env: "LOG_LEVEL" },
+  drainTime: { flag: "drain-time", env: "DRAIN_TIME" },
+  adminPort: { flag: "admin-port", env: "ADMIN_PORT" },
+  adminHost: { flag: "admin-host", env: "ADMIN_HOST" },
+  adminUiUser: { flag: "admin-ui-user", env: "ADMIN_UI_USER" },
+  adminUiPasswordHash: { flag: "admin-ui-password-hash", env: "ADMIN_UI_PASSWORD_HASH" },
 };
 
 export const USAGE = `Usage: sockfleet [options]
@@ -57,6 +62,11 @@ Options (environment variable in brackets; flags win over the environment, which
   --recovery-max-packets N   broadcasts kept for replay [RECOVERY_MAX_PACKETS] (default 100000)
   --recovery-max-bytes N     bytes of broadcasts kept for replay [RECOVERY_MAX_BYTES] (default 64000000)
   --log-level LEVEL          fatal|error|warn|info|debug|trace|silent [LOG_LEVEL] (default info)
+  --drain-time MS            rolling restart: a replaced worker's clients reconnect spread over MS [DRAIN_TIME] (default 2000)
+  --admin-port N             admin listener for /metrics, /healthz, /readyz; unset: none, 0: any free port [ADMIN_PORT]
+  --admin-host ADDR          address of the admin listener [ADMIN_HOST] (default 127.0.0.1)
+  --admin-ui-user NAME       switch on the Socket.IO Admin UI (namespace /admin) with this user [ADMIN_UI_USER]
+  --admin-ui-password-hash H bcrypt hash of the Admin UI password [ADMIN_UI_PASSWORD_HASH]
   --config FILE              JSON file with any of the settings above, camelCase keys [SOCKFLEET_CONFIG]
   -h, --help                 print this help
 `;

@@ -41,8 +41,32 @@ export const configSchema = z
     recoveryMaxBytes: z.coerce.number().int().min(1_000_000).max(8_000_000_000).default(64_000_000),
     /** Log level. */
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+
+    // Operations (rolling restarts, admin listener).
+    /**
+     * During a rolling restart, a replaced worker tells its clients to reconnect a few at a time,
+     * spread over this many milliseconds, so they do not all land on the new worker at once.
+     */
+    drainTime: z.coerce.number().int().min(0).max(600_000).default(2_000),
+    /**
+     * Port of the admin listener (/metrics, /healthz, /readyz); unset means no admin listener,
+     * 0 picks a free port (logged in the ready line).
+     */
+    adminPort: z.coerce.number().int().min(0).max(65535).optional(),
+    /** Address the admin listener binds to: loopback by default, so metrics never face the world by accident. */
+    adminHost: z.string().min(1).default("127.0.0.1"),
+    /** Socket.IO Admin UI: on when both are set. The password is a bcrypt hash (the UI never accepts a plain one). */
+    adminUiUser: z.string().min(1).max(128).optional(),
+    adminUiPasswordHash: z
+      .string()
+      .regex(/^\$2[aby]?\$\d{2}\$[./A-Za-z0-9]{53}$/, "must be a bcrypt hash, e.g. from: node -e \"console.log(require('bcryptjs').hashSync(process.argv[1], 10))\" PASSWORD")
+      .optional(),
   })
-  .strict();
+  .strict()
+  .refine((c) => (c.adminUiUser === undefined) === (c.adminUiPasswordHash === undefined), {
+    message: "the admin UI needs both a user and a password hash",
+    path: ["adminUiPasswordHash"],
+  });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -3,8 +3,11 @@
  * Every message carries `sf` as its tag, so they never collide with the cluster adapter's own
  * traffic (tagged `source: "_sio_adapter"`) that shares the channel.
  */
-
+import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { RecoveredSession } from "../tiers/recovery/store";
+
+/** One worker's metrics as prom-client's JSON form, which the primary aggregates. */
+export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
 
 /** Primary -> worker. */
 export type ToWorker =
@@ -12,17 +15,29 @@ export type ToWorker =
   | { sf: "offset"; id: number; offset: string }
   /** Answer to a "restore" request: the session and its missed packets, or null for a fresh session. */
   | { sf: "restored"; id: number; session: RecoveredSession | null }
-  /** A TCP connection handed over with its socket handle; `head` holds the bytes already read. */
-  | { sf: "connection"; head: Uint8Array }
+  /**
+   * A TCP connection handed over with its socket handle; `head` holds the bytes already read.
+   * The worker confirms with "accepted" so the primary can let go of its copy of the handle.
+   */
+  | { sf: "connection"; handoff: number; head: Uint8Array }
   /** Whole-host readiness changed (served by every worker's /readyz). */
   | { sf: "host-state"; ready: boolean }
   /** Close the Socket.IO server (clients are told to reconnect) and exit. */
-  | { sf: "shutdown" };
+  | { sf: "shutdown" }
+  /**
+   * Rolling restart: this worker was replaced. Tell its clients to reconnect, spread over
+   * `spreadMs` (the balancer already sends new sessions elsewhere), then close and exit.
+   */
+  | { sf: "drain"; spreadMs: number }
+  /** Report this worker's metrics, answering with the same `id`. */
+  | { sf: "metrics-request"; id: number };
 
 /** Worker -> primary. */
 export type ToPrimary =
   /** The worker serves: app loaded, Socket.IO attached. */
   | { sf: "ready" }
+  /** The worker owns the connection handed over as `handoff`. */
+  | { sf: "accepted"; handoff: number }
   /** An Engine.IO session opened or closed on this worker (drives sticky routing and balancing). */
   | { sf: "session"; sid: string; open: boolean }
   /** Start-up failed for a reason a respawn cannot fix (for example the app module throws on load). */
@@ -36,10 +51,15 @@ export type ToPrimary =
   /** ...disconnected in a way the client will try to recover from (socket.io's persistSession). */
   | { sf: "session-persisted"; nsp: string; sid: string; pid: string; rooms: string[]; data: unknown }
   /** ...asks for the session `pid` and what it missed since `offset`. */
-  | { sf: "restore"; id: number; nsp: string; pid: string; offset: string };
+  | { sf: "restore"; id: number; nsp: string; pid: string; offset: string }
+  /** Answer to a metrics request. */
+  | { sf: "metrics"; id: number; metrics: MetricsSnapshot };
 
 /** Environment variable through which the primary hands its validated config to each worker. */
 export const WORKER_CONFIG_ENV = "SOCKFLEET_WORKER_CONFIG";
+
+/** Environment variable naming the primary's data-channel socket (see primary/data-hub.ts). */
+export const DATA_PATH_ENV = "SOCKFLEET_DATA_PATH";
 
 export type SockfleetMessage = ToWorker | ToPrimary;
 

@@ -13,6 +13,8 @@ const PENDING_TTL_MS = 10_000;
  * Such a request waits this long for the session to appear before it is balanced like a new one.
  */
 const UNKNOWN_SID_WAIT_MS = 250;
+/** A worker that does not confirm a hand-over within this time is presumed stuck; the client is dropped. */
+const HANDOFF_TIMEOUT_MS = 10_000;
 /** A client that sends no complete request head within this time is dropped. */
 const HEAD_TIMEOUT_MS = 10_000;
 
@@ -48,6 +50,16 @@ export class StickyBalancer {
   private readonly sessions = new Map<string, number>();
   private readonly loads = new Map<number, Load>();
   private rotation = 0;
+  /** Workers being replaced: they keep their sessions but get no new ones. */
+  private readonly draining = new Set<number>();
+  /**
+   * Workers still running the old code during a rolling restart. New sessions prefer the others,
+   * so a client told to reconnect lands on a worker already replaced and is not moved twice.
+   */
+  private readonly stale = new Set<number>();
+  /** Connections sent to a worker that has not confirmed them yet; the primary keeps its copy until then. */
+  private readonly inFlight = new Map<number, { socket: net.Socket; head: Buffer; worker: number; timer: NodeJS.Timeout }>();
+  private handoffSeq = 0;
   /** Requests waiting for their session id to be announced. */
   private readonly awaitingSid = new Map<string, Array<() => void>>();
 
@@ -63,10 +75,51 @@ export class StickyBalancer {
     this.loads.set(id, { sessions: 0, pending: [] });
   }
 
-  /** Worker `id` is gone or draining: forget its sessions so their clients reconnect elsewhere. */
+  /**
+   * Worker `id` is being replaced: requests of its sessions still reach it (a long-polling client
+   * keeps working until it is told to reconnect), but new sessions go to the other workers.
+   */
+  drainWorker(id: number): void {
+    if (this.loads.has(id)) this.draining.add(id);
+  }
+
+  /** A rolling restart starts: workers `ids` are to be replaced. */
+  markStale(ids: number[]): void {
+    for (const id of ids) this.stale.add(id);
+  }
+
+  /** The rolling restart is over (complete or aborted): every worker is a candidate again. */
+  clearStale(): void {
+    this.stale.clear();
+  }
+
+  /** Worker `id` is gone: forget its sessions so their clients reconnect elsewhere. */
   removeWorker(id: number): void {
+    this.draining.delete(id);
+    this.stale.delete(id);
     this.loads.delete(id);
     for (const [sid, owner] of this.sessions) if (owner === id) this.sessions.delete(sid);
+  }
+
+  /** Worker `id` exited: connections it never confirmed are routed again, to a live worker. */
+  workerExited(id: number): void {
+    this.removeWorker(id);
+    for (const [handoff, entry] of this.inFlight) {
+      if (entry.worker !== id) continue;
+      this.inFlight.delete(handoff);
+      clearTimeout(entry.timer);
+      this.route(entry.socket, entry.head, true);
+    }
+  }
+
+  /** The worker owns the connection now: close the primary's copy of the handle. */
+  accepted(handoff: number): void {
+    const entry = this.inFlight.get(handoff);
+    if (!entry) return;
+    this.inFlight.delete(handoff);
+    clearTimeout(entry.timer);
+    // Closing our descriptor does not shut the connection down: the worker holds its own.
+    entry.socket.destroy();
   }
 
   sessionOpened(worker: number, sid: string): void {
@@ -157,7 +210,9 @@ export class StickyBalancer {
 
   /** The worker with the fewest sessions plus handshakes in flight; ties rotate. */
   private pick(): Worker | undefined {
-    const candidates = this.workers().filter((w) => this.loads.has(w.id));
+    const open = this.workers().filter((w) => this.loads.has(w.id) && !this.draining.has(w.id));
+    const replaced = open.filter((w) => !this.stale.has(w.id));
+    const candidates = replaced.length > 0 ? replaced : open;
     if (candidates.length === 0) return undefined;
     const now = Date.now();
     let best: Worker | undefined;
@@ -178,22 +233,33 @@ export class StickyBalancer {
 
   private handOver(socket: net.Socket, worker: Worker, head: Buffer): void {
     socket.setTimeout(0);
-    // Stop reading before the handle leaves: once sent, whatever the primary still reads from it
-    // is thrown away by Node, and the worker would never see it.
+    // Stop reading before the handle is shared: bytes the client sends meanwhile (a WebSocket
+    // client's CONNECT packet) must stay in the kernel for the worker, not be read here.
     const handle = (socket as unknown as { _handle?: { readStop?: () => number } })._handle;
     handle?.readStop?.();
     socket.pause();
-    const message: ToWorker = { sf: "connection", head };
+    // keepOpen: the primary keeps its copy until the worker confirms, so a connection sent to a
+    // worker that dies before taking it is routed again instead of silently closed.
+    const handoff = ++this.handoffSeq;
+    const timer = setTimeout(() => {
+      if (!this.inFlight.delete(handoff)) return;
+      this.logger.warn({ worker: worker.id }, "worker did not take a connection in time; dropped");
+      socket.destroy();
+    }, HANDOFF_TIMEOUT_MS);
+    this.inFlight.set(handoff, { socket, head, worker: worker.id, timer });
+    const message: ToWorker = { sf: "connection", handoff, head };
+    const failed = (err: unknown): void => {
+      if (!this.inFlight.delete(handoff)) return;
+      clearTimeout(timer);
+      this.logger.warn({ err, worker: worker.id }, "hand-over failed; routing the connection again");
+      this.route(socket, head, true);
+    };
     try {
-      worker.send(message, socket, (err: Error | null) => {
-        if (err) {
-          this.logger.warn({ err, worker: worker.id }, "hand-over failed; connection dropped");
-          socket.destroy();
-        }
+      worker.send(message, socket, { keepOpen: true }, (err: Error | null) => {
+        if (err) failed(err);
       });
     } catch (err) {
-      this.logger.warn({ err, worker: worker.id }, "hand-over failed; connection dropped");
-      socket.destroy();
+      failed(err);
     }
   }
 }

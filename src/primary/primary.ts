@@ -1,9 +1,14 @@
 import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema";
+import { HostMetrics } from "../observability/host-metrics";
 import { createLogger } from "../observability/logger";
-import { ClusterRelay } from "../tiers/cluster/relay";
+import { AdminServer } from "../ops/admin";
+import { ClusterRelay, isAdapterMessage } from "../tiers/cluster/relay";
 import { HostRecovery } from "../tiers/recovery/host";
+import { DATA_PATH_ENV, isSockfleetMessage, type ToPrimary } from "../ipc/messages";
 import { StickyBalancer } from "./balancer";
+import { DataHub } from "./data-hub";
+import { RollingRestart } from "./roll";
 import { Supervisor } from "./supervisor";
 
 /** Exit code when the host cannot serve: the app fails to start, the port is taken, every worker crash-loops. */
@@ -16,30 +21,59 @@ export const EXIT_CANNOT_SERVE = 1;
 export async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel, { role: "primary", host: config.hostId, pid: process.pid });
   let relay: ClusterRelay | undefined;
-  const supervisor = new Supervisor(config, logger, (worker, message) => relay?.onMessage(worker, message) ?? false);
-  const recovery = config.recovery ? new HostRecovery(config, (id) => supervisor.workers().some((w) => w.id === id)) : undefined;
-  relay = new ClusterRelay(() => supervisor.workers(), recovery?.sequence);
+  let recovery: HostRecovery | undefined;
+  const hub = new DataHub((worker, message) => {
+    if (relay?.onMessage(worker, message)) {
+      if (isAdapterMessage(message)) metrics.messageRelayed(message.requesterUid === undefined ? "broadcast" : "response");
+      return;
+    }
+    if (isSockfleetMessage(message)) recovery?.onMessage(worker, message as ToPrimary);
+  }, logger);
+  await hub.listen();
+  const supervisor = new Supervisor(config, logger, { [DATA_PATH_ENV]: hub.path });
+  const isLive = (id: number): boolean => supervisor.workers().some((w) => w.id === id);
+  recovery = config.recovery ? new HostRecovery(config, isLive, (worker, message) => hub.send(worker, message)) : undefined;
+  relay = new ClusterRelay(() => hub.workers(), (worker, message) => hub.send(worker, message), recovery?.sequence);
   const balancer = new StickyBalancer(() => supervisor.workers(), logger);
+  const metrics = new HostMetrics({
+    workers: () => supervisor.workers(),
+    send: (worker, message) => supervisor.send(worker, message),
+    hostReady: () => supervisor.isHostReady(),
+    sessions: () => balancer.sessionCounts(),
+  });
+  supervisor.on("worker-exit", (worker, crashed) => {
+    metrics.workerGone(worker.id);
+    if (crashed) metrics.workerRestarted("crash");
+  });
+  supervisor.on("message", (worker, message) => {
+    if (message.sf === "metrics") metrics.onSnapshot(worker, message.id, message.metrics);
+  });
 
   supervisor.on("worker-ready", (worker) => balancer.addWorker(worker.id));
+  supervisor.on("worker-draining", (worker) => balancer.drainWorker(worker.id));
   supervisor.on("worker-exit", (worker) => {
-    balancer.removeWorker(worker.id);
+    balancer.workerExited(worker.id);
     relay.workerGone(worker.id);
     recovery?.workerGone(worker.id);
   });
   supervisor.on("message", (worker, message) => {
-    if (recovery?.onMessage(worker, message)) return;
+    if (message.sf === "accepted") return balancer.accepted(message.handoff);
     if (message.sf !== "session") return;
     if (message.open) balancer.sessionOpened(worker.id, message.sid);
     else balancer.sessionClosed(worker.id, message.sid);
   });
 
+  let admin: AdminServer | undefined;
+  let adminAddress: { adminPort?: number; adminAddress?: string } = {};
   let stopping: Promise<void> | undefined;
   const stop = (reason: string, code: number): Promise<void> => {
     stopping ??= (async () => {
       logger.info({ reason }, "shutting down");
       balancer.server.close();
+      admin?.close();
       await supervisor.stop();
+      hub.close();
+      recovery?.close();
       logger.info({ code }, "stopped");
       process.exit(code);
     })();
@@ -51,7 +85,7 @@ export async function runPrimary(config: Config): Promise<void> {
     if (!ready || announced) return;
     announced = true;
     const address = balancer.server.address() as AddressInfo;
-    logger.info({ port: address.port, address: address.address, workers: config.workers }, "ready");
+    logger.info({ port: address.port, address: address.address, workers: config.workers, ...adminAddress }, "ready");
     // pm2 (fork mode, wait_ready) and other supervisors that spawn us with IPC wait for this.
     if (process.send) process.send("ready");
   });
@@ -64,6 +98,14 @@ export async function runPrimary(config: Config): Promise<void> {
     void stop("crash loop", EXIT_CANNOT_SERVE);
   });
 
+  // SIGHUP (`kill -HUP`, `pm2 sendSignal SIGHUP <name>`) replaces every worker, one at a time, without downtime.
+  const roll = new RollingRestart(supervisor, logger, {
+    started: () => balancer.markStale(supervisor.workers().map((w) => w.id)),
+    finished: () => balancer.clearStale(),
+    replaced: () => metrics.workerRestarted("roll"),
+  });
+  process.on("SIGHUP", () => void roll.trigger("SIGHUP"));
+
   process.on("SIGTERM", () => void stop("SIGTERM", 0));
   process.on("SIGINT", () => void stop("SIGINT", 0));
 
@@ -72,5 +114,21 @@ export async function runPrimary(config: Config): Promise<void> {
     void stop("listen failed", EXIT_CANNOT_SERVE);
   });
   await new Promise<void>((resolve) => balancer.server.listen(config.port, config.host, resolve));
+
+  // The admin listener (metrics, probes) is served by the primary, on loopback unless configured.
+  if (config.adminPort !== undefined) {
+    admin = new AdminServer(
+      { metrics: () => metrics.render(), ready: () => supervisor.isHostReady(), closing: () => supervisor.isClosing() },
+      logger,
+    );
+    try {
+      const bound = await admin.listen(config.adminPort, config.adminHost);
+      adminAddress = { adminPort: bound.port, adminAddress: bound.address };
+    } catch (err) {
+      logger.fatal({ err, adminPort: config.adminPort, adminHost: config.adminHost }, "cannot listen on the admin port");
+      await stop("admin listen failed", EXIT_CANNOT_SERVE);
+      return;
+    }
+  }
   supervisor.start();
 }

@@ -15,6 +15,8 @@ const BACKOFF_MAX_MS = 10_000;
 interface Slot {
   index: number;
   worker?: Worker;
+  /** The worker a rolling restart is replacing, serving until `worker` (its replacement) is ready. */
+  previous?: Worker;
   ready: boolean;
   crashes: number[];
   respawnTimer?: NodeJS.Timeout;
@@ -27,6 +29,8 @@ export interface SupervisorEvents {
   "worker-ready": [worker: Worker];
   /** A worker is gone, planned or not. */
   "worker-exit": [worker: Worker, crashed: boolean];
+  /** A replaced worker starts draining: it keeps its sessions but must get no new ones. */
+  "worker-draining": [worker: Worker];
   /** Whole-host readiness changed. */
   "host-state": [ready: boolean];
   /** A worker reported a start-up failure no respawn can fix, before the host was ever ready. */
@@ -47,11 +51,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private closing = false;
   private everReady = false;
   private hostReady = false;
+  /** Replaced workers that are draining; they serve their remaining clients until they exit. */
+  private readonly retiring = new Set<Worker>();
 
   constructor(
     private readonly config: Config,
     private readonly logger: Logger,
-    private readonly onAdapterMessage: (worker: Worker, message: unknown) => boolean,
+    /** Extra environment for every worker (for example the data channel's path). */
+    private readonly workerEnv: Record<string, string> = {},
   ) {
     super();
     this.slots = Array.from({ length: config.workers }, (_, index) => ({ index, ready: false, crashes: [], failed: false }));
@@ -67,15 +74,53 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     for (const slot of this.slots) this.fork(slot);
   }
 
-  /** Live workers, in slot order. */
+  /** Live workers, in slot order, then those being replaced or draining (they still serve clients). */
   workers(): Worker[] {
     const live: Worker[] = [];
     for (const slot of this.slots) if (slot.worker && !slot.worker.isDead()) live.push(slot.worker);
+    for (const slot of this.slots) if (slot.previous && !slot.previous.isDead()) live.push(slot.previous);
+    for (const worker of this.retiring) if (!worker.isDead()) live.push(worker);
     return live;
+  }
+
+  get slotCount(): number {
+    return this.slots.length;
+  }
+
+  /**
+   * Rolling restart of one slot: forks a new worker (running the code now on disk) next to the
+   * serving one, waits until it is ready, then drains the old one and waits for it to exit. The
+   * slot counts as ready throughout, so the host stays ready. If the new worker fails to start
+   * within `readyTimeoutMs`, it is killed and the old one keeps serving: a bad deploy stops here.
+   */
+  async replace(index: number, readyTimeoutMs: number): Promise<"replaced" | "failed" | "skipped"> {
+    const slot = this.slots[index];
+    const old = slot.worker;
+    // An empty or still-starting slot gets a fresh worker (new code) anyway.
+    if (this.closing || !old || !slot.ready || slot.previous) return "skipped";
+    slot.previous = old;
+    const fresh = this.fork(slot, true);
+    if (!(await this.readyOrExit(fresh, readyTimeoutMs))) {
+      if (!fresh.isDead()) {
+        this.logger.error({ worker: fresh.id, slot: slot.index, timeoutMs: readyTimeoutMs }, "replacement worker not ready in time, killing it");
+        const exited = new Promise((resolve) => fresh.once("exit", resolve));
+        fresh.process.kill("SIGKILL");
+        await exited;
+      }
+      return "failed";
+    }
+    slot.previous = undefined;
+    await this.retire(old);
+    this.logger.info({ slot: slot.index, replaced: old.id, by: fresh.id, workerPid: fresh.process.pid }, "worker replaced");
+    return "replaced";
   }
 
   isHostReady(): boolean {
     return this.hostReady;
+  }
+
+  isClosing(): boolean {
+    return this.closing;
   }
 
   /** Asks every worker to close gracefully; kills those still alive after the shutdown timeout. */
@@ -103,19 +148,62 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (worker.isConnected()) worker.send(message, undefined, () => undefined);
   }
 
-  private fork(slot: Slot): void {
-    slot.ready = false;
-    const worker = cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(this.config) });
+  /** `replacing`: the slot's current worker serves on, so the slot stays ready until this one is. */
+  private fork(slot: Slot, replacing = false): Worker {
+    if (!replacing) slot.ready = false;
+    const worker = cluster.fork({ ...this.workerEnv, [WORKER_CONFIG_ENV]: JSON.stringify(this.config) });
     slot.worker = worker;
     this.logger.debug({ worker: worker.id, slot: slot.index }, "worker forked");
     worker.on("message", (message: unknown) => {
-      if (this.onAdapterMessage(worker, message)) return;
       if (!isSockfleetMessage(message)) return;
       this.onMessage(slot, worker, message as ToPrimary);
     });
     worker.on("exit", (code, signal) => this.onExit(slot, worker, code, signal));
     // An IPC error on a dying worker is reported through "exit"; nothing to add here.
     worker.on("error", (err) => this.logger.debug({ err, worker: worker.id }, "worker channel error"));
+    return worker;
+  }
+
+  /** Resolves true once `worker` reports ready, false if it exits first or `ms` pass. */
+  private readyOrExit(worker: Worker, ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (ready: boolean): void => {
+        clearTimeout(timer);
+        this.off("worker-ready", onReady);
+        worker.off("exit", onExit);
+        resolve(ready);
+      };
+      const onReady = (ready: Worker): void => {
+        if (ready === worker) done(true);
+      };
+      const onExit = (): void => done(false);
+      const timer = setTimeout(() => done(false), ms);
+      this.on("worker-ready", onReady);
+      worker.once("exit", onExit);
+    });
+  }
+
+  /** Drains a replaced worker and resolves when it has exited; killed if it overruns its bound. */
+  private async retire(worker: Worker): Promise<void> {
+    if (worker.isDead()) return;
+    this.retiring.add(worker);
+    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    this.emit("worker-draining", worker);
+    const spreadMs = this.config.drainTime;
+    this.logger.info({ worker: worker.id, workerPid: worker.process.pid, spreadMs }, "worker draining");
+    this.send(worker, { sf: "drain", spreadMs });
+    const boundMs = spreadMs + this.config.shutdownTimeout;
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      exited.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), boundMs))),
+    ]);
+    clearTimeout(timer);
+    if (late) {
+      this.logger.warn({ worker: worker.id, workerPid: worker.process.pid, boundMs }, "draining worker did not exit in time, killing it");
+      worker.process.kill("SIGKILL");
+      await exited;
+    }
   }
 
   private onMessage(slot: Slot, worker: Worker, message: ToPrimary): void {
@@ -140,8 +228,26 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
-    const crashed = !this.closing && !worker.exitedAfterDisconnect;
+    const retired = this.retiring.delete(worker);
+    const crashed = !this.closing && !retired && !worker.exitedAfterDisconnect;
     this.emit("worker-exit", worker, crashed);
+    if (slot.previous === worker) {
+      // The worker being replaced died while its replacement starts: the slot serves again once that is ready.
+      slot.previous = undefined;
+      slot.ready = false;
+      this.logger.warn({ worker: worker.id, slot: slot.index, code, signal }, "worker died while being replaced");
+      this.updateHostState();
+      return;
+    }
+    if (slot.worker === worker && slot.previous && !this.closing) {
+      // A replacement failed to start: the old worker keeps the slot, nothing is respawned.
+      slot.worker = slot.previous;
+      slot.previous = undefined;
+      slot.ready = true;
+      slot.failed = false;
+      this.logger.error({ worker: worker.id, slot: slot.index, code, signal, kept: slot.worker.id }, "replacement worker failed to start; the old worker keeps serving");
+      return;
+    }
     if (slot.worker !== worker) return;
     slot.worker = undefined;
     slot.ready = false;

@@ -1,6 +1,6 @@
 import type http from "node:http";
 import net from "node:net";
-import { isSockfleetMessage } from "../ipc/messages";
+import { isSockfleetMessage, sendToPrimary } from "../ipc/messages";
 
 /**
  * Receives the TCP connections the primary's balancer hands over, replays the bytes the primary
@@ -21,6 +21,7 @@ export class ConnectionIntake {
       handle.destroy();
       return;
     }
+    sendToPrimary({ sf: "accepted", handoff: message.handoff });
     this.sockets.add(handle);
     handle.once("close", () => this.sockets.delete(handle));
     this.server.emit("connection", handle);

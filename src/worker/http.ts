@@ -15,9 +15,9 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 export interface HostStatus {
-  /** Every worker of this host is serving. */
+  /** Every worker of this host is serving (a slot whose worker is being replaced counts as serving). */
   ready(): boolean;
-  /** This worker is shutting down. */
+  /** This worker is shutting down or draining. */
   closing(): boolean;
 }
 
@@ -43,9 +43,14 @@ export class WorkerHttp {
 
   readonly handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? "/", "http://localhost");
+    // A closing worker sends keep-alive clients (a load balancer's probe) to reconnect, and so to another worker.
+    if (this.status.closing()) res.setHeader("connection", "close");
     if (url.pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
     if (url.pathname === "/readyz") {
-      const ready = this.status.ready() && !this.status.closing();
+      // The host's readiness, not this worker's: during a rolling restart a draining worker may still
+      // answer a probe on a kept-alive connection, and the host (every slot serving) is still ready.
+      // When the host shuts down the primary pushes "not ready" first, so every worker answers 503.
+      const ready = this.status.ready();
       return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : this.status.closing() ? "draining" : "starting" });
     }
     if ((req.method === "GET" || req.method === "HEAD") && this.serveFile(url.pathname, req, res)) return;

@@ -1,23 +1,26 @@
 import cluster from "node:cluster";
 import http from "node:http";
-import { createAdapter } from "@socket.io/cluster-adapter";
 import { Server, type ServerOptions } from "socket.io";
 import type { AppContext } from "../apps/types";
 import type { Config } from "../config/schema";
-import { isSockfleetMessage, sendToPrimary } from "../ipc/messages";
+import { DATA_PATH_ENV, isSockfleetMessage, sendToPrimary } from "../ipc/messages";
 import { createLogger, type Logger } from "../observability/logger";
+import { WorkerMetrics } from "../observability/metrics";
+import { ADMIN_UI_NAMESPACE, enableAdminUi } from "../ops/admin-ui";
 import { loadApp } from "./app-loader";
+import { PacedDisconnect } from "./drain";
 import { ConnectionIntake } from "./handoff";
 import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
-import { RecoveringClusterAdapter } from "../tiers/recovery/adapter";
+import { FleetAdapter } from "../tiers/cluster/adapter";
+import { DataLink } from "./data-link";
 
 /** Exit code of a worker whose start-up failed in a way a respawn cannot fix. */
 export const EXIT_FATAL_STARTUP = 78;
 
-function socketIoOptions(config: Config): Partial<ServerOptions> {
+function socketIoOptions(config: Config, link: DataLink): Partial<ServerOptions> {
   return {
-    adapter: config.recovery ? RecoveringClusterAdapter : createAdapter(),
+    adapter: FleetAdapter.for(link, config.recovery) as unknown as ServerOptions["adapter"],
     // Middlewares are skipped for a recovered socket: it already passed them, and running them
     // would open a window in which broadcasts could miss it.
     connectionStateRecovery: config.recovery ? { maxDisconnectionDuration: config.recoveryWindow, skipMiddlewares: true } : undefined,
@@ -45,21 +48,39 @@ export async function runWorker(config: Config): Promise<void> {
     logger.error({ err: reason }, "unhandled promise rejection");
   });
 
+  const dataPath = process.env[DATA_PATH_ENV];
+  if (!dataPath) throw new Error(`${DATA_PATH_ENV} is not set; workers are started by the sockfleet primary`);
+  const link = await DataLink.connect(dataPath, workerId);
+  // Like the IPC channel: without the data link this worker can no longer take part.
+  link.onClose(() => process.exit(0));
+
   let hostReady = false;
   let closing = false;
   const routes = new WorkerHttp({ ready: () => hostReady, closing: () => closing });
   const server = http.createServer(routes.handle);
-  const io = new Server(server, socketIoOptions(config));
+  const io = new Server(server, socketIoOptions(config, link));
   const intake = new ConnectionIntake(server);
+  const metrics = new WorkerMetrics(workerId);
+  metrics.instrument(io);
+  if (enableAdminUi(io, config, workerId)) logger.debug({ namespace: ADMIN_UI_NAMESPACE }, "admin UI enabled");
 
   io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
     sendToPrimary({ sf: "session", sid: socket.id, open: true });
     socket.once("close", () => sendToPrimary({ sf: "session", sid: socket.id, open: false }));
   });
 
-  const shutdown = async (): Promise<void> => {
-    if (closing) return;
+  const pacer = new PacedDisconnect();
+  /** Shutdown (spreadMs 0) or drain after a rolling restart replaced this worker (spreadMs > 0). */
+  const shutdown = async (spreadMs = 0): Promise<void> => {
+    if (closing) {
+      if (spreadMs === 0) pacer.hurry();
+      return;
+    }
     closing = true;
+    if (spreadMs > 0) {
+      logger.info({ clients: io.engine.clientsCount, spreadMs }, "draining: clients are told to reconnect, a few at a time");
+      await pacer.run(io, spreadMs);
+    }
     logger.info("closing: clients are told to reconnect");
     await io.close().catch(() => undefined);
     await intake.drain(Math.min(1000, config.shutdownTimeout));
@@ -71,10 +92,13 @@ export async function runWorker(config: Config): Promise<void> {
     if (!isSockfleetMessage(message)) return;
     if (message.sf === "host-state") hostReady = message.ready;
     else if (message.sf === "shutdown") void shutdown();
+    else if (message.sf === "drain") void shutdown(message.spreadMs);
+    else if (message.sf === "metrics-request") void metrics.snapshot().then((snapshot) => sendToPrimary({ sf: "metrics", id: message.id, metrics: snapshot }));
   });
   // A worker signalled directly (for example by a process manager) also closes gracefully.
   process.on("SIGTERM", () => void shutdown());
   process.on("SIGINT", () => undefined); // Ctrl-C reaches the whole group; the primary coordinates.
+  process.on("SIGHUP", () => undefined); // Rolling-restart trigger of the primary; a closing terminal signals the group too.
 
   const ctx: AppContext = {
     host: config.hostId,

@@ -1,5 +1,3 @@
-import type { Worker } from "node:cluster";
-
 /** Tag the cluster adapter puts on its IPC messages. */
 export const ADAPTER_SOURCE = "_sio_adapter";
 /** socket.io-adapter's MessageType.ADAPTER_CLOSE: tells the others a node has left. */
@@ -24,8 +22,6 @@ export function isAdapterMessage(value: unknown): value is AdapterMessage {
   return typeof value === "object" && value !== null && (value as { source?: unknown }).source === ADAPTER_SOURCE;
 }
 
-function ignore(): void {}
-
 /**
  * The local bus of the cores tier, in the primary: relays the cluster adapter's messages between
  * workers. Requests and broadcasts go to every other worker; responses (fetchSockets and
@@ -42,27 +38,27 @@ export class ClusterRelay {
    *   the offset goes back to the publishing worker and along with the broadcast to the others.
    */
   constructor(
-    private readonly workers: () => Worker[],
+    private readonly workers: () => number[],
+    private readonly send: (worker: number, message: unknown) => void,
     private readonly sequencer?: (message: AdapterMessage) => string,
   ) {}
 
   /** Handles one message from a worker; returns false when it is not adapter traffic. */
-  onMessage(from: Worker, message: unknown): boolean {
+  onMessage(from: number, message: unknown): boolean {
     if (!isAdapterMessage(message)) return false;
-    if (!this.owners.has(message.uid)) this.owners.set(message.uid, { worker: from.id, nsp: message.nsp });
+    if (!this.owners.has(message.uid)) this.owners.set(message.uid, { worker: from, nsp: message.nsp });
     if (message.requesterUid !== undefined) {
       const owner = this.owners.get(message.requesterUid);
-      const target = owner && this.workers().find((w) => w.id === owner.worker);
-      target?.send(message, undefined, ignore);
+      if (owner) this.send(owner.worker, message);
       return true;
     }
     if (message.sequence !== undefined) {
       const offset = this.sequencer?.(message) ?? "";
-      from.send({ sf: "offset", id: message.sequence, offset }, undefined, ignore);
+      this.send(from, { sf: "offset", id: message.sequence, offset });
       message.sequence = undefined;
       message.offset = offset;
     }
-    this.broadcast(message, from.id);
+    this.broadcast(message, from);
     return true;
   }
 
@@ -76,8 +72,6 @@ export class ClusterRelay {
   }
 
   private broadcast(message: AdapterMessage, except: number): void {
-    for (const worker of this.workers()) {
-      if (worker.id !== except && worker.isConnected()) worker.send(message, undefined, ignore);
-    }
+    for (const worker of this.workers()) if (worker !== except) this.send(worker, message);
   }
 }

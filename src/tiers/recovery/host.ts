@@ -1,6 +1,5 @@
-import type { Worker } from "node:cluster";
 import type { Config } from "../../config/schema";
-import type { ToPrimary } from "../../ipc/messages";
+import type { ToPrimary, ToWorker } from "../../ipc/messages";
 import type { AdapterMessage } from "../cluster/relay";
 import { RecoveryStore } from "./store";
 
@@ -17,6 +16,7 @@ export class HostRecovery {
   constructor(
     config: Config,
     private readonly isLive: (worker: number) => boolean,
+    private readonly reply: (worker: number, message: ToWorker) => void,
   ) {
     this.store = new RecoveryStore({
       windowMs: config.recoveryWindow,
@@ -34,10 +34,10 @@ export class HostRecovery {
   };
 
   /** Handles a worker's recovery message; returns false for other messages. */
-  onMessage(worker: Worker, message: ToPrimary): boolean {
+  onMessage(worker: number, message: ToPrimary): boolean {
     switch (message.sf) {
       case "rooms-joined":
-        this.store.joined(worker.id, message.nsp, message.sid, message.rooms, message.pid, message.data);
+        this.store.joined(worker, message.nsp, message.sid, message.rooms, message.pid, message.data);
         return true;
       case "rooms-left":
         this.store.left(message.nsp, message.sid, message.rooms);
@@ -49,8 +49,8 @@ export class HostRecovery {
         this.store.persisted(message.nsp, message.sid, message.pid, message.rooms, message.data);
         return true;
       case "restore": {
-        const session = this.store.restore(worker.id, message.nsp, message.pid, message.offset, this.isLive);
-        if (worker.isConnected()) worker.send({ sf: "restored", id: message.id, session }, undefined, () => undefined);
+        const session = this.store.restore(worker, message.nsp, message.pid, message.offset, this.isLive);
+        this.reply(worker, { sf: "restored", id: message.id, session });
         return true;
       }
       default:

@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import v8 from "node:v8";
 
 /** What a worker needs to rebuild a socket: socket.io's `Session` plus the packets it missed. */
 export interface RecoveredSession {
@@ -87,12 +86,7 @@ export class RecoveryStore {
   append(broadcast: LoggedBroadcast, now = Date.now()): string {
     const seq = ++this.seq;
     const offset = `${this.epoch}-${seq.toString(36)}`;
-    let bytes: number;
-    try {
-      bytes = v8.serialize(broadcast.data).length + 64;
-    } catch {
-      bytes = 1024;
-    }
+    const bytes = approximateSize(broadcast.data) + 64;
     this.log.push({ ...broadcast, seq, offset, at: now, bytes });
     this.bytes += bytes;
     this.evictLog(now);
@@ -170,7 +164,7 @@ export class RecoveryStore {
       return null;
     }
     const missedPackets: unknown[][] = [];
-    for (let i = this.head; i < this.log.length; i++) {
+    for (let i = this.firstAfter(seq); i < this.log.length; i++) {
       const entry = this.log[i];
       if (entry.seq > seq && entry.nsp === nsp && matches(entry, record.rooms)) missedPackets.push([...entry.data, entry.offset]);
     }
@@ -190,6 +184,18 @@ export class RecoveryStore {
       disconnectedSessions: disconnected,
       ...this.counters,
     };
+  }
+
+  /** Index of the first log entry with a sequence number above `seq` (the log is sorted by seq). */
+  private firstAfter(seq: number): number {
+    let low = this.head;
+    let high = this.log.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (this.log[mid].seq <= seq) low = mid + 1;
+      else high = mid;
+    }
+    return low;
   }
 
   private parseOffset(offset: string): number | undefined {
@@ -245,6 +251,33 @@ export class RecoveryStore {
         disconnected--;
       }
     }
+  }
+}
+
+/**
+ * A cheap estimate of a value's size in memory, for the byte bound of the log: exact serialization
+ * of every broadcast would cost the primary more than the relaying itself.
+ */
+export function approximateSize(value: unknown, depth = 0): number {
+  switch (typeof value) {
+    case "string":
+      return 16 + value.length * 2;
+    case "number":
+    case "boolean":
+    case "undefined":
+      return 8;
+    case "object": {
+      if (value === null) return 8;
+      if (ArrayBuffer.isView(value)) return 32 + value.byteLength;
+      if (value instanceof ArrayBuffer) return 32 + value.byteLength;
+      if (depth > 8) return 64;
+      let size = 32;
+      if (Array.isArray(value)) for (const item of value) size += approximateSize(item, depth + 1);
+      else for (const [key, item] of Object.entries(value)) size += 16 + key.length * 2 + approximateSize(item, depth + 1);
+      return size;
+    }
+    default:
+      return 32;
   }
 }
 

@@ -1,13 +1,15 @@
 import { NodeClusterAdapter } from "@socket.io/cluster-adapter";
 import type { Namespace } from "socket.io";
-import { Adapter, MessageType, type BroadcastOptions, type ClusterMessage, type Room, type Session, type SocketId } from "socket.io-adapter";
-import { sendToPrimary } from "../../ipc/messages";
-import { primaryRequests } from "../../ipc/requests";
-import type { RecoveredSession } from "./store";
-import { ADAPTER_SOURCE } from "../cluster/relay";
+import { Adapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse, type Room, type Session, type SocketId } from "socket.io-adapter";
+import type { DataLink } from "../../worker/data-link";
+import type { RecoveredSession } from "../recovery/store";
+import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
 
-/** A broadcast waits at most this long for its offset; then it is delivered locally without one. */
-const OFFSET_TIMEOUT_MS = 5_000;
+/**
+ * A broadcast waits for its offset as long as the primary lives (if it dies, this worker exits):
+ * delivering without one would break exactly-once replay. The bound only guards against a bug.
+ */
+const OFFSET_TIMEOUT_MS = 60_000;
 const RESTORE_TIMEOUT_MS = 5_000;
 /** A restored session whose socket never materialises (client gone meanwhile) is dropped after this. */
 const RECOVERING_TTL_MS = 10_000;
@@ -30,60 +32,89 @@ function cloneable(data: unknown): unknown {
     structuredClone(data);
     return data;
   } catch {
-    return undefined; // socket.data with class instances or functions cannot cross IPC
+    return undefined; // socket.data with class instances or functions cannot cross processes
   }
 }
 
 /**
- * The cluster adapter with connection-state recovery. Stock @socket.io/cluster-adapter returns no
- * offsets, so turning recovery on does nothing. Here every recoverable broadcast is sequenced by
- * the primary, which logs it and returns its offset, and sessions are tracked in the primary as
- * they change, so they survive the death of this worker.
+ * @socket.io/cluster-adapter's protocol over sockfleet's data link (see primary/data-hub.ts)
+ * instead of the IPC channel, with connection-state recovery when `recovery` is on.
  *
- * Ordering is what makes replay exact: local delivery of this worker's own broadcasts happens
- * when the primary's offset reply is handled, and remote broadcasts when they arrive, both
- * synchronously inside IPC message events, so every client sees broadcasts in the primary's
- * order and its last offset splits the log into what it has and what it missed.
+ * Stock cluster-adapter returns no offsets, so turning recovery on does nothing. Here every
+ * recoverable broadcast is sequenced by the primary, which logs it and returns its offset, and
+ * sessions are tracked in the primary as they change, so they survive the death of this worker.
+ * Ordering makes replay exact: this worker's own broadcasts are delivered locally when the
+ * primary's offset reply is handled, and remote ones when they arrive, both synchronously in the
+ * link's message order, so every client sees broadcasts in the primary's order and its last
+ * offset splits the log into what it has and what it missed.
  */
-export class RecoveringClusterAdapter extends NodeClusterAdapter {
-  /** Restored sessions whose socket is not built yet: broadcasts meanwhile are added to their missed packets. */
+export class FleetAdapter extends NodeClusterAdapter {
+  /** Restored sessions whose socket is not built yet: broadcasts meanwhile join their missed packets. */
   private readonly recovering = new Map<string, { session: RecoveredSession; rooms: Set<string>; expires: number }>();
+
+  /** Set by {@link FleetAdapter.for} on the subclass; read through the class because the base
+   *  constructor already publishes (its first heartbeat) before subclass fields exist. */
+  static link?: DataLink;
+  static recovery = false;
 
   constructor(nsp: Namespace) {
     super(nsp, {});
+    this.link.on("message", (message) => {
+      if (isAdapterMessage(message) && message.nsp === this.nsp.name) this.onMessage(message as unknown as ClusterMessage, message.offset);
+    });
+  }
+
+  /** The adapter class for socket.io's `adapter` option (socket.io constructs it with `new`). */
+  static for(link: DataLink, recovery: boolean): typeof FleetAdapter {
+    return class extends FleetAdapter {
+      static override link = link;
+      static override recovery = recovery;
+    };
+  }
+
+  private get link(): DataLink {
+    const link = (this.constructor as typeof FleetAdapter).link;
+    if (!link) throw new Error("FleetAdapter used without a data link; create it with FleetAdapter.for(link, recovery)");
+    return link;
+  }
+
+  private get recovery(): boolean {
+    return (this.constructor as typeof FleetAdapter).recovery;
+  }
+
+  override doPublish(message: ClusterMessage): Promise<string> {
+    this.link.send({ ...message, source: ADAPTER_SOURCE });
+    return Promise.resolve("");
+  }
+
+  override doPublishResponse(requesterUid: string, response: ClusterResponse): Promise<void> {
+    this.link.send({ ...response, source: ADAPTER_SOURCE, requesterUid });
+    return Promise.resolve();
   }
 
   override async broadcast(packet: Packet, opts: BroadcastOptions): Promise<void> {
-    const recoverable = !opts.flags?.local && !opts.flags?.volatile && packet.type === EVENT && packet.id === undefined;
+    const recoverable = this.recovery && !opts.flags?.local && !opts.flags?.volatile && packet.type === EVENT && packet.id === undefined;
     if (!recoverable) return super.broadcast(packet as never, opts);
     const deliver = (offset: string | undefined): void => {
       if (offset !== undefined) packet.data.push(offset);
       Adapter.prototype.broadcast.call(this, packet as never, opts);
       if (offset !== undefined) this.feedRecovering(packet.data, opts);
     };
-    const requests = primaryRequests();
-    const id = requests.expect(
-      (reply) => deliver(reply.sf === "offset" ? reply.offset : undefined),
-      () => deliver(undefined),
-      OFFSET_TIMEOUT_MS,
-    );
-    const message = {
+    const id = this.link.expect((reply) => deliver(reply.sf === "offset" ? reply.offset : undefined), () => deliver(undefined), OFFSET_TIMEOUT_MS);
+    (this as unknown as { scheduleHeartbeat(): void }).scheduleHeartbeat();
+    this.link.send({
       source: ADAPTER_SOURCE,
       uid: this.uid,
       nsp: this.nsp.name,
       type: MessageType.BROADCAST,
       data: { packet, opts: encodeOptions(opts) },
       sequence: id,
-    };
-    (this as unknown as { scheduleHeartbeat(): void }).scheduleHeartbeat();
-    process.send?.(message, undefined, {}, () => undefined);
+    });
   }
 
-  /** Remote broadcasts carry the offset the primary assigned as `offset`. */
   override onMessage(message: ClusterMessage, offset?: string): void {
-    const effective = offset ?? (message as { offset?: string }).offset;
-    super.onMessage(message, effective);
-    if (message.type !== MessageType.BROADCAST || !effective || message.data.requestId !== undefined) return;
+    super.onMessage(message, offset);
+    if (message.type !== MessageType.BROADCAST || !offset || message.data.requestId !== undefined) return;
     if (this.recovering.size === 0) return;
     const { opts, packet } = message.data;
     this.feedRecovering((packet as Packet).data, { rooms: new Set(opts.rooms), except: new Set(opts.except) });
@@ -91,12 +122,13 @@ export class RecoveringClusterAdapter extends NodeClusterAdapter {
 
   override addAll(id: SocketId, rooms: Set<Room>): void {
     super.addAll(id, rooms);
+    if (!this.recovery) return;
     // Socket.IO's Socket constructor joins a restored session's rooms, then replays missedPackets:
-    // from here on broadcasts reach the socket through the rooms.
+    // from here on broadcasts reach the socket through its rooms.
     this.recovering.delete(id);
     const socket = this.nsp.sockets.get(id);
     const first = socket !== undefined && rooms.has(id);
-    sendToPrimary({
+    this.link.send({
       sf: "rooms-joined",
       nsp: this.nsp.name,
       sid: id,
@@ -108,16 +140,17 @@ export class RecoveringClusterAdapter extends NodeClusterAdapter {
 
   override del(id: SocketId, room: Room): void {
     super.del(id, room);
-    sendToPrimary({ sf: "rooms-left", nsp: this.nsp.name, sid: id, rooms: [String(room)] });
+    if (this.recovery) this.link.send({ sf: "rooms-left", nsp: this.nsp.name, sid: id, rooms: [String(room)] });
   }
 
   override delAll(id: SocketId): void {
     super.delAll(id);
-    sendToPrimary({ sf: "socket-ended", nsp: this.nsp.name, sid: id });
+    if (this.recovery) this.link.send({ sf: "socket-ended", nsp: this.nsp.name, sid: id });
   }
 
   override persistSession(session: Session): void {
-    sendToPrimary({
+    if (!this.recovery) return;
+    this.link.send({
       sf: "session-persisted",
       nsp: this.nsp.name,
       sid: session.sid,
@@ -130,7 +163,7 @@ export class RecoveringClusterAdapter extends NodeClusterAdapter {
   // socket.io-adapter types this as Promise<Session>, but null (no session) is what socket.io expects.
   override restoreSession(pid: string, offset: string): Promise<Session> {
     return new Promise((resolve) => {
-      primaryRequests().send(
+      this.link.request(
         (id) => ({ sf: "restore", id, nsp: this.nsp.name, pid, offset }),
         (reply) => {
           const session = reply.sf === "restored" ? reply.session : null;

@@ -1,0 +1,77 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import type { Server } from "socket.io";
+import type { MetricsSnapshot } from "../ipc/messages";
+
+/**
+ * Event names become label values; an app that emits unbounded names (ids in the name) must not
+ * blow up the series count. The first names seen keep their own label, later ones count as "other".
+ */
+export const MAX_EVENT_NAMES = 64;
+export const OTHER_EVENTS = "other";
+
+/** The part of an Engine.IO socket the metrics read. */
+interface EngineSocket {
+  once(event: "close", listener: (reason: string) => void): void;
+}
+
+/**
+ * One worker's metrics, in its own registry with a `worker` label on every series, so the
+ * primary can merge every worker's JSON snapshot into one scrape without series colliding.
+ * Event-loop lag, heap and the other Node.js process metrics come from prom-client's defaults.
+ */
+export class WorkerMetrics {
+  readonly registry = new Registry();
+  private readonly opened: Counter<string>;
+  private readonly closed: Counter<"reason">;
+  private readonly received: Counter<"event">;
+  private readonly emitted: Counter<"event">;
+  private readonly eventNames = new Set<string>();
+
+  constructor(workerId: number) {
+    this.registry.setDefaultLabels({ worker: String(workerId) });
+    collectDefaultMetrics({ register: this.registry });
+    const registers = [this.registry];
+    this.opened = new Counter({ name: "sockfleet_connections_opened_total", help: "Engine.IO connections (clients) opened on this worker.", registers });
+    this.closed = new Counter({ name: "sockfleet_connections_closed_total", help: "Engine.IO connections closed on this worker, by reason.", labelNames: ["reason"], registers });
+    this.received = new Counter({ name: "sockfleet_events_received_total", help: `Socket.IO events received from clients, by event name (at most ${MAX_EVENT_NAMES} names, then "${OTHER_EVENTS}").`, labelNames: ["event"], registers });
+    this.emitted = new Counter({ name: "sockfleet_events_emitted_total", help: `Socket.IO events delivered to this worker's clients (a broadcast counts once per recipient), by event name.`, labelNames: ["event"], registers });
+  }
+
+  /** Counts the connections and events of `io`; call before the app attaches its handlers. */
+  instrument(io: Server): void {
+    new Gauge({
+      name: "sockfleet_connected_clients",
+      help: "Clients connected to this worker now.",
+      registers: [this.registry],
+      collect() {
+        this.set(io.engine.clientsCount);
+      },
+    });
+    io.engine.on("connection", (socket: EngineSocket) => {
+      this.opened.inc();
+      socket.once("close", (reason) => this.closed.inc({ reason }));
+    });
+    // Every namespace, including those the app creates later.
+    io.on("new_namespace", (nsp) => this.instrumentNamespace(nsp));
+    this.instrumentNamespace(io.of("/"));
+  }
+
+  snapshot(): Promise<MetricsSnapshot> {
+    return this.registry.getMetricsAsJSON() as Promise<MetricsSnapshot>;
+  }
+
+  private instrumentNamespace(nsp: ReturnType<Server["of"]>): void {
+    nsp.on("connection", (socket) => {
+      socket.onAny((event: unknown) => this.received.inc({ event: this.eventClass(event) }));
+      socket.onAnyOutgoing((event: unknown) => this.emitted.inc({ event: this.eventClass(event) }));
+    });
+  }
+
+  private eventClass(event: unknown): string {
+    const name = String(event);
+    if (this.eventNames.has(name)) return name;
+    if (this.eventNames.size >= MAX_EVENT_NAMES) return OTHER_EVENTS;
+    this.eventNames.add(name);
+    return name;
+  }
+}

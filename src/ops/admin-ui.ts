@@ -1,0 +1,28 @@
+import { instrument } from "@socket.io/admin-ui";
+import type { Server } from "socket.io";
+import type { Config } from "../config/schema";
+
+/** Namespace the Socket.IO Admin UI connects to. */
+export const ADMIN_UI_NAMESPACE = "/admin";
+
+/**
+ * Switches on the Socket.IO Admin UI (https://admin.socket.io, or the UI bundled in the
+ * @socket.io/admin-ui package) for this worker. Every worker instruments its own server under a
+ * distinct server id (`host#worker`); the cluster adapter carries the admin namespace's traffic
+ * between them, so one UI connection, whichever worker it lands on, shows every worker of the host
+ * (and of every host once the Redis tier joins their adapters).
+ *
+ * Never without credentials: the UI can disconnect sockets and make them join or leave rooms.
+ */
+export function enableAdminUi(io: Server, config: Config, workerId: number): boolean {
+  if (config.adminUiUser === undefined || config.adminUiPasswordHash === undefined) return false;
+  instrument(io, {
+    namespaceName: ADMIN_UI_NAMESPACE,
+    auth: { type: "basic", username: config.adminUiUser, password: config.adminUiPasswordHash },
+    serverId: `${config.hostId}#${workerId}`,
+    // "production" keeps no per-socket details in memory beyond what the UI asks for.
+    mode: "production",
+    readonly: false,
+  });
+  return true;
+}

@@ -1,0 +1,76 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "../observability/logger";
+
+/** What the admin listener serves; wired by the primary. */
+export interface AdminRoutes {
+  /** The whole host's metrics in Prometheus text format. */
+  metrics(): Promise<{ contentType: string; body: string }>;
+  /** Every worker slot serves and the host is not shutting down. */
+  ready(): boolean;
+  /** The host is shutting down. */
+  closing(): boolean;
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+  res.end(JSON.stringify(body));
+}
+
+/**
+ * The admin listener of a host, served by the primary itself (never by a worker, so it answers
+ * even while every worker restarts): /metrics for Prometheus, /healthz and /readyz for probes.
+ * It binds to loopback unless configured otherwise: metrics describe the fleet and must not be
+ * reachable from the internet by default.
+ */
+export class AdminServer {
+  private readonly server: http.Server;
+
+  constructor(
+    private readonly routes: AdminRoutes,
+    private readonly logger: Logger,
+  ) {
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+  }
+
+  /** Listens; rejects with the listen error (port taken, address not local) for the caller to report. */
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  close(): void {
+    this.server.close();
+    this.server.closeAllConnections();
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: "method not allowed" });
+    switch (url.pathname) {
+      case "/healthz":
+        return sendJson(res, 200, { status: "ok" });
+      case "/readyz": {
+        const ready = this.routes.ready();
+        return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : this.routes.closing() ? "draining" : "starting" });
+      }
+      case "/metrics":
+        try {
+          const { contentType, body } = await this.routes.metrics();
+          res.writeHead(200, { "content-type": contentType, "cache-control": "no-store" });
+          res.end(body);
+        } catch (err) {
+          this.logger.error({ err }, "metrics scrape failed");
+          sendJson(res, 500, { error: "metrics unavailable" });
+        }
+        return;
+      default:
+        return sendJson(res, 404, { error: "not found" });
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { encodeFrame, FrameDecoder } from "../ipc/frames";
+import type { Logger } from "../observability/logger";
+
+/**
+ * The data channel of the cores tier: a Unix socket per worker carrying adapter traffic and
+ * recovery messages. Node's IPC channel stays for control and connection hand-overs only: while
+ * a socket handle travels over IPC, Node holds back every later message to that worker until the
+ * worker acknowledges the handle, so during a reconnect storm broadcasts sharing that channel
+ * would stall behind the hand-overs.
+ */
+export class DataHub {
+  readonly path = path.join(os.tmpdir(), `sockfleet-${process.pid}-${randomBytes(4).toString("hex")}.sock`);
+  private readonly server: net.Server;
+  private readonly links = new Map<number, net.Socket>();
+
+  constructor(
+    private readonly onMessage: (worker: number, message: unknown) => void,
+    private readonly logger: Logger,
+  ) {
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.path, () => {
+        fs.chmodSync(this.path, 0o600);
+        resolve();
+      });
+    });
+  }
+
+  send(worker: number, message: unknown): void {
+    const link = this.links.get(worker);
+    if (link && !link.destroyed) link.write(encodeFrame(message));
+  }
+
+  /** Workers with a live data link. */
+  workers(): number[] {
+    return [...this.links.keys()];
+  }
+
+  close(): void {
+    this.server.close();
+    for (const link of this.links.values()) link.destroy();
+    fs.rmSync(this.path, { force: true });
+  }
+
+  private accept(socket: net.Socket): void {
+    const decoder = new FrameDecoder();
+    let worker: number | undefined;
+    socket.on("data", (chunk: Buffer) => {
+      let messages: unknown[];
+      try {
+        messages = decoder.push(chunk);
+      } catch (err) {
+        this.logger.error({ err, worker }, "undecodable frame on a data link; closing it");
+        socket.destroy();
+        return;
+      }
+      for (const message of messages) {
+        if (worker === undefined) {
+          // The first frame names the worker.
+          worker = (message as { hello?: number }).hello;
+          if (typeof worker !== "number") return void socket.destroy();
+          this.links.set(worker, socket);
+          continue;
+        }
+        this.onMessage(worker, message);
+      }
+    });
+    socket.on("error", () => socket.destroy());
+    socket.on("close", () => {
+      if (worker !== undefined && this.links.get(worker) === socket) this.links.delete(worker);
+    });
+  }
+}

@@ -1,0 +1,76 @@
+import { EventEmitter } from "node:events";
+import net from "node:net";
+import { encodeFrame, FrameDecoder } from "../ipc/frames";
+import type { ToPrimary, ToWorker } from "../ipc/messages";
+
+type Reply = Extract<ToWorker, { id: number }>;
+type Request = Extract<ToPrimary, { id: number }>;
+
+/**
+ * The worker's end of the data channel (see primary/data-hub.ts): adapter traffic and recovery
+ * messages, in order, plus request/response matched by id. Replies are handled synchronously in
+ * the order they arrive, interleaved with the other messages exactly as the primary sent them.
+ */
+export class DataLink extends EventEmitter<{ message: [message: unknown] }> {
+  private nextId = 0;
+  private readonly waiting = new Map<number, { settle: (reply: Reply) => void; timer: NodeJS.Timeout }>();
+
+  private constructor(private readonly socket: net.Socket) {
+    super();
+    this.setMaxListeners(0);
+    const decoder = new FrameDecoder();
+    socket.on("data", (chunk: Buffer) => {
+      for (const message of decoder.push(chunk)) this.dispatch(message);
+    });
+  }
+
+  static connect(path: string, worker: number): Promise<DataLink> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(path, () => {
+        socket.off("error", reject);
+        const link = new DataLink(socket);
+        link.send({ hello: worker });
+        resolve(link);
+      });
+      socket.once("error", reject);
+    });
+  }
+
+  /** Called once when the primary's end goes away. */
+  onClose(listener: () => void): void {
+    this.socket.once("close", listener);
+  }
+
+  send(message: unknown): void {
+    if (!this.socket.destroyed) this.socket.write(encodeFrame(message));
+  }
+
+  /** Reserves a request id whose reply goes to `onReply` (or `onTimeout` after `ms`). */
+  expect(onReply: (reply: Reply) => void, onTimeout: () => void, ms: number): number {
+    const id = ++this.nextId;
+    const timer = setTimeout(() => {
+      this.waiting.delete(id);
+      onTimeout();
+    }, ms);
+    this.waiting.set(id, { settle: onReply, timer });
+    return id;
+  }
+
+  request(build: (id: number) => Request, onReply: (reply: Reply) => void, onTimeout: () => void, ms: number): void {
+    this.send(build(this.expect(onReply, onTimeout, ms)));
+  }
+
+  private dispatch(message: unknown): void {
+    const sf = (message as { sf?: unknown }).sf;
+    if (sf === "offset" || sf === "restored") {
+      const reply = message as Reply;
+      const entry = this.waiting.get(reply.id);
+      if (!entry) return;
+      this.waiting.delete(reply.id);
+      clearTimeout(entry.timer);
+      entry.settle(reply);
+      return;
+    }
+    this.emit("message", message);
+  }
+}

@@ -1,0 +1,55 @@
+import type { Server } from "socket.io";
+
+/** Clients are told to reconnect in batches this far apart. */
+const TICK_MS = 50;
+
+/** The part of an Engine.IO socket the drain uses. */
+interface EngineClient {
+  readonly readyState: string;
+  close(): void;
+}
+
+/**
+ * Tells a worker's clients to reconnect a few at a time instead of all at once, so a rolling
+ * restart does not stampede the remaining workers (and the balancer) with every client of the
+ * replaced worker in the same instant.
+ *
+ * Closing the Engine.IO connection (rather than `socket.disconnect()`) matters: the client sees
+ * "transport close" and reconnects by itself; a Socket.IO disconnect packet ("io server
+ * disconnect") would make it stay away.
+ */
+export class PacedDisconnect {
+  private wake?: () => void;
+  private hurried = false;
+
+  /** Resolves when every client connected at the start has been told to reconnect. */
+  async run(io: Server, spreadMs: number): Promise<number> {
+    // engine.clients is protected in the typings but is the documented way to reach every session.
+    const clients = Object.values((io.engine as unknown as { clients: Record<string, EngineClient> }).clients);
+    const ticks = Math.max(1, Math.floor(spreadMs / TICK_MS));
+    const perTick = Math.max(1, Math.ceil(clients.length / ticks));
+    for (let i = 0; i < clients.length; i += perTick) {
+      for (const client of clients.slice(i, i + perTick)) if (client.readyState === "open") client.close();
+      if (i + perTick < clients.length) await this.pause(TICK_MS);
+    }
+    return clients.length;
+  }
+
+  /** The rest are told at once (the host is shutting down while this worker drains). */
+  hurry(): void {
+    this.hurried = true;
+    this.wake?.();
+  }
+
+  private pause(ms: number): Promise<void> {
+    if (this.hurried) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
