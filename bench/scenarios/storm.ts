@@ -32,9 +32,10 @@ export async function runStorm(ctx: BenchContext, running: readonly RunningVaria
   const s = ctx.settings.storm;
   const rows: StormRow[] = [];
   const skipped: string[] = [];
-  for (const mode of ["websocket", "polling"] as const) {
-    const count = mode === "websocket" ? s.websocket : s.polling;
-    for (const rv of running) {
+  // variant by variant, both modes each, so a time-budget cut leaves whole variants out, not a mode
+  for (const rv of running) {
+    for (const mode of ["websocket", "polling"] as const) {
+      const count = mode === "websocket" ? s.websocket : s.polling;
       if (!rv.alive() || (mode === "polling" && !rv.def.polling)) continue;
       if (overBudget(ctx)) {
         skipped.push(`storm ${mode} ${rv.def.key} (time budget)`);
