@@ -4,6 +4,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { LoadGen } from "../lib/loadgen-handle.js";
+import { TreeMeter } from "../lib/procstat.js";
 import { RunningVariant, type VariantDef } from "../variants.js";
 import { budgetLeftMs, closeGroup, connectGroup, overBudget, sleep, type BenchContext } from "./common.js";
 
@@ -37,25 +38,31 @@ export async function runIdle(ctx: BenchContext, defs: readonly VariantDef[]): P
       skipped.push(`idle ${def.key} (time budget)`);
       continue;
     }
+    // fresh generators too, so their RSS growth per client is the generator's real cost
+    const gens = ctx.loadgens.map((g, i) => new LoadGen(200 + i, g.localAddress));
+    const sub: BenchContext = { ...ctx, loadgens: gens };
+    const genMeter = new TreeMeter(() => gens.map((g) => g.pid));
     const rv = await RunningVariant.start(def, ctx.workers);
     try {
+      await Promise.all(gens.map((g) => g.request({ type: "usage" })));
       await sleep(s.settleMs);
       const before = rv.meter.rss();
-      const genBefore = ctx.loadgenMeter.rss();
-      const info = await connectGroup(ctx, rv, "idle", s.count, 100);
+      const genBefore = genMeter.rss();
+      const info = await connectGroup(sub, rv, "idle", s.count, 100);
       await sleep(s.settleMs);
       const after = rv.meter.rss();
-      const genAfter = ctx.loadgenMeter.rss();
+      const genAfter = genMeter.rss();
       const row: IdleRow = {
         variant: def.key, connections: info.ok, failed: info.failed, rssBefore: before, rssAfter: after,
         bytesPerConnection: info.ok > 0 ? (after - before) / info.ok : NaN, processes: rv.meter.pids().length,
         generatorBytesPerConnection: info.ok > 0 ? (genAfter - genBefore) / info.ok : NaN,
       };
       rows.push(row);
-      ctx.log(`idle      ${def.key.padEnd(10)} ${info.ok} conns: RSS ${(before / 2 ** 20).toFixed(0)} -> ${(after / 2 ** 20).toFixed(0)} MiB = ${(row.bytesPerConnection / 1024).toFixed(1)} KiB/conn`);
-      await closeGroup(ctx, "idle");
+      ctx.log(`idle      ${def.key.padEnd(10)} ${info.ok} conns: RSS ${(before / 2 ** 20).toFixed(0)} -> ${(after / 2 ** 20).toFixed(0)} MiB = ${(row.bytesPerConnection / 1024).toFixed(1)} KiB/conn (generator ${(row.generatorBytesPerConnection / 1024).toFixed(1)} KiB/client)`);
+      await closeGroup(sub, "idle");
     } finally {
       await rv.stop();
+      await Promise.all(gens.map((g) => g.stop()));
     }
   }
   return { rows, skipped };
