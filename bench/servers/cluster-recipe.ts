@@ -1,0 +1,83 @@
+/**
+ * Variants 2 and 3, the recipes people use today: node cluster + @socket.io/sticky, with either
+ * @socket.io/cluster-adapter (stock, `--adapter cluster`) or a per-worker @socket.io/redis-adapter
+ * (the seed's recipe, `--adapter redis --redis URL`). Written as the packages' READMEs show it.
+ */
+import cluster from "node:cluster";
+import http from "node:http";
+import { Server } from "socket.io";
+import { setupMaster, setupWorker } from "@socket.io/sticky";
+import { createAdapter as createClusterAdapter, setupPrimary } from "@socket.io/cluster-adapter";
+import { createAdapter as createRedisAdapter } from "@socket.io/redis-adapter";
+import { createClient } from "redis";
+import { attachChat, exitWithParent, hostName, parseServerArgs, printReady } from "./chat.js";
+
+const args = parseServerArgs(process.argv.slice(2));
+const adapterFlag = process.argv.indexOf("--adapter");
+const adapter = adapterFlag >= 0 ? process.argv[adapterFlag + 1] : "cluster";
+if (adapter !== "cluster" && adapter !== "redis") throw new Error(`unknown --adapter ${String(adapter)}`);
+if (adapter === "redis" && args.redis === undefined) throw new Error("--adapter redis needs --redis URL");
+
+/** Worker -> primary message telling that the worker's Socket.IO server is set up. */
+interface WorkerReady {
+  benchWorkerReady: true;
+}
+function isWorkerReady(msg: unknown): msg is WorkerReady {
+  return typeof msg === "object" && msg !== null && (msg as Record<string, unknown>)["benchWorkerReady"] === true;
+}
+
+async function primary(): Promise<void> {
+  cluster.setupPrimary({ serialization: "advanced" });
+  const httpServer = http.createServer();
+  setupMaster(httpServer, { loadBalancingMethod: "least-connection" });
+  if (adapter === "cluster") setupPrimary();
+  let ready = 0;
+  const allReady = new Promise<void>((resolve) => {
+    cluster.on("message", (_worker, msg: unknown) => {
+      if (isWorkerReady(msg) && ++ready === args.workers) resolve();
+    });
+  });
+  const workers = Array.from({ length: args.workers }, () => cluster.fork());
+  cluster.on("exit", (worker, code, signal) => {
+    if (!shuttingDown) {
+      process.stderr.write(`worker ${worker.process.pid} died (${code ?? signal}); stopping\n`);
+      process.exit(1);
+    }
+  });
+  let shuttingDown = false;
+  process.on("SIGTERM", () => {
+    shuttingDown = true;
+    for (const w of workers) w.process.kill("SIGTERM");
+    process.exit(0);
+  });
+  await allReady;
+  httpServer.listen(args.port, args.host, () => {
+    const addr = httpServer.address();
+    if (addr === null || typeof addr === "string") throw new Error("no TCP address");
+    printReady(addr.port, args.workers);
+  });
+  exitWithParent();
+}
+
+async function worker(): Promise<void> {
+  const httpServer = http.createServer();
+  const io = new Server(httpServer, { serveClient: false });
+  if (adapter === "cluster") {
+    io.adapter(createClusterAdapter());
+  } else {
+    const pub = createClient({ url: args.redis });
+    const sub = pub.duplicate();
+    await Promise.all([pub.connect(), sub.connect()]);
+    io.adapter(createRedisAdapter(pub, sub));
+  }
+  setupWorker(io);
+  attachChat(io, { host: hostName(), worker: cluster.worker?.id ?? 0 });
+  process.on("SIGTERM", () => process.exit(0));
+  const msg: WorkerReady = { benchWorkerReady: true };
+  process.send?.(msg);
+}
+
+(cluster.isPrimary ? primary() : worker()).catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

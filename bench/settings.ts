@@ -1,0 +1,64 @@
+/** Scenario sizes for the quick (smoke, about a minute) and full (under 15 minutes) runs. */
+export interface Settings {
+  mode: "quick" | "full";
+  loadgens: number;
+  broadcast: {
+    subscribers: number;
+    senders: number;
+    /** Offered broadcasts per second; steps of about sqrt(2) so that half a rate is two steps back. */
+    rates: number[];
+    stepMs: number;
+    drainMs: number;
+    payloadBytes: number;
+    /** Unmeasured traffic per variant before the sweep (JIT, buffers, pools). */
+    warmupMs: number;
+  };
+  rooms: { roomSize: number; rates: number[]; stepMs: number };
+  storm: { websocket: number; polling: number; concurrency: number; timeoutMs: number };
+  idle: { count: number; settleMs: number };
+  /** Largest idle count: ramp in batches until a failure, the cap or the time budget. */
+  maxIdle: { cap: number; batch: number; perGenerator: number; budgetMs: number } | undefined;
+  redisAccounting: { clients: number; broadcasts: number; rate: number };
+  /** Before each step, wait up to this long for the machine to fall below 15% busy. */
+  idleWaitMs: number;
+  /** How long a client may take to connect before it counts as failed. */
+  connectTimeoutMs: number;
+  /** Stop starting new steps after this much wall time. */
+  budgetMs: number;
+}
+
+export const QUICK: Settings = {
+  mode: "quick",
+  loadgens: 2,
+  broadcast: { subscribers: 100, senders: 4, rates: [100, 400], stepMs: 1000, drainMs: 1000, payloadBytes: 32, warmupMs: 300 },
+  rooms: { roomSize: 5, rates: [500], stepMs: 1000 },
+  storm: { websocket: 100, polling: 40, concurrency: 20, timeoutMs: 5000 },
+  idle: { count: 500, settleMs: 400 },
+  maxIdle: undefined,
+  redisAccounting: { clients: 10, broadcasts: 20, rate: 100 },
+  idleWaitMs: 500,
+  connectTimeoutMs: 5000,
+  budgetMs: 110_000,
+};
+
+export const FULL: Settings = {
+  mode: "full",
+  loadgens: 2,
+  broadcast: {
+    subscribers: 1000,
+    senders: 10,
+    rates: [10, 14, 20, 28, 40, 57, 80, 113, 160, 226],
+    stepMs: 2500,
+    drainMs: 2000,
+    payloadBytes: 64,
+    warmupMs: 2000,
+  },
+  rooms: { roomSize: 5, rates: [1000, 4000], stepMs: 2500 },
+  storm: { websocket: 2000, polling: 300, concurrency: 100, timeoutMs: 10_000 },
+  idle: { count: 3000, settleMs: 1500 },
+  maxIdle: { cap: 100_000, batch: 5000, perGenerator: 18_000, budgetMs: 150_000 },
+  redisAccounting: { clients: 100, broadcasts: 200, rate: 100 },
+  idleWaitMs: 4000,
+  connectTimeoutMs: 10_000,
+  budgetMs: 14 * 60_000,
+};

@@ -1,0 +1,187 @@
+/**
+ * The servers under test. Each host of a variant is one process tree started from a command line;
+ * every variant prints the same `"msg":"ready"` line with its port.
+ */
+import type { ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { spawnTracked, stopTree, waitReady } from "./lib/procs.js";
+import { TreeMeter } from "./lib/procstat.js";
+import { RedisServer } from "./lib/redis.js";
+
+export const ROOT = path.resolve(__dirname, "..", "..");
+const SERVERS = path.join(__dirname, "servers");
+export const SOCKFLEET_CLI = path.join(ROOT, "dist", "src", "cli.js");
+
+export type VariantKey = "plain" | "stock" | "seed" | "sockfleet" | "sf-bridge" | "sf-adapter" | "seed-2h" | "rawws";
+
+export interface VariantDef {
+  key: VariantKey;
+  /** The issue's numbering (1-7); the seed recipe on 2 hosts is an extra reference, 3b. */
+  number: string;
+  label: string;
+  hosts: number;
+  /** Processes per host that serve clients (workers). */
+  workersPerHost: (workers: number) => number;
+  redis: boolean;
+  /** Left out of quick runs (unless named with --only), to keep them near a minute. */
+  fullOnly?: boolean;
+  /** Serves the polling transport (the raw ws ceiling does not). */
+  polling: boolean;
+  /** Why the variant cannot run here, or undefined. */
+  unavailable: () => string | undefined;
+  command: (o: { workers: number; redisUrl: string | undefined; hostName: string }) => string[];
+}
+
+function sockfleetMissing(): string | undefined {
+  return fs.existsSync(SOCKFLEET_CLI) ? undefined : "sockfleet CLI (dist/src/cli.js) not built yet";
+}
+
+let helpText: string | undefined;
+/** The CLI's --help, read once: tells which flags this build of sockfleet has. */
+function sockfleetHelp(): string {
+  if (helpText === undefined) {
+    try {
+      helpText = execFileSync(process.execPath, [SOCKFLEET_CLI, "--help"], { encoding: "utf8", timeout: 10_000 });
+    } catch (err) {
+      helpText = String((err as { stdout?: unknown }).stdout ?? "");
+    }
+  }
+  return helpText;
+}
+
+function redisModeMissing(): string | undefined {
+  return sockfleetHelp().includes("--redis-mode") ? undefined : "this sockfleet build has no --redis-mode flag yet";
+}
+
+function redisMissing(): string | undefined {
+  return RedisServer.available() ? undefined : "redis-server not installed";
+}
+
+const sockfleet = (extra: (redisUrl: string | undefined) => string[]) => (o: { workers: number; redisUrl: string | undefined; hostName: string }) => [
+  SOCKFLEET_CLI, "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--host-id", o.hostName, ...extra(o.redisUrl),
+];
+
+export const VARIANTS: readonly VariantDef[] = [
+  {
+    key: "plain", number: "1", label: "plain Socket.IO, 1 process", hosts: 1, workersPerHost: () => 1, redis: false, polling: true,
+    unavailable: () => undefined,
+    command: () => [path.join(SERVERS, "plain.js"), "--port", "0", "--host", "127.0.0.1"],
+  },
+  {
+    key: "stock", number: "2", label: "stock: cluster + sticky + cluster-adapter", hosts: 1, workersPerHost: (w) => w, redis: false, polling: true,
+    unavailable: () => undefined,
+    command: (o) => [path.join(SERVERS, "cluster-recipe.js"), "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--adapter", "cluster"],
+  },
+  {
+    key: "seed", number: "3", label: "seed: cluster + sticky + redis-adapter", hosts: 1, workersPerHost: (w) => w, redis: true, polling: true,
+    unavailable: redisMissing,
+    command: (o) => [path.join(SERVERS, "cluster-recipe.js"), "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--adapter", "redis", "--redis", o.redisUrl ?? ""],
+  },
+  {
+    key: "sockfleet", number: "4", label: "sockfleet, 1 host", hosts: 1, workersPerHost: (w) => w, redis: false, polling: true,
+    unavailable: sockfleetMissing,
+    command: sockfleet(() => []),
+  },
+  {
+    key: "sf-bridge", number: "5", label: "sockfleet, 2 hosts, bridge mode", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,
+    unavailable: () => sockfleetMissing() ?? redisMissing() ?? redisModeMissing(),
+    command: sockfleet((url) => ["--redis", url ?? "", "--redis-mode", "bridge"]),
+  },
+  {
+    key: "sf-adapter", number: "6", label: "sockfleet, 2 hosts, adapter mode", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,
+    unavailable: () => sockfleetMissing() ?? redisMissing() ?? redisModeMissing(),
+    command: sockfleet((url) => ["--redis", url ?? "", "--redis-mode", "adapter"]),
+  },
+  {
+    key: "seed-2h", number: "3b", label: "seed recipe, 2 hosts", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true, fullOnly: true,
+    unavailable: redisMissing,
+    command: (o) => [path.join(SERVERS, "cluster-recipe.js"), "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--adapter", "redis", "--redis", o.redisUrl ?? ""],
+  },
+  {
+    key: "rawws", number: "7", label: "raw ws broadcast (ceiling)", hosts: 1, workersPerHost: () => 1, redis: false, polling: false,
+    unavailable: () => undefined,
+    command: () => [path.join(SERVERS, "rawws.js"), "--port", "0", "--host", "127.0.0.1"],
+  },
+];
+
+export interface HostHandle {
+  name: string;
+  port: number;
+  child: ChildProcess;
+  /** The last few KB the host wrote (stdout and stderr), to explain an unexpected exit. */
+  tail: string[];
+}
+
+const TAIL_LINES = 12;
+
+function keepTail(child: ChildProcess, tail: string[]): void {
+  const push = (d: Buffer): void => {
+    for (const line of d.toString().split("\n")) {
+      if (line.trim() === "") continue;
+      tail.push(line.slice(0, 400));
+      if (tail.length > TAIL_LINES) tail.shift();
+    }
+  };
+  child.stdout?.on("data", push);
+  child.stderr?.on("data", push);
+}
+
+/** One started variant: its hosts, its private redis-server if any, and a meter over all its processes. */
+export class RunningVariant {
+  readonly meter: TreeMeter;
+
+  private constructor(
+    readonly def: VariantDef,
+    readonly workers: number,
+    readonly hosts: HostHandle[],
+    readonly redis: RedisServer | undefined,
+  ) {
+    this.meter = new TreeMeter(() => this.hosts.map((h) => h.child.pid ?? -1).filter((p) => p > 0));
+  }
+
+  get totalWorkers(): number {
+    return this.def.hosts * this.def.workersPerHost(this.workers);
+  }
+
+  /** `nodeArgs` go before the script (e.g. --cpu-prof); cluster workers inherit them as execArgv. */
+  static async start(def: VariantDef, workers: number, redisUrlOverride?: string, nodeArgs: readonly string[] = []): Promise<RunningVariant> {
+    const redis = def.redis && redisUrlOverride === undefined ? await RedisServer.start() : undefined;
+    const redisUrl = redisUrlOverride ?? redis?.url;
+    const hosts: HostHandle[] = [];
+    try {
+      for (let h = 0; h < def.hosts; h++) {
+        const name = `host-${String.fromCharCode(97 + h)}`;
+        const child = spawnTracked(process.execPath, [...nodeArgs, ...def.command({ workers, redisUrl, hostName: name })], { BENCH_HOST_NAME: name });
+        const handle: HostHandle = { name, port: 0, child, tail: [] };
+        keepTail(child, handle.tail);
+        hosts.push(handle);
+        const ready = await waitReady(child, 20_000, `${def.key} ${name}`);
+        handle.port = ready.port;
+      }
+    } catch (err) {
+      await Promise.all(hosts.map((h) => stopTree(h.child)));
+      await redis?.stop();
+      throw err;
+    }
+    return new RunningVariant(def, workers, hosts, redis);
+  }
+
+  /** Why a host is gone: its exit code or signal and its last log lines; undefined while all run. */
+  exitReport(): string | undefined {
+    const dead = this.hosts.find((h) => h.child.exitCode !== null || h.child.signalCode !== null);
+    if (!dead) return undefined;
+    const errors = dead.tail.filter((l) => /"level":(50|60)|error|Error/.test(l)).slice(-3);
+    return `${dead.name} exited (${dead.child.exitCode ?? dead.child.signalCode})${errors.length ? `: ${errors.join(" | ")}` : ""}`;
+  }
+
+  alive(): boolean {
+    return this.hosts.every((h) => h.child.exitCode === null && h.child.signalCode === null);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.hosts.map((h) => stopTree(h.child)));
+    await this.redis?.stop();
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The benchmark harness's own pieces: the load-generator process over IPC, the latency histogram,
+ * and the Redis tap's message counting.
+ */
+import assert from "node:assert/strict";
+import http from "node:http";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
+import { Server } from "socket.io";
+import { Histogram, mergeHistograms, quantile } from "../bench/lib/histogram.js";
+import { LoadGen } from "../bench/lib/loadgen-handle.js";
+import { RedisTap } from "../bench/lib/redis-tap.js";
+import { attachChat } from "../bench/servers/chat.js";
+
+describe("bench latency histogram", () => {
+  it("returns quantiles within the bucket width of the recorded values", () => {
+    const h = new Histogram();
+    for (let us = 1; us <= 10_000; us++) h.record(us);
+    const data = h.toData();
+    assert.ok(Math.abs(quantile(data, 0.5) - 5000) / 5000 < 0.04, `p50 ${quantile(data, 0.5)}`);
+    assert.ok(Math.abs(quantile(data, 0.99) - 9900) / 9900 < 0.04, `p99 ${quantile(data, 0.99)}`);
+    assert.equal(quantile(data, 1), 10_000);
+  });
+
+  it("merges by adding counts", () => {
+    const a = new Histogram();
+    const b = new Histogram();
+    a.record(100);
+    b.record(100_000);
+    const m = mergeHistograms([a.toData(), b.toData()]);
+    assert.equal(m.total, 2);
+    assert.equal(m.max, 100_000);
+  });
+});
+
+describe("bench load-generator process", function () {
+  this.timeout(20_000);
+  let httpServer: http.Server;
+  let io: Server;
+  let port: number;
+  let gen: LoadGen;
+
+  before(async () => {
+    httpServer = http.createServer();
+    io = new Server(httpServer, { serveClient: false });
+    attachChat(io, { host: "test-host", worker: 0 });
+    await new Promise<void>((resolve) => httpServer.listen(0, "127.0.0.1", resolve));
+    port = (httpServer.address() as AddressInfo).port;
+    gen = new LoadGen(0, "127.0.0.2");
+  });
+  after(async () => {
+    await gen.stop();
+    await new Promise<void>((resolve) => io.close(() => resolve()));
+  });
+
+  it("opens clients from its source address and counts every broadcast delivery with a latency", async () => {
+    const opened = await gen.request({ type: "open", group: "g", host: "127.0.0.1", port, count: 20, localAddress: "127.0.0.2", concurrency: 5, timeoutMs: 5000 });
+    assert.equal(opened.ok, 20);
+    const sent = await gen.request({ type: "send", group: "g", kind: "broadcast", rate: 100, durationMs: 200, senders: 2, payloadBytes: 8, prefix: "", roomCount: 1, roomOffset: 0 });
+    assert.equal(sent.sent, 20);
+    const deadline = Date.now() + 5000;
+    let report = await gen.request({ type: "report", group: "g" });
+    while (report.received < 400 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      report = await gen.request({ type: "report", group: "g" });
+    }
+    assert.equal(report.received, 400);
+    assert.equal(report.latency.total, 400);
+    assert.equal(report.unparsed, 0);
+    await gen.request({ type: "close", group: "g" });
+  });
+
+  it("delivers room messages only to the room's members", async () => {
+    await gen.request({ type: "open", group: "r", host: "127.0.0.1", port, count: 10, concurrency: 5, timeoutMs: 5000 });
+    const joined = await gen.request({ type: "join", group: "r", prefix: "room-", roomCount: 5, indexBase: 0, concurrency: 5 });
+    assert.equal(joined.ok, 10);
+    await gen.request({ type: "send", group: "r", kind: "room", rate: 100, durationMs: 100, senders: 1, payloadBytes: 0, prefix: "room-", roomCount: 5, roomOffset: 0 });
+    const deadline = Date.now() + 5000;
+    let report = await gen.request({ type: "report", group: "r" });
+    while (report.received < 20 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      report = await gen.request({ type: "report", group: "r" });
+    }
+    assert.equal(report.received, 20); // 10 messages x rooms of 2
+    await gen.request({ type: "close", group: "r" });
+  });
+});
+
+describe("bench redis tap", () => {
+  it("counts message and pmessage pushes, also when split across chunks", async () => {
+    const pushes = Buffer.from("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nx\r\n*4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nch\r\n$1\r\ny\r\n");
+    const upstream = net.createServer((s) => {
+      // send the two pushes cut in the middle of the second marker
+      s.write(pushes.subarray(0, 40));
+      setTimeout(() => s.write(pushes.subarray(40)), 20);
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const tap = new RedisTap((upstream.address() as AddressInfo).port);
+    await tap.listen();
+    const client = net.connect(tap.port, "127.0.0.1");
+    let got = 0;
+    await new Promise<void>((resolve) =>
+      client.on("data", (d: Buffer) => {
+        got += d.length;
+        if (got === pushes.length) resolve();
+      }),
+    );
+    assert.equal(tap.delivered, 2);
+    client.destroy();
+    await tap.close();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
+});
