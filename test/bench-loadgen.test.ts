@@ -10,6 +10,7 @@ import { io as ioClient, type Socket as ClientSocket } from "socket.io-client";
 import { SioWsClient } from "../bench/loadgen/client.js";
 import { readIntAfter } from "../bench/loadgen/protocol.js";
 import { attachChat } from "../bench/servers/chat.js";
+import { waitUntil } from "./helpers/wait";
 
 interface Running {
   port: number;
@@ -156,8 +157,15 @@ describe("bench load generator client heartbeats", () => {
     try {
       await c.connected();
       let closed = false;
-      server.io.of("/").sockets.get(c.sid)?.on("disconnect", () => (closed = true));
-      await new Promise((resolve) => setTimeout(resolve, 600)); // six ping rounds, each must be answered
+      let pongs = 0;
+      const socket = server.io.of("/").sockets.get(c.sid);
+      assert.ok(socket, "the server holds the client's socket");
+      socket.on("disconnect", () => (closed = true));
+      socket.conn.on("packet", (packet: { type: string }) => {
+        if (packet.type === "pong") pongs++;
+      });
+      // Six ping rounds, each answered within the 100 ms ping timeout, or the server closes it.
+      await waitUntil("six pongs", () => pongs >= 6 || closed, 5_000);
       assert.equal(closed, false);
       assert.equal(c.state, "connected");
     } finally {
