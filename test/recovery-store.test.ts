@@ -82,4 +82,64 @@ describe("the recovery store", () => {
     store.workerGone(1);
     assert.equal(store.restore(2, "/", "pid-1", "deadbeef-1", live), null);
   });
+
+  describe("following the fleet's shared log", () => {
+    const shared = { nsp: "/", sid: "sid-9", pid: "pid-9", rooms: ["sid-9", "blue"], data: { user: "bo" }, connected: false };
+    const entry = (n: number, rooms: string[] = []) => ({ nsp: "/", rooms, except: [], data: ["e", n] });
+
+    it("hands out stream ids as offsets, and replays to a client from another host every entry after its stream id", () => {
+      const store = new RecoveryStore(limits);
+      store.followStream("100-0");
+      for (let n = 1; n <= 4; n++) assert.equal(store.append(entry(n, n === 3 ? ["red"] : []), 0, { streamId: `100-${n}` }), `100-${n}`);
+      const session = store.adopt(2, shared, "100-1", 0);
+      assert.ok(session);
+      assert.equal(session.sid, "sid-9");
+      assert.deepEqual(session.missedPackets, [["e", 2, "100-2"], ["e", 4, "100-4"]]);
+    });
+
+    it("refuses a client from another host whose stream id is older than what this host has followed", () => {
+      const store = new RecoveryStore(limits);
+      store.followStream("100-5");
+      store.append(entry(6), 0, { streamId: "100-6" });
+      assert.equal(store.adopt(2, shared, "100-4", 0), null);
+      assert.equal(store.adopt(2, shared, "deadbeef:1", 0), null, "a host-local offset means nothing elsewhere");
+    });
+
+    it("refuses a client from another host once entries after its stream id have been evicted", () => {
+      const store = new RecoveryStore({ ...limits, maxPackets: 100 });
+      store.followStream("1-0");
+      for (let n = 1; n <= 150; n++) store.append(entry(n), 0, { streamId: `1-${n}` });
+      assert.equal(store.adopt(2, shared, "1-10", 0), null);
+      assert.ok(store.adopt(2, shared, "1-140", 0));
+    });
+
+    it("replays its own broadcasts delivered alone (while Redis was away) to local clients at their local place, and to clients from elsewhere at their stream place", () => {
+      const store = storeWithSession();
+      store.followStream("5-0");
+      const before = store.append(entry(1), 0, { streamId: "5-1" });
+      const alone = store.append(entry(2), 0, { localOffset: true }); // Redis down: delivered here only
+      assert.match(alone, /:/);
+      store.append(entry(3), 0, { streamId: "5-2", localOffset: true }); // read back, not yet in step
+      store.append(entry(2), 0, { streamId: "5-3", copy: true }); // its own broadcast, come back
+      store.append(entry(4), 0, { streamId: "5-4" });
+      store.workerGone(1);
+      const local = store.restore(2, "/", "pid-1", before, live, 0);
+      assert.deepEqual(local?.missedPackets.map((p) => p[1]), [2, 3, 4]);
+      const remote = store.adopt(3, shared, "5-1", 0);
+      assert.deepEqual(remote?.missedPackets.map((p) => p[1]), [3, 2, 4]);
+    });
+
+    it("shares a session's state, and forgets one another host took over", () => {
+      const changed: string[] = [];
+      const store = new RecoveryStore(limits, (pid) => changed.push(pid));
+      store.joined(1, "/", "sid-1", ["sid-1"], "pid-1", { user: "ann" });
+      store.joined(1, "/", "sid-1", ["blue"]);
+      assert.deepEqual(store.share("pid-1"), { nsp: "/", sid: "sid-1", pid: "pid-1", rooms: ["sid-1", "blue"], data: { user: "ann" }, connected: true });
+      store.workerGone(1);
+      assert.equal(store.share("pid-1")?.connected, false);
+      store.taken("pid-1");
+      assert.equal(store.share("pid-1"), undefined);
+      assert.ok(changed.length >= 4 && changed.every((pid) => pid === "pid-1"));
+    });
+  });
 });

@@ -39,6 +39,7 @@ const SETTINGS: Record<Key, { flag: string; env: string; list?: boolean }> = {
   recoveryWindow: { flag: "recovery-window", env: "RECOVERY_WINDOW" },
   recoveryMaxPackets: { flag: "recovery-max-packets", env: "RECOVERY_MAX_PACKETS" },
   recoveryMaxBytes: { flag: "recovery-max-bytes", env: "RECOVERY_MAX_BYTES" },
+  recoveryMaxSessions: { flag: "recovery-max-sessions", env: "RECOVERY_MAX_SESSIONS" },
   logLevel: { flag: "log-level", env: "LOG_LEVEL" },
   drainTime: { flag: "drain-time", env: "DRAIN_TIME" },
   adminPort: { flag: "admin-port", env: "ADMIN_PORT" },
@@ -69,6 +70,7 @@ Options (environment variable in brackets; flags win over the environment, which
   --recovery-window MS       how long a dropped session can be recovered [RECOVERY_WINDOW] (default 120000)
   --recovery-max-packets N   broadcasts kept for replay [RECOVERY_MAX_PACKETS] (default 100000)
   --recovery-max-bytes N     bytes of broadcasts kept for replay [RECOVERY_MAX_BYTES] (default 64000000)
+  --recovery-max-sessions N  disconnected sessions kept per host [RECOVERY_MAX_SESSIONS] (default 1000000)
   --log-level LEVEL          fatal|error|warn|info|debug|trace|silent [LOG_LEVEL] (default info)
   --drain-time MS            rolling restart: a replaced worker's clients reconnect spread over MS [DRAIN_TIME] (default 2000)
   --admin-port N             admin listener for /metrics, /healthz, /readyz; unset: none, 0: any free port [ADMIN_PORT]

@@ -57,6 +57,8 @@ export const configSchema = z
     recoveryMaxPackets: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
     /** Most bytes of broadcasts the primary keeps for replay. */
     recoveryMaxBytes: z.coerce.number().int().min(1_000_000).max(8_000_000_000).default(64_000_000),
+    /** Most disconnected sessions kept for recovery on one host (oldest forgotten first). */
+    recoveryMaxSessions: z.coerce.number().int().min(100).max(100_000_000).default(1_000_000),
     /** Log level. */
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 

@@ -52,3 +52,14 @@ export function closeClients(sockets: Iterable<Socket>): void {
 export function closeAllClients(): void {
   closeClients([...open]);
 }
+
+/**
+ * Makes a client reconnect to the URL `pick` returns at each attempt, as a load balancer in front
+ * of several hosts would send it (socket.io-client builds each attempt's transport from the
+ * manager's uri).
+ */
+export function reconnectTo(socket: Socket, pick: () => string): void {
+  socket.io.on("reconnect_attempt", () => {
+    (socket.io as unknown as { uri: string }).uri = pick();
+  });
+}

@@ -1,3 +1,5 @@
+import type { AppendOptions } from "../recovery/store";
+
 /** Tag the cluster adapter puts on its IPC messages. */
 export const ADAPTER_SOURCE = "_sio_adapter";
 /** socket.io-adapter's MessageType values the relays build or route by. */
@@ -31,6 +33,15 @@ export function isAdapterMessage(value: unknown): value is AdapterMessage {
   return typeof value === "object" && value !== null && (value as { source?: unknown }).source === ADAPTER_SOURCE;
 }
 
+/** The local worker that published a recoverable broadcast, and the id it awaits the offset under. */
+export interface BroadcastOrigin {
+  worker: number;
+  requestId: number;
+}
+
+/** Assigns a recoverable broadcast its offset and logs it (connection-state recovery). */
+export type Sequencer = (message: AdapterMessage, options?: AppendOptions) => string;
+
 /**
  * Where the relay sends what must leave this host (the hosts tier's bridge). Without one, the
  * relay is the whole bus.
@@ -40,6 +51,11 @@ export interface RelayUplink {
   publish(message: AdapterMessage): void;
   /** A response whose requester is not on this host. */
   publishResponse(message: AdapterMessage & { requesterUid: string }): void;
+  /**
+   * Present when the hosts tier orders recoverable broadcasts fleet-wide: it takes them and hands
+   * each back through {@link ClusterRelay.deliverOrdered} once its place is known.
+   */
+  order?(message: AdapterMessage, origin: BroadcastOrigin): void;
 }
 
 /**
@@ -62,7 +78,7 @@ export class ClusterRelay {
   constructor(
     private readonly workers: () => number[],
     private readonly send: (worker: number, message: unknown) => void,
-    private readonly sequencer?: (message: AdapterMessage) => string,
+    private readonly sequencer?: Sequencer,
   ) {}
 
   /** Connects the local bus to other hosts. */
@@ -102,14 +118,35 @@ export class ClusterRelay {
       return true;
     }
     if (message.sequence !== undefined) {
-      const offset = this.sequencer?.(message) ?? "";
-      this.send(from, { sf: "offset", id: message.sequence, offset });
+      const origin = { worker: from, requestId: message.sequence };
       message.sequence = undefined;
-      message.offset = offset;
+      if (this.uplink?.order) this.uplink.order(message, origin);
+      else {
+        this.deliverOrdered(message, origin);
+        this.uplink?.publish(message);
+      }
+      return true;
     }
     this.broadcast(message, from);
     this.uplink?.publish(message);
     return true;
+  }
+
+  /**
+   * Delivers a recoverable broadcast to this host's workers in the order calls come: sequenced
+   * (logged, given its offset), the offset sent back to its origin worker, which delivers it to
+   * its own clients, and the broadcast to every other worker.
+   */
+  deliverOrdered(message: AdapterMessage, origin?: BroadcastOrigin, options?: AppendOptions): void {
+    const offset = this.sequencer?.(message, options) ?? "";
+    message.offset = offset;
+    if (origin) this.send(origin.worker, { sf: "offset", id: origin.requestId, offset });
+    this.broadcast(message, origin?.worker);
+  }
+
+  /** Logs, without delivering, a broadcast this host already delivered (see AppendOptions.copy). */
+  recordOrdered(message: AdapterMessage, streamId: string): void {
+    this.sequencer?.(message, { streamId, copy: true });
   }
 
   /** Worker `id` exited: its adapters will never answer again. */

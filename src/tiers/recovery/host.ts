@@ -1,7 +1,18 @@
 import type { Config } from "../../config/schema";
 import type { ToPrimary, ToWorker } from "../../ipc/messages";
 import type { AdapterMessage } from "../cluster/relay";
-import { RecoveryStore } from "./store";
+import type { Logger } from "../../observability/logger";
+import { isStreamId, RecoveryStore, type AppendOptions, type SharedSession } from "./store";
+
+/** The hosts tier's side of recovery: sessions shared with, and taken over from, other hosts. */
+export interface FleetSessions {
+  /** A session of this host changed: share it (see {@link RecoveryStore.share}). */
+  changed(pid: string): void;
+  /** Takes over a session another host holds or held, once it is free; null when there is none to take. */
+  take(pid: string, nsp: string): Promise<SharedSession | null>;
+  /** Resolves once this host has read the shared log up to `streamId` (bounded wait). */
+  readUpTo(streamId: string): Promise<void>;
+}
 
 const SWEEP_EVERY_MS = 1_000;
 
@@ -12,25 +23,30 @@ const SWEEP_EVERY_MS = 1_000;
 export class HostRecovery {
   readonly store: RecoveryStore;
   private readonly sweeper: NodeJS.Timeout;
+  private fleet?: FleetSessions;
 
   constructor(
     config: Config,
     private readonly isLive: (worker: number) => boolean,
     private readonly reply: (worker: number, message: ToWorker) => void,
+    private readonly log: Logger,
   ) {
-    this.store = new RecoveryStore({
-      windowMs: config.recoveryWindow,
-      maxPackets: config.recoveryMaxPackets,
-      maxBytes: config.recoveryMaxBytes,
-      maxSessions: 1_000_000,
-    });
+    this.store = new RecoveryStore(
+      {
+        windowMs: config.recoveryWindow,
+        maxPackets: config.recoveryMaxPackets,
+        maxBytes: config.recoveryMaxBytes,
+        maxSessions: config.recoveryMaxSessions,
+      },
+      (pid) => this.fleet?.changed(pid),
+    );
     this.sweeper = setInterval(() => this.store.sweep(), SWEEP_EVERY_MS).unref();
   }
 
   /** The relay's sequencer: logs a recoverable broadcast, returns its offset. */
-  readonly sequence = (message: AdapterMessage): string => {
+  readonly sequence = (message: AdapterMessage, options?: AppendOptions): string => {
     const { packet, opts } = message.data as { packet: { data: unknown[] }; opts: { rooms: string[]; except: string[] } };
-    return this.store.append({ nsp: message.nsp, rooms: opts.rooms, except: opts.except ?? [], data: packet.data });
+    return this.store.append({ nsp: message.nsp, rooms: opts.rooms, except: opts.except ?? [], data: packet.data }, Date.now(), options);
   };
 
   /** Handles a worker's recovery message; returns false for other messages. */
@@ -49,6 +65,10 @@ export class HostRecovery {
         this.store.persisted(message.nsp, message.sid, message.pid, message.rooms, message.data);
         return true;
       case "restore": {
+        if (this.fleet && !this.store.has(message.pid)) {
+          void this.restoreFromFleet(this.fleet, worker, message);
+          return true;
+        }
         const session = this.store.restore(worker, message.nsp, message.pid, message.offset, this.isLive);
         this.reply(worker, { sf: "restored", id: message.id, session });
         return true;
@@ -56,6 +76,31 @@ export class HostRecovery {
       default:
         return false;
     }
+  }
+
+  /** Shares sessions with other hosts and takes theirs over (the hosts tier, with Redis). */
+  setFleet(fleet: FleetSessions): void {
+    this.fleet = fleet;
+  }
+
+  /**
+   * A session this host does not know: the client comes from another host. Its offset must be a
+   * shared-log id (the other host was in step with the shared log), and this host must have read
+   * the shared log at least that far before the replay is cut from its log.
+   */
+  private async restoreFromFleet(fleet: FleetSessions, worker: number, request: { id: number; nsp: string; pid: string; offset: string }): Promise<void> {
+    let session = null;
+    try {
+      const shared = isStreamId(request.offset) ? await fleet.take(request.pid, request.nsp) : null;
+      if (shared) {
+        await fleet.readUpTo(request.offset);
+        session = this.store.adopt(worker, shared, request.offset);
+      }
+      this.log.info({ sid: shared?.sid, recovered: session !== null, missed: session?.missedPackets.length }, "session from another host");
+    } catch (err) {
+      this.log.warn({ err }, "taking over a session from another host failed");
+    }
+    this.reply(worker, { sf: "restored", id: request.id, session });
   }
 
   workerGone(worker: number): void {

@@ -31,10 +31,42 @@ export interface RecoveryLimits {
 }
 
 interface Entry extends LoggedBroadcast {
+  /** Position in this host's log (its delivery order). */
   seq: number;
-  offset: string;
+  /** The offset this host handed out with it; undefined for a copy (see {@link AppendOptions}). */
+  offset?: string;
+  /** Its id in the fleet's shared log (Redis stream), when it went through it. */
+  streamId?: string;
   at: number;
   bytes: number;
+}
+
+/** How a broadcast enters the log. */
+export interface AppendOptions {
+  /** Its id in the fleet's shared log, when the hosts tier orders broadcasts through one. */
+  streamId?: string;
+  /**
+   * Hand out a host-local offset even though it has a stream id: the host is not in step with the
+   * shared log (it delivered broadcasts on its own while Redis was unreachable), so a stream id
+   * would claim more than its clients received.
+   */
+  localOffset?: boolean;
+  /**
+   * Logged, not delivered: this host's own broadcast, delivered on its own while Redis was
+   * unreachable, seen again in the shared log. Replayed only to clients arriving from other hosts.
+   */
+  copy?: boolean;
+}
+
+/** A session as the hosts tier shares it, so another host can take it over. */
+export interface SharedSession {
+  nsp: string;
+  sid: string;
+  pid: string;
+  rooms: string[];
+  data: unknown;
+  /** Held by a connection now (false once disconnected and recoverable). */
+  connected: boolean;
 }
 
 interface SessionRecord {
@@ -78,19 +110,45 @@ export class RecoveryStore {
   private bytes = 0;
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly byKey = new Map<string, string>();
+  /** Handed-out offset -> log position. */
+  private readonly offsets = new Map<string, number>();
+  /** Positions of the entries with a stream id, in stream order (a subsequence of the log). */
+  private readonly streamed: Entry[] = [];
+  private streamHead = 0;
+  /** The log holds every shared-log entry after this id (undefined: it follows no shared log). */
+  private streamFloor?: string;
+  private lastEvicted?: { offset: string; seq: number };
+  /** The newest shared-log id evicted from the log. */
+  private evictedStreamId?: string;
   private readonly counters = { recovered: 0, expired: 0, evictedPackets: 0 };
 
-  constructor(private readonly limits: RecoveryLimits) {}
+  /**
+   * @param onChange called with a session's pid whenever what {@link share} returns for it changes
+   *   (the hosts tier mirrors sessions to Redis).
+   */
+  constructor(
+    private readonly limits: RecoveryLimits,
+    private readonly onChange?: (pid: string) => void,
+  ) {}
 
-  /** Appends a broadcast and returns its offset. */
-  append(broadcast: LoggedBroadcast, now = Date.now()): string {
+  /** Appends a broadcast and returns the offset handed out with it ("" for a copy). */
+  append(broadcast: LoggedBroadcast, now = Date.now(), options: AppendOptions = {}): string {
     const seq = ++this.seq;
-    const offset = `${this.epoch}-${seq.toString(36)}`;
+    const offset = options.copy ? undefined : options.streamId !== undefined && !options.localOffset ? options.streamId : `${this.epoch}:${seq.toString(36)}`;
     const bytes = approximateSize(broadcast.data) + 64;
-    this.log.push({ ...broadcast, seq, offset, at: now, bytes });
+    const entry: Entry = { ...broadcast, seq, offset, streamId: options.streamId, at: now, bytes };
+    this.log.push(entry);
+    // Local offsets are parsed back (see positionOf); only stream ids need the index.
+    if (offset !== undefined && options.streamId === offset) this.offsets.set(offset, seq);
+    if (entry.streamId !== undefined) this.streamed.push(entry);
     this.bytes += bytes;
     this.evictLog(now);
-    return offset;
+    return offset ?? "";
+  }
+
+  /** From now on the log follows the shared log, holding every entry after `streamId`. */
+  followStream(streamId: string): void {
+    this.streamFloor ??= streamId;
   }
 
   /** A socket connected, or joined rooms. `pid` and `data` come with its first join. */
@@ -104,12 +162,14 @@ export class RecoveryStore {
       this.byKey.set(key, pid);
     }
     for (const room of rooms) record.rooms.add(room);
+    this.onChange?.(record.pid);
   }
 
   left(nsp: string, sid: string, rooms: string[]): void {
     const record = this.sessions.get(this.byKey.get(`${nsp}\0${sid}`) ?? "");
     if (!record || record.disconnectedAt !== undefined) return;
     for (const room of rooms) record.rooms.delete(room);
+    this.onChange?.(record.pid);
   }
 
   /** The socket is gone. Unless it was persisted first (a recoverable disconnect), forget it. */
@@ -134,6 +194,24 @@ export class RecoveryStore {
     this.disconnect(record, now);
   }
 
+  /** Another host took the session over: it is no longer this host's to restore. */
+  taken(pid: string): void {
+    const record = this.sessions.get(pid);
+    if (record && record.disconnectedAt !== undefined) this.forget(record);
+  }
+
+  /** Whether this host knows the session (held here, or disconnected from here and recoverable). */
+  has(pid: string): boolean {
+    return this.sessions.has(pid);
+  }
+
+  /** The session as other hosts need it, undefined once this host forgot it. */
+  share(pid: string): SharedSession | undefined {
+    const record = this.sessions.get(pid);
+    if (!record) return undefined;
+    return { nsp: record.nsp, sid: record.sid, pid, rooms: [...record.rooms], data: record.data, connected: record.disconnectedAt === undefined };
+  }
+
   /** A worker died: every session it held is now disconnected and recoverable. */
   workerGone(worker: number, now = Date.now()): void {
     for (const record of this.sessions.values()) if (record.worker === worker) this.disconnect(record, now);
@@ -156,22 +234,99 @@ export class RecoveryStore {
       if (record.worker !== undefined && isLive(record.worker)) return null;
       this.disconnect(record, now);
     }
-    const seq = this.parseOffset(offset);
-    const oldest = this.head < this.log.length ? this.log[this.head].seq : this.seq + 1;
-    if (seq === undefined || seq < oldest - 1 || seq > this.seq) {
+    const seq = this.positionOf(offset);
+    let missedPackets: unknown[][] | undefined;
+    if (seq !== undefined) missedPackets = this.replayLocal(seq, nsp, record.rooms);
+    // An offset this host never handed out: the client was restored here from another host and
+    // has only seen stream-ordered replay since.
+    else if (isStreamId(offset)) missedPackets = this.replayStream(offset, nsp, record.rooms);
+    if (missedPackets === undefined) {
       this.counters.expired++;
       this.forget(record);
       return null;
     }
-    const missedPackets: unknown[][] = [];
-    for (let i = this.firstAfter(seq); i < this.log.length; i++) {
-      const entry = this.log[i];
-      if (entry.seq > seq && entry.nsp === nsp && matches(entry, record.rooms)) missedPackets.push([...entry.data, entry.offset]);
+    this.hold(record, worker);
+    return { sid: record.sid, pid: record.pid, rooms: [...record.rooms], data: record.data, missedPackets };
+  }
+
+  /**
+   * Takes over a session another host held (the client came back here), with every broadcast of
+   * the shared log after `offset` that was meant for it. Null (a fresh session) when `offset` is
+   * not a shared-log id or this host's log does not cover it.
+   */
+  adopt(worker: number, session: SharedSession, offset: string, now = Date.now()): RecoveredSession | null {
+    this.evictLog(now);
+    const rooms = new Set(session.rooms);
+    const missedPackets = isStreamId(offset) ? this.replayStream(offset, session.nsp, rooms) : undefined;
+    if (missedPackets === undefined) {
+      this.counters.expired++;
+      return null;
     }
+    const previous = this.sessions.get(session.pid);
+    if (previous) this.forget(previous);
+    const record: SessionRecord = { nsp: session.nsp, sid: session.sid, pid: session.pid, rooms, data: session.data };
+    this.sessions.set(record.pid, record);
+    this.byKey.set(`${record.nsp}\0${record.sid}`, record.pid);
+    this.hold(record, worker);
+    return { sid: record.sid, pid: record.pid, rooms: session.rooms, data: session.data, missedPackets };
+  }
+
+  private hold(record: SessionRecord, worker: number): void {
     record.worker = worker;
     record.disconnectedAt = undefined;
     this.counters.recovered++;
-    return { sid: record.sid, pid: record.pid, rooms: [...record.rooms], data: record.data, missedPackets };
+    this.onChange?.(record.pid);
+  }
+
+  /** What this host delivered after position `seq`, in its order; undefined when seq left the log. */
+  private replayLocal(seq: number, nsp: string, rooms: Set<string>): unknown[][] | undefined {
+    const oldest = this.head < this.log.length ? this.log[this.head].seq : this.seq + 1;
+    if (seq < oldest - 1) return undefined;
+    const missed: unknown[][] = [];
+    for (let i = this.firstAfter(seq); i < this.log.length; i++) {
+      const entry = this.log[i];
+      if (entry.offset !== undefined && entry.nsp === nsp && matches(entry, rooms)) missed.push([...entry.data, entry.offset]);
+    }
+    return missed;
+  }
+
+  /**
+   * Every shared-log entry after `streamId`, in stream order (which is this host's order for
+   * them). Undefined unless the log holds all of them: it followed the shared log since before
+   * `streamId` and has evicted none after it.
+   */
+  private replayStream(streamId: string, nsp: string, rooms: Set<string>): unknown[][] | undefined {
+    if (this.streamFloor === undefined || compareStreamIds(streamId, this.streamFloor) < 0) return undefined;
+    if (this.evictedStreamId !== undefined && compareStreamIds(streamId, this.evictedStreamId) < 0) return undefined;
+    let low = this.streamHead;
+    let high = this.streamed.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (compareStreamIds(this.streamed[mid].streamId!, streamId) <= 0) low = mid + 1;
+      else high = mid;
+    }
+    const missed: unknown[][] = [];
+    for (let i = low; i < this.streamed.length; i++) {
+      const entry = this.streamed[i];
+      if (entry.nsp === nsp && matches(entry, rooms)) missed.push([...entry.data, entry.offset ?? entry.streamId]);
+    }
+    return missed;
+  }
+
+  /** The log position of an offset this host handed out, if it can still tell. */
+  private positionOf(offset: string): number | undefined {
+    const [epoch, seq] = offset.split(":");
+    if (epoch === this.epoch && seq !== undefined) {
+      const value = parseInt(seq, 36);
+      return Number.isSafeInteger(value) && value <= this.seq ? value : undefined;
+    }
+    // The entry just evicted still splits the log exactly: everything after it is there.
+    return this.offsets.get(offset) ?? (offset === this.lastEvicted?.offset ? this.lastEvicted.seq : undefined);
+  }
+
+  /** The newest shared-log id this host has logged, if any. */
+  lastStreamId(): string | undefined {
+    return this.streamed.length > this.streamHead ? this.streamed[this.streamed.length - 1].streamId : undefined;
   }
 
   stats(): RecoveryStats {
@@ -198,21 +353,16 @@ export class RecoveryStore {
     return low;
   }
 
-  private parseOffset(offset: string): number | undefined {
-    const [epoch, seq] = offset.split("-");
-    if (epoch !== this.epoch || seq === undefined) return undefined;
-    const value = parseInt(seq, 36);
-    return Number.isSafeInteger(value) ? value : undefined;
-  }
-
   private disconnect(record: SessionRecord, now: number): void {
     record.worker = undefined;
     record.disconnectedAt = now;
+    this.onChange?.(record.pid);
   }
 
   private forget(record: SessionRecord): void {
     this.sessions.delete(record.pid);
     if (this.byKey.get(`${record.nsp}\0${record.sid}`) === record.pid) this.byKey.delete(`${record.nsp}\0${record.sid}`);
+    this.onChange?.(record.pid);
   }
 
   private evictLog(now: number): void {
@@ -224,11 +374,20 @@ export class RecoveryStore {
       this.bytes -= entry.bytes;
       this.head++;
       this.counters.evictedPackets++;
+      if (entry.offset !== undefined && this.offsets.delete(entry.offset)) this.lastEvicted = { offset: entry.offset, seq: entry.seq };
+      if (entry.streamId !== undefined) {
+        this.evictedStreamId = entry.streamId;
+        this.streamHead++;
+      }
     }
     // Compact now and then rather than shift() per entry, which is O(n).
     if (this.head > 1024 && this.head * 2 > this.log.length) {
       this.log.splice(0, this.head);
       this.head = 0;
+    }
+    if (this.streamHead > 1024 && this.streamHead * 2 > this.streamed.length) {
+      this.streamed.splice(0, this.streamHead);
+      this.streamHead = 0;
     }
   }
 
@@ -284,4 +443,16 @@ export function approximateSize(value: unknown, depth = 0): number {
 function matches(entry: LoggedBroadcast, rooms: Set<string>): boolean {
   if (entry.except.some((room) => rooms.has(room))) return false;
   return entry.rooms.length === 0 || entry.rooms.some((room) => rooms.has(room));
+}
+
+/** Whether `offset` is an id of the shared log (a Redis stream id, "<ms>-<n>"). */
+export function isStreamId(offset: string): boolean {
+  return /^\d{1,16}-\d{1,16}$/.test(offset);
+}
+
+/** Orders two Redis stream ids. */
+export function compareStreamIds(a: string, b: string): number {
+  const [aMs, aSeq] = a.split("-");
+  const [bMs, bSeq] = b.split("-");
+  return Number(aMs) - Number(bMs) || Number(aSeq) - Number(bSeq);
 }

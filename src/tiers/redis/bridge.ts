@@ -2,10 +2,13 @@ import { randomBytes } from "node:crypto";
 import { decode, encode } from "notepack.io";
 import type { Config } from "../../config/schema";
 import type { Logger } from "../../observability/logger";
-import { ADAPTER_SOURCE, MessageType, type AdapterMessage, type ClusterRelay } from "../cluster/relay";
+import { ADAPTER_SOURCE, MessageType, type AdapterMessage, type BroadcastOrigin, type ClusterRelay } from "../cluster/relay";
 import { channels, type Channels } from "./channels";
 import { createConnection, type RedisClient, type RedisTierStatus } from "./client";
 import { fromEmitterBroadcast, fromEmitterRequest } from "./emitter";
+import type { HostRecovery } from "../recovery/host";
+import { SessionMirror } from "./session-mirror";
+import { StreamOrder } from "./stream-order";
 
 /** A bridge announces itself this often, with the adapter uids of its host. */
 export const BRIDGE_HEARTBEAT_MS = 1_000;
@@ -24,7 +27,9 @@ export const OUTBOX_LIMIT = 1_000;
 /** What travels on the bus: an adapter message, or a bridge heartbeat listing its host's adapters. */
 type Envelope =
   | { b: string; m: AdapterMessage }
-  | { b: string; hb: Array<[uid: string, nsp: string]> };
+  | { b: string; hb: Array<[uid: string, nsp: string]> }
+  /** The sender's host took over session `taken` (connection-state recovery): forget it. */
+  | { b: string; taken: string };
 
 interface RemoteBridge {
   lastSeen: number;
@@ -59,6 +64,11 @@ export class RedisBridge {
   private readonly channels: Channels;
   private readonly pub: RedisClient;
   private readonly sub: RedisClient;
+  /** With recovery: the shared log's reader (a blocking XREAD needs its own connection). */
+  private readonly reader?: RedisClient;
+  private readonly order?: StreamOrder;
+  private readonly mirror?: SessionMirror;
+  private readerUp = false;
   private readonly log: Logger;
   private readonly remotes = new Map<string, RemoteBridge>();
   /** adapter uid -> id of the bridge of its host, for routing responses. */
@@ -70,12 +80,14 @@ export class RedisBridge {
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   private subscribed = false;
+  private readonly recovery?: HostRecovery;
 
   constructor(
     config: Config,
     logger: Logger,
     private readonly relay: ClusterRelay,
     private readonly onStatus: (status: RedisTierStatus) => void,
+    recovery?: HostRecovery,
   ) {
     this.id = `${config.hostId}:${randomBytes(4).toString("hex")}`;
     this.channels = channels(config.redisPrefix);
@@ -85,7 +97,11 @@ export class RedisBridge {
       offlineQueue: false,
       onStatus: (up) => {
         this.pubUp = up;
-        if (up) this.flush();
+        if (up) {
+          this.flush();
+          this.order?.onPubUp();
+          this.mirror?.flush();
+        }
         this.reportStatus();
       },
     });
@@ -104,9 +120,43 @@ export class RedisBridge {
         this.reportStatus();
       },
     });
+    if (recovery) {
+      this.reader = createConnection(config, logger, {
+        name: `sockfleet:${config.hostId}:log`,
+        offlineQueue: false,
+        onStatus: (up) => {
+          this.readerUp = up;
+          this.order?.setReaderUp(up);
+          this.reportStatus();
+        },
+      });
+      const order = new StreamOrder(this.channels.log, this.id, config.recoveryMaxPackets, this.pub, this.reader, () => this.pubUp, {
+        deliver: (message, origin, options) => relay.deliverOrdered(message, origin, options),
+        record: (message, streamId) => relay.recordOrdered(message, streamId),
+        follow: (streamId) => recovery.store.followStream(streamId),
+      }, this.log);
+      const mirror = new SessionMirror(this.pub, () => this.pubUp, {
+        bridgeId: this.id,
+        channels: this.channels,
+        windowMs: config.recoveryWindow,
+        takeTimeoutMs: BRIDGE_TIMEOUT_MS + 1_000,
+        snapshot: (pid) => recovery.store.share(pid),
+        hostAlive: (bridge) => this.remotes.has(bridge),
+        announceTaken: (pid) => this.send(this.channels.bus, { b: this.id, taken: pid }),
+      }, this.log);
+      recovery.setFleet({
+        changed: (pid) => mirror.changed(pid),
+        take: (pid, nsp) => mirror.take(pid, nsp),
+        readUpTo: (streamId) => order.readUpTo(streamId, BRIDGE_TIMEOUT_MS),
+      });
+      this.order = order;
+      this.mirror = mirror;
+      this.recovery = recovery;
+    }
     relay.setUplink({
       publish: (message) => this.send(this.channels.bus, { b: this.id, m: message }),
       publishResponse: (message) => this.publishResponse(message),
+      ...(this.order ? { order: (message: AdapterMessage, origin: BroadcastOrigin) => this.order!.order(message, origin) } : {}),
     });
     this.timers.push(setInterval(() => this.heartbeat(), BRIDGE_HEARTBEAT_MS));
     this.timers.push(setInterval(() => this.expire(), BRIDGE_HEARTBEAT_MS / 2));
@@ -114,7 +164,7 @@ export class RedisBridge {
   }
 
   status(): RedisTierStatus {
-    return this.pubUp && this.subUp ? "connected" : "degraded";
+    return this.pubUp && this.subUp && (this.readerUp || !this.reader) ? "connected" : "degraded";
   }
 
   private reported: RedisTierStatus | undefined;
@@ -127,8 +177,8 @@ export class RedisBridge {
     this.onStatus(status);
   }
 
-  counters(): Readonly<BridgeStats> {
-    return { ...this.stats, queued: this.outbox.length };
+  counters(): Readonly<BridgeStats> & { log?: ReturnType<StreamOrder["counters"]> } {
+    return { ...this.stats, queued: this.outbox.length, ...(this.order ? { log: this.order.counters() } : {}) };
   }
 
   /** Stops heartbeats and closes both connections; other hosts notice by the heartbeat timeout. */
@@ -136,7 +186,12 @@ export class RedisBridge {
     if (this.closed) return;
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
-    await Promise.all([this.pub, this.sub].map((c) => (c.isOpen ? c.disconnect().catch(() => undefined) : undefined)));
+    this.mirror?.flush();
+    this.mirror?.close();
+    const readerStopped = this.order?.close();
+    const connections = [this.pub, this.sub, ...(this.reader ? [this.reader] : [])];
+    await Promise.all(connections.map((c) => (c.isOpen ? c.disconnect().catch(() => undefined) : undefined)));
+    await readerStopped;
   }
 
   private subscribe(): void {
@@ -162,6 +217,7 @@ export class RedisBridge {
     if (!this.pubUp) return; // a stale heartbeat is worthless: never queued
     const hb = this.relay.localAdapters().map(({ uid, nsp }) => [uid, nsp] as [string, string]);
     this.publishNow(this.channels.bus, encode({ b: this.id, hb } satisfies Envelope));
+    this.mirror?.heartbeat();
   }
 
   private send(channel: string, envelope: Envelope): void {
@@ -208,6 +264,7 @@ export class RedisBridge {
     this.stats.received++;
     const remote = this.seen(envelope.b);
     if ("hb" in envelope) return this.onHeartbeat(envelope.b, remote, envelope.hb);
+    if ("taken" in envelope) return this.recovery?.store.taken(envelope.taken);
     const message: AdapterMessage = { ...envelope.m, source: ADAPTER_SOURCE };
     if (message.type === MessageType.ADAPTER_CLOSE) {
       remote.adapters.delete(message.uid);

@@ -8,6 +8,12 @@ export interface Channels {
   bus: string;
   /** Responses addressed to one bridge's workers. */
   responses(bridgeId: string): string;
+  /** The shared log of recoverable broadcasts (a stream; connection-state recovery). */
+  log: string;
+  /** Hash of one bridge's sessions (pid -> session), for takeover by another host. */
+  sessions(bridgeId: string): string;
+  /** Sorted set of bridges by last heartbeat, to find whose sessions to look in. */
+  hosts: string;
   /** Pattern of the emitter's broadcast channels: `${prefix}#${nsp}#` and `${prefix}#${nsp}#${room}#`. */
   emitterBroadcasts: string;
   /** Pattern of the emitter's request channels: `${prefix}-request#${nsp}#`. */
@@ -24,6 +30,9 @@ export function channels(prefix: string): Channels {
   return {
     bus: `${prefix}-sockfleet#bus#`,
     responses: (bridgeId) => `${prefix}-sockfleet#to#${bridgeId}#`,
+    log: `${prefix}-sockfleet#log`,
+    sessions: (bridgeId) => `${prefix}-sockfleet#sessions#${bridgeId}`,
+    hosts: `${prefix}-sockfleet#hosts`,
     emitterBroadcasts: `${escapeGlob(broadcastHead)}*`,
     emitterRequests: `${escapeGlob(requestHead)}*`,
     parseBroadcast(channel) {

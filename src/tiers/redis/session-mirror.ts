@@ -1,0 +1,133 @@
+import { commandOptions } from "redis";
+import { decode, encode } from "notepack.io";
+import type { Logger } from "../../observability/logger";
+import type { SharedSession } from "../recovery/store";
+import type { RedisClient } from "./client";
+import type { Channels } from "./channels";
+
+/** Session changes are written in batches at most this often. */
+const FLUSH_EVERY_MS = 20;
+/** How often a takeover looks again at a session another (live) host still holds. */
+const TAKE_POLL_MS = 250;
+
+export interface SessionMirrorOptions {
+  bridgeId: string;
+  channels: Channels;
+  /** Sessions of a host that stopped heartbeating stay takeable this long (the recovery window). */
+  windowMs: number;
+  /**
+   * How long a takeover waits for a session's host to let go of it (mark it disconnected) or to be
+   * declared dead; past it the client gets a fresh session.
+   */
+  takeTimeoutMs: number;
+  /** The current state of a local session, undefined once forgotten. */
+  snapshot(pid: string): SharedSession | undefined;
+  /** Whether the bridge still hears from that host. */
+  hostAlive(bridgeId: string): boolean;
+  /** Tells every host this one took the session (they forget their copy). */
+  announceTaken(pid: string): void;
+}
+
+/**
+ * This host's sessions, mirrored to Redis so another host can take one over when its client comes
+ * back there: after this host died, or after the client's worker here died and the client
+ * reconnected elsewhere.
+ *
+ * One hash per host (pid -> session), its expiry pushed back by every heartbeat: when the host
+ * dies, its sessions stay takeable for the recovery window, then Redis drops them. A takeover
+ * deletes the field (HDEL answers 1 to exactly one taker), so a session is taken at most once.
+ */
+export class SessionMirror {
+  private readonly dirty = new Set<string>();
+  private flushTimer?: NodeJS.Timeout;
+  private readonly key: string;
+
+  constructor(
+    private readonly pub: RedisClient,
+    private readonly pubUp: () => boolean,
+    private readonly options: SessionMirrorOptions,
+    private readonly log: Logger,
+  ) {
+    this.key = options.channels.sessions(options.bridgeId);
+  }
+
+  /** A local session changed; written with the next batch. */
+  changed(pid: string): void {
+    this.dirty.add(pid);
+    this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_EVERY_MS);
+  }
+
+  /** With each bridge heartbeat: this host is alive, keep its sessions. */
+  heartbeat(): void {
+    if (!this.pubUp()) return;
+    const now = Date.now();
+    const ttl = this.options.windowMs + 10_000;
+    void Promise.all([
+      this.pub.zAdd(this.options.channels.hosts, { score: now, value: this.options.bridgeId }),
+      this.pub.pExpire(this.key, ttl),
+      this.pub.zRemRangeByScore(this.options.channels.hosts, 0, now - ttl),
+    ]).catch((err: unknown) => this.log.debug({ err }, "session heartbeat failed"));
+    if (this.dirty.size > 0) this.flush();
+  }
+
+  /** Writes the pending changes; kept for later while Redis is unreachable. */
+  flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (!this.pubUp() || this.dirty.size === 0) return;
+    const pids = [...this.dirty];
+    this.dirty.clear();
+    const batch = this.pub.multi();
+    for (const pid of pids) {
+      const session = this.options.snapshot(pid);
+      if (session) batch.hSet(this.key, pid, encode(session));
+      else batch.hDel(this.key, pid);
+    }
+    batch.pExpire(this.key, this.options.windowMs + 10_000);
+    batch.exec().catch((err: unknown) => {
+      this.log.debug({ err, sessions: pids.length }, "mirroring sessions failed; retrying");
+      for (const pid of pids) this.dirty.add(pid);
+    });
+  }
+
+  /**
+   * Takes over session `pid` from the host that holds or held it. While that host is alive and
+   * still holds it connected (it has not noticed the disconnect yet), waits for it to let go, up
+   * to the take timeout.
+   */
+  async take(pid: string, nsp: string): Promise<SharedSession | null> {
+    const deadline = Date.now() + this.options.takeTimeoutMs;
+    for (;;) {
+      const found = await this.find(pid);
+      if (!found || found.session.nsp !== nsp) return null;
+      if (!found.session.connected || !this.options.hostAlive(found.host)) {
+        const removed = await this.pub.hDel(this.options.channels.sessions(found.host), pid);
+        if (removed !== 1) return null; // another host took it first
+        this.options.announceTaken(pid);
+        return found.session;
+      }
+      if (Date.now() >= deadline) return null;
+      await new Promise((resolve) => setTimeout(resolve, TAKE_POLL_MS));
+    }
+  }
+
+  private async find(pid: string): Promise<{ host: string; session: SharedSession } | undefined> {
+    const hosts = await this.pub.zRangeByScore(this.options.channels.hosts, Date.now() - this.options.windowMs - 10_000, "+inf");
+    const others = hosts.filter((host) => host !== this.options.bridgeId);
+    const values = await Promise.all(others.map((host) => this.pub.hGet(commandOptions({ returnBuffers: true }), this.options.channels.sessions(host), pid)));
+    for (let i = 0; i < others.length; i++) {
+      const raw = values[i];
+      if (!raw) continue;
+      try {
+        return { host: others[i], session: decode(raw) as SharedSession };
+      } catch (err) {
+        this.log.warn({ err, host: others[i] }, "undecodable shared session");
+      }
+    }
+    return undefined;
+  }
+
+  close(): void {
+    clearTimeout(this.flushTimer);
+  }
+}

@@ -1,0 +1,293 @@
+import { commandOptions } from "redis";
+import { decode, encode } from "notepack.io";
+import type { Logger } from "../../observability/logger";
+import { compareStreamIds, type AppendOptions } from "../recovery/store";
+import { ADAPTER_SOURCE, type AdapterMessage, type BroadcastOrigin } from "../cluster/relay";
+import type { RedisClient } from "./client";
+
+/**
+ * A broadcast sent to the shared log and not read back within this is delivered on this host
+ * alone (Redis lost it, or the reader is stuck): a broadcast must never wait on Redis for long.
+ */
+export const READ_BACK_TIMEOUT_MS = 2_000;
+const READ_BLOCK_MS = 1_000;
+const READ_COUNT = 500;
+/** Broadcasts delivered here while Redis was unreachable, kept to be shared once it is back. */
+export const LOCAL_QUEUE_LIMIT = 1_000;
+
+/** What this host does with a broadcast once its place in the fleet's order is known. */
+export interface OrderedDelivery {
+  /** Deliver to this host's workers (the origin gets its offset); returns nothing. */
+  deliver(message: AdapterMessage, origin: BroadcastOrigin | undefined, options: AppendOptions): void;
+  /** Log only: this host delivered it already, on its own, while Redis was unreachable. */
+  record(message: AdapterMessage, streamId: string): void;
+  /** The log follows the shared log from this id on. */
+  follow(streamId: string): void;
+}
+
+export interface StreamOrderStats {
+  appended: number;
+  read: number;
+  /** Broadcasts delivered on this host alone (Redis unreachable or too slow). */
+  deliveredAlone: number;
+  /** Of those, dropped before they could be shared (queue full). */
+  dropped: number;
+}
+
+interface Pending {
+  message: AdapterMessage;
+  origin: BroadcastOrigin;
+  sentAt: number;
+}
+
+/**
+ * The fleet's single order of recoverable broadcasts: a Redis stream. Every host appends its
+ * workers' recoverable broadcasts (one XADD each) and delivers every entry, its own included, in
+ * stream order as it reads them back (one blocking XREAD loop per host). All hosts therefore
+ * deliver recoverable broadcasts in one order, and a stream id is an offset every host
+ * understands: a client that comes back on another host resumes from that host's log.
+ *
+ * When Redis is unreachable a broadcast is delivered on this host alone, with a host-local offset,
+ * and queued to be appended later (others receive it late rather than never). Until this host has
+ * seen every such broadcast come back through the stream (a marker entry appended after them
+ * says so) it keeps handing out local offsets: its clients hold broadcasts whose stream position
+ * is later than what a stream id would claim.
+ */
+export class StreamOrder {
+  private token = 0;
+  private readonly pending = new Map<number, Pending>();
+  /** Tokens delivered alone, whose entry may still come back through the stream. */
+  private readonly aloneTokens = new Set<number>();
+  private readonly queue: Array<{ token: number; message: AdapterMessage }> = [];
+  /** Delivered alone since the last marker: offsets stay local until a marker comes back. */
+  private tainted = false;
+  private needMarker = false;
+  private markerToken?: number;
+  private lastId?: string;
+  private readerUp = false;
+  private closed = false;
+  private readonly watchdog: NodeJS.Timeout;
+  private readonly stats: StreamOrderStats = { appended: 0, read: 0, deliveredAlone: 0, dropped: 0 };
+  private wakeReader?: () => void;
+  private readonly readerLoop: Promise<void>;
+  private readonly waiters: Array<{ id: string; resolve: () => void }> = [];
+
+  constructor(
+    private readonly key: string,
+    private readonly bridgeId: string,
+    private readonly maxLength: number,
+    private readonly pub: RedisClient,
+    private readonly reader: RedisClient,
+    private readonly pubUp: () => boolean,
+    private readonly delivery: OrderedDelivery,
+    private readonly log: Logger,
+  ) {
+    this.watchdog = setInterval(() => this.expirePending(), READ_BACK_TIMEOUT_MS / 4);
+    this.watchdog.unref();
+    this.readerLoop = this.read();
+  }
+
+  counters(): Readonly<StreamOrderStats & { pending: number; queued: number; inStep: boolean }> {
+    return { ...this.stats, pending: this.pending.size, queued: this.queue.length, inStep: !this.tainted };
+  }
+
+  /** The reader connection's state changed. */
+  setReaderUp(up: boolean): void {
+    this.readerUp = up;
+    if (up) this.wakeReader?.();
+    this.catchUp();
+  }
+
+  /** The publishing connection came back: share what was delivered alone. */
+  onPubUp(): void {
+    this.catchUp();
+  }
+
+  /** Orders a recoverable broadcast from a local worker. */
+  order(message: AdapterMessage, origin: BroadcastOrigin): void {
+    if (!this.canAppend() || this.queue.length > 0) return this.deliverAlone(message, origin);
+    const token = ++this.token;
+    this.pending.set(token, { message, origin, sentAt: Date.now() });
+    this.append(token, message).catch(() => {
+      // Unknown whether Redis appended it: deliver now, and treat it as a copy if it comes back.
+      const entry = this.pending.get(token);
+      if (entry) this.settleAlone(token, entry);
+    });
+  }
+
+  /**
+   * Resolves once this host has read the shared log up to `streamId` (a client arriving from a
+   * host that read further), or after `timeoutMs`.
+   */
+  readUpTo(streamId: string, timeoutMs: number): Promise<void> {
+    if (this.lastId !== undefined && compareStreamIds(this.lastId, streamId) >= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter = { id: streamId, resolve };
+      this.waiters.push(waiter);
+      setTimeout(() => {
+        const index = this.waiters.indexOf(waiter);
+        if (index !== -1) this.waiters.splice(index, 1);
+        resolve();
+      }, timeoutMs).unref();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.watchdog);
+    this.wakeReader?.();
+    for (const waiter of this.waiters.splice(0)) waiter.resolve();
+    await this.readerLoop;
+  }
+
+  private canAppend(): boolean {
+    return this.pubUp() && this.readerUp;
+  }
+
+  private async append(token: number, message: AdapterMessage | undefined): Promise<void> {
+    const fields: Record<string, string | Buffer> = { b: this.bridgeId, t: String(token) };
+    if (message) fields.m = encode({ ...message, source: undefined, offset: undefined });
+    else fields.k = "marker";
+    await this.pub.xAdd(this.key, "*", fields, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: this.maxLength } });
+    this.stats.appended++;
+  }
+
+  private deliverAlone(message: AdapterMessage, origin: BroadcastOrigin | undefined): void {
+    const token = ++this.token;
+    this.markAlone();
+    this.delivery.deliver(message, origin, { localOffset: true });
+    if (this.queue.length >= LOCAL_QUEUE_LIMIT) {
+      this.stats.dropped++;
+      if (this.stats.dropped === 1 || this.stats.dropped % 1000 === 0) {
+        this.log.warn({ dropped: this.stats.dropped, limit: LOCAL_QUEUE_LIMIT }, "redis unreachable and queue full: broadcasts stay on this host");
+      }
+      return;
+    }
+    this.aloneTokens.add(token);
+    this.queue.push({ token, message });
+  }
+
+  private settleAlone(token: number, entry: Pending): void {
+    this.pending.delete(token);
+    this.aloneTokens.add(token);
+    this.markAlone();
+    this.delivery.deliver(entry.message, entry.origin, { localOffset: true });
+  }
+
+  private markAlone(): void {
+    this.stats.deliveredAlone++;
+    if (!this.tainted) this.log.warn("delivering broadcasts on this host alone until the shared log is back in step");
+    this.tainted = true;
+    this.needMarker = true;
+  }
+
+  private expirePending(): void {
+    const now = Date.now();
+    for (const [token, entry] of this.pending) {
+      if (now - entry.sentAt > READ_BACK_TIMEOUT_MS) this.settleAlone(token, entry);
+    }
+    this.catchUp();
+  }
+
+  /** Appends what was delivered alone, then a marker; their order on one connection is kept. */
+  private catchUp(): void {
+    if (!this.canAppend()) return;
+    const queued = this.queue.splice(0);
+    if (queued.length > 0) this.log.info({ messages: queued.length, dropped: this.stats.dropped }, "redis back: sharing broadcasts delivered on this host alone");
+    for (const { token, message } of queued) {
+      this.append(token, message).catch(() => this.aloneTokens.delete(token));
+    }
+    if (this.needMarker) {
+      this.needMarker = false;
+      const token = ++this.token;
+      this.markerToken = token;
+      this.append(token, undefined).catch(() => (this.needMarker = true));
+    }
+  }
+
+  private async read(): Promise<void> {
+    while (!this.closed) {
+      if (!this.readerUp) {
+        await new Promise<void>((resolve) => {
+          this.wakeReader = resolve;
+          setTimeout(resolve, READ_BLOCK_MS).unref();
+        });
+        continue;
+      }
+      try {
+        if (this.lastId === undefined) {
+          // Follow from the current end: what came before belongs to no client of this host.
+          const last = (await this.reader.sendCommand(["XREVRANGE", this.key, "+", "-", "COUNT", "1"])) as Array<[string, string[]]>;
+          this.lastId = last[0]?.[0] ?? "0-0";
+          this.delivery.follow(this.lastId);
+        }
+        const reply = (await this.reader.sendCommand(
+          ["XREAD", "COUNT", String(READ_COUNT), "BLOCK", String(READ_BLOCK_MS), "STREAMS", this.key, this.lastId],
+          commandOptions({ returnBuffers: true }),
+        )) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+        for (const [, entries] of reply ?? []) for (const [id, fields] of entries) this.onEntry(id.toString(), fields);
+        this.releaseWaiters();
+      } catch (err) {
+        if (this.closed) return;
+        this.log.debug({ err }, "reading the shared log failed");
+        await new Promise((resolve) => setTimeout(resolve, 100).unref());
+      }
+    }
+  }
+
+  private onEntry(id: string, raw: Buffer[]): void {
+    this.lastId = id;
+    this.stats.read++;
+    const fields = new Map<string, Buffer>();
+    for (let i = 0; i + 1 < raw.length; i += 2) fields.set(raw[i].toString(), raw[i + 1]);
+    const token = Number(fields.get("t")?.toString());
+    const own = fields.get("b")?.toString() === this.bridgeId;
+    if (fields.has("k")) {
+      if (own && token === this.markerToken) this.onMarker(token);
+      return;
+    }
+    if (own) {
+      const entry = this.pending.get(token);
+      if (entry) {
+        this.pending.delete(token);
+        return this.delivery.deliver(entry.message, entry.origin, { streamId: id, localOffset: this.tainted });
+      }
+      if (!this.aloneTokens.delete(token)) return;
+      const message = this.decode(fields.get("m"));
+      if (message) this.delivery.record(message, id);
+      return;
+    }
+    const message = this.decode(fields.get("m"));
+    if (message) this.delivery.deliver(message, undefined, { streamId: id, localOffset: this.tainted });
+  }
+
+  /**
+   * Appends on one connection keep their order, so everything delivered alone before the marker
+   * that reached the stream has been read by now; what has not will never come (Redis lost it).
+   */
+  private onMarker(token: number): void {
+    for (const alone of this.aloneTokens) if (alone < token) this.aloneTokens.delete(alone);
+    if (this.needMarker || !this.tainted) return;
+    this.tainted = false;
+    this.log.info("shared log back in step: handing out stream offsets again");
+  }
+
+  private decode(raw: Buffer | undefined): AdapterMessage | undefined {
+    if (!raw) return undefined;
+    try {
+      const message = decode(raw) as AdapterMessage;
+      return { ...message, source: ADAPTER_SOURCE };
+    } catch (err) {
+      this.log.warn({ err }, "undecodable entry in the shared log");
+      return undefined;
+    }
+  }
+
+  private releaseWaiters(): void {
+    if (this.lastId === undefined) return;
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      if (compareStreamIds(this.lastId, this.waiters[i].id) >= 0) this.waiters.splice(i, 1)[0].resolve();
+    }
+  }
+}
+

@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { closeClients, connect, reconnectTo, request, whoami, type Client } from "./helpers/clients";
+import { startHosts, waitForFleet } from "./helpers/hosts";
+import { killTree } from "./helpers/processes";
+import { RedisServer } from "./helpers/redis";
+import type { SockfleetHost } from "./helpers/sockfleet";
+import { nextEvent, waitUntil } from "./helpers/wait";
+
+interface Numbered {
+  stream: string;
+  n: number;
+}
+
+/** Records the numbered "event" payloads a client receives, by stream. */
+function numbered(client: Client): Map<string, number[]> {
+  const streams = new Map<string, number[]>();
+  client.on("event", (payload: Numbered) => {
+    if (typeof payload?.n !== "number") return;
+    streams.set(payload.stream, [...(streams.get(payload.stream) ?? []), payload.n]);
+  });
+  return streams;
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** Numbered broadcasts to all, to room "blue" and to the socket id `target`. */
+async function publish(publisher: Client, target: string, from: number, to: number): Promise<void> {
+  for (let n = from; n <= to; n++) {
+    await request(publisher, "broadcast", { stream: "all", n });
+    await request(publisher, "to-room", "blue", { stream: "room", n });
+    await request(publisher, "to-room", target, { stream: "direct", n });
+  }
+}
+
+describe("connection-state recovery across hosts (bridge mode, shared log in Redis)", function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let hosts: SockfleetHost[] = [];
+  let clients: Client[] = [];
+
+  beforeEach(async () => {
+    redis = await RedisServer.start();
+    hosts = await startHosts(redis.url, "bridge");
+    await waitForFleet(hosts, 4);
+  });
+  afterEach(async () => {
+    closeClients(clients.splice(0));
+    for (const host of hosts.splice(0)) await host.stop();
+    await redis.stop();
+  });
+
+  /** A subscriber on host A in room "blue" that reconnects to host B, and a publisher on host B. */
+  async function subscriberAndPublisher(): Promise<{ subscriber: Client; publisher: Client }> {
+    const [a, b] = hosts;
+    const subscriber = await connect(a.url, { transports: ["websocket"], reconnectionDelay: 200, reconnectionDelayMax: 200, randomizationFactor: 0 });
+    const publisher = await connect(b.url, { transports: ["websocket"] });
+    clients.push(subscriber, publisher);
+    assert.equal((await whoami(subscriber)).host, "host-a");
+    await request(subscriber, "join", "blue");
+    reconnectTo(subscriber, () => b.url);
+    return { subscriber, publisher };
+  }
+
+  it("gives a client whose whole host was SIGKILLed its id, rooms and every missed broadcast on another host, in order, once", async () => {
+    const { subscriber, publisher } = await subscriberAndPublisher();
+    const id = subscriber.id!;
+    const streams = numbered(subscriber);
+    await publish(publisher, id, 1, 5);
+    await waitUntil("the first five", () => streams.get("direct")?.length === 5);
+
+    const disconnected = nextEvent(subscriber, "disconnect", 5_000);
+    const reconnected = nextEvent(subscriber, "connect", 20_000);
+    const dead = hosts.shift()!;
+    await killTree(dead.child);
+    await disconnected;
+    await publish(publisher, id, 6, 20);
+    await reconnected;
+    assert.equal(subscriber.recovered, true);
+    assert.equal(subscriber.id, id);
+    assert.equal((await whoami(subscriber)).host, "host-b");
+    await publish(publisher, id, 21, 25);
+
+    await waitUntil("all 25 on every stream", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 25));
+    for (const stream of ["all", "room", "direct"]) assert.deepEqual(streams.get(stream), range(1, 25), stream);
+  });
+
+  it("recovers on another host a client whose worker was SIGKILLed while its host lives on", async () => {
+    const { subscriber, publisher } = await subscriberAndPublisher();
+    const id = subscriber.id!;
+    const streams = numbered(subscriber);
+    const victim = (await whoami(subscriber)).pid;
+    await publish(publisher, id, 1, 3);
+    await waitUntil("the first three", () => streams.get("direct")?.length === 3);
+
+    const disconnected = nextEvent(subscriber, "disconnect", 5_000);
+    const reconnected = nextEvent(subscriber, "connect", 20_000);
+    process.kill(victim, "SIGKILL");
+    await disconnected;
+    await publish(publisher, id, 4, 10);
+    await reconnected;
+    assert.equal(subscriber.recovered, true);
+    assert.equal(subscriber.id, id);
+    assert.equal((await whoami(subscriber)).host, "host-b");
+    await publish(publisher, id, 11, 12);
+    await waitUntil("all 12 on every stream", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 12));
+    for (const stream of ["all", "room", "direct"]) assert.deepEqual(streams.get(stream), range(1, 12), stream);
+    // Host A forgot the session it handed over.
+    await hosts[1].waitForLog((l) => l.msg === "session from another host" && l.recovered === true);
+  });
+
+  it("gives a fresh session, never a gap, when the client comes back on another host with an offset older than its log", async () => {
+    // Host B keeps only 100 broadcasts: the 177 sent while the subscriber is away push its offset out.
+    for (const host of hosts.splice(0)) await host.stop();
+    hosts = await startHosts(redis.url, "bridge", 2, 2, ["--recovery-max-packets", "100"]);
+    await waitForFleet(hosts, 4);
+    const { subscriber, publisher } = await subscriberAndPublisher();
+    const id = subscriber.id!;
+    await publish(publisher, id, 1, 1);
+    const disconnected = nextEvent(subscriber, "disconnect", 5_000);
+    const reconnected = nextEvent(subscriber, "connect", 20_000);
+    subscriber.io.reconnectionDelay(3_000);
+    subscriber.io.reconnectionDelayMax(3_000);
+    const dead = hosts.shift()!;
+    await killTree(dead.child);
+    await disconnected;
+    await publish(publisher, id, 2, 60);
+    assert.equal(subscriber.connected, false, "published everything while the subscriber was away");
+    await reconnected;
+    assert.equal(subscriber.recovered, false);
+    assert.notEqual(subscriber.id, id);
+  });
+});
