@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
-import { closeClients, connect, whoami, type Client } from "./helpers/clients";
-import { isAlive } from "./helpers/processes";
+import { closeClients, type Client } from "./helpers/clients";
+import { publish, publisherOn, settle, subscribe, type Subscriber } from "./helpers/chaos";
+import { isAlive, killTree } from "./helpers/processes";
+import { RedisServer } from "./helpers/redis";
 import { SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
 
@@ -9,159 +11,77 @@ const SECONDS = Number(process.env.CHAOS_SECONDS ?? 6);
 const RATE = Number(process.env.CHAOS_RATE ?? 100);
 const SUBSCRIBERS = Number(process.env.CHAOS_SUBSCRIBERS ?? 12);
 const KILLS = Number(process.env.CHAOS_KILLS ?? Math.max(3, Math.round(SECONDS / 2)));
-/** Rolling restarts (SIGHUP to the primary) during the run. */
+/** Rolling restarts (SIGHUP to a primary) during the run. */
 const ROLLS = Number(process.env.CHAOS_ROLLS ?? 1);
 
-interface Subscriber {
-  client: Client;
-  member: boolean;
-  all: number[];
-  room: number[];
-  recovered: number;
-  fresh: number;
-  /** The worker serving it now, learnt after each (re)connect. */
-  pid?: number;
-  disconnects: string[];
+/** The message numbers at which `count` events happen, spread evenly over `total` messages. */
+function spread(count: number, total: number, phase = 1): Set<number> {
+  return new Set(Array.from({ length: count }, (_, k) => Math.round(((k + phase) * total) / (count + 1))));
 }
 
-function duplicatesAndGaps(got: number[], expected: Set<number>): { duplicated: number; lost: number; outOfOrder: number } {
-  const seen = new Set<number>();
-  let duplicated = 0;
-  let outOfOrder = 0;
-  for (let i = 0; i < got.length; i++) {
-    if (seen.has(got[i])) duplicated++;
-    seen.add(got[i]);
-    if (i > 0 && got[i] < got[i - 1]) outOfOrder++;
-  }
-  let lost = 0;
-  for (const n of expected) if (!seen.has(n)) lost++;
-  return { duplicated, lost, outOfOrder };
+/** Kills a worker that serves subscribers (any other if none does), sparing the publisher's; mostly SIGKILL, every third a SIGTERM. */
+function killWorker(subscribers: Subscriber[], workers: number[], spare: number, kills: number): boolean {
+  const serving = subscribers.map((s) => s.pid).filter((pid): pid is number => pid !== undefined && pid !== spare && workers.includes(pid) && isAlive(pid));
+  const victims = serving.length > 0 ? serving : workers.filter((pid) => pid !== spare);
+  const victim = victims[Math.floor(Math.random() * victims.length)];
+  if (victim === undefined || !isAlive(victim)) return false;
+  process.kill(victim, kills % 3 === 2 ? "SIGTERM" : "SIGKILL");
+  return true;
 }
+
+function report(totals: object, troubled: string[]): void {
+  console.log(`      chaos totals: ${JSON.stringify(totals)}`);
+  if (troubled.length > 0) console.log(`      troubled subscribers:\n${troubled.join("\n")}`);
+}
+
+async function stopHost(host: SockfleetHost): Promise<number | null> {
+  return host.stop().catch((err: Error) => {
+    console.log(`      ${err.message}; last server logs:\n${host.logs.slice(-15).map((l) => JSON.stringify(l)).join("\n")}`);
+    return -1;
+  });
+}
+
+/** No broadcast delivered on this host alone since it was last in step with the shared log. */
+function inStep(host: SockfleetHost): boolean {
+  const alone = host.logs.findLastIndex((l) => l.msg === "delivering broadcasts on this host alone until the shared log is back in step");
+  return alone === -1 || host.logs.findLastIndex((l) => l.msg === "shared log back in step: handing out stream offsets again") > alone;
+}
+
+const warnings = (hosts: SockfleetHost[]) => (): string[] =>
+  hosts.flatMap((h) => h.logs.filter((l) => (l.level ?? 0) >= 40 && l.msg !== "worker crashed").slice(0, 10).map((l) => JSON.stringify(l)));
 
 describe("chaos: connection-state recovery while workers are killed", function () {
   this.timeout((SECONDS + 90) * 1000);
 
   it(`delivers every broadcast exactly once, in order, to every recovered subscriber (${SECONDS} s, ${KILLS} kills, ${ROLLS} rolling restart)`, async () => {
     const host = await SockfleetHost.start({ workers: 3 });
-    const subscribers: Subscriber[] = [];
     const clients: Client[] = [];
     try {
-      const publisher = await connect(host.url, { transports: ["websocket"] });
-      clients.push(publisher);
       // The publisher's worker is spared (a message in flight to a killed worker is lost before it is
-      // ever broadcast: Socket.IO emits from a client are at most once). A roll moves the publisher:
-      // follow it.
-      let safe = (await whoami(publisher)).pid;
-      publisher.on("connect", () => {
-        whoami(publisher).then((me) => (safe = me.pid), () => undefined);
-      });
-
+      // ever broadcast: Socket.IO emits from a client are at most once); a roll moves it, followed.
+      const publisher = await publisherOn(host.url);
+      clients.push(publisher.client);
+      const subscribers: Subscriber[] = [];
       for (let i = 0; i < SUBSCRIBERS; i++) {
-        // Half WebSocket-only, half polling first (then upgraded); half in the room.
-        const client = await connect(host.url, i % 2 ? { transports: ["websocket"] } : {});
-        clients.push(client);
-        const sub: Subscriber = { client, member: i % 3 !== 0, all: [], room: [], recovered: 0, fresh: 0, disconnects: [] };
-        client.on("disconnect", (reason: string) => sub.disconnects.push(reason));
-        client.on("chat message", (payload: { seq?: number }) => typeof payload?.seq === "number" && sub.all.push(payload.seq));
-        client.on("room message", (payload: { text?: string }) => sub.room.push(Number(payload?.text)));
-        const locate = (): void => {
-          client.timeout(5_000).emitWithAck("whoami").then((me: { pid: number }) => (sub.pid = me.pid), () => undefined);
-        };
-        locate();
-        client.on("connect", () => {
-          locate();
-          // Registered after the first connect: every "connect" seen here is a reconnection.
-          if (client.recovered) sub.recovered++;
-          else sub.fresh++;
-        });
-        if (sub.member) await client.timeout(5_000).emitWithAck("join", "chaos");
-        subscribers.push(sub);
+        subscribers.push(await subscribe(host.url, i));
+        clients.push(subscribers[i].client);
       }
 
       const total = SECONDS * RATE;
-      const killAt = new Set(Array.from({ length: KILLS }, (_, k) => Math.round(((k + 1) * total) / (KILLS + 1))));
-      const rollAt = new Set(Array.from({ length: ROLLS }, (_, k) => Math.round(((k + 0.5) * total) / ROLLS) + 1));
+      const killAt = spread(KILLS, total);
+      const rollAt = new Set([...spread(ROLLS, total, 0.5)].map((n) => n + 1));
       let kills = 0;
       let rolls = 0;
-      const started = Date.now();
-      for (let seq = 1; seq <= total; seq++) {
-        publisher.emit("chat message", { seq });
-        publisher.emit("room message", { room: "chaos", text: String(seq) });
+      await publish(publisher.client, total, RATE, (seq) => {
         if (rollAt.has(seq)) {
-          // The roll replaces the publisher's worker too: a message in flight to it when it closes
-          // may never be broadcast. That is the publisher's loss, reported apart (below).
           process.kill(host.pid, "SIGHUP");
           rolls++;
         }
-        if (killAt.has(seq)) {
-          // Kill a worker that serves subscribers (any other worker if none does); mostly SIGKILL,
-          // every third one a graceful SIGTERM.
-          const serving = subscribers.map((s) => s.pid).filter((pid): pid is number => pid !== undefined && pid !== safe && isAlive(pid));
-          const victims = serving.length > 0 ? serving : host.workerPids().filter((pid) => pid !== safe);
-          const victim = victims[Math.floor(Math.random() * victims.length)];
-          if (victim !== undefined && isAlive(victim)) {
-            process.kill(victim, kills % 3 === 2 ? "SIGTERM" : "SIGKILL");
-            kills++;
-          }
-        }
-        // Steady rate, bounded in time: sleep until this message's slot.
-        const due = started + (seq * 1000) / RATE;
-        if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
-      }
-
-      const done = (s: Subscriber): boolean => s.fresh > 0 || (s.all.includes(total) && (!s.member || s.room.includes(total)));
-      // What was broadcast: every number some subscriber received. A number nobody received never
-      // left the publisher's worker; anything broadcast must reach every (recovered) subscriber.
-      const broadcastSets = (): [Set<number>, Set<number>] => [
-        new Set(subscribers.flatMap((s) => s.all)),
-        new Set(subscribers.filter((s) => s.member).flatMap((s) => s.room)),
-      ];
-      await waitUntil("every subscriber to catch up", () => subscribers.every((s) => s.client.connected && done(s)), 30_000, 50).catch((err: Error) => {
-        const behind = subscribers.filter((s) => !(s.client.connected && done(s)));
-        const [broadcastAll, broadcastRoom] = broadcastSets();
-        const describe = (s: Subscriber): string => {
-          const all = duplicatesAndGaps(s.all, broadcastAll);
-          const room = duplicatesAndGaps(s.room, s.member ? broadcastRoom : new Set());
-          const firstMissing = Array.from({ length: total }, (_, i) => i + 1).find((n) => !s.all.includes(n));
-          return JSON.stringify({ id: s.client.id, disconnects: s.disconnects, transport: s.client.io.engine?.transport?.name, firstMissing, safe, connected: s.client.connected, pid: s.pid, recovered: s.recovered, fresh: s.fresh, all: { n: s.all.length, last: s.all.at(-1), ...all }, room: { n: s.room.length, ...room } });
-        };
-        const problems = host.logs.filter((l) => (l.level ?? 0) >= 40 && l.msg !== "worker crashed").slice(0, 10);
-        throw new Error(`${err.message}; ${behind.length} behind: ${behind.map(describe).join("\n")}\nserver warnings: ${problems.map((l) => JSON.stringify(l)).join("\n")}`);
+        if (killAt.has(seq) && killWorker(subscribers, host.workerPids(), publisher.pid(), kills)) kills++;
       });
 
-      const [broadcastAll, broadcastRoom] = broadcastSets();
-      const troubled: string[] = [];
-      const totals = {
-        sent: total * 2,
-        neverBroadcast: total - broadcastAll.size + (total - broadcastRoom.size),
-        expected: 0,
-        delivered: 0,
-        lost: 0,
-        duplicated: 0,
-        outOfOrder: 0,
-        kills,
-        rolls,
-        recoveredSessions: 0,
-        freshSessions: 0,
-      };
-      for (const s of subscribers) {
-        totals.recoveredSessions += s.recovered;
-        totals.freshSessions += s.fresh;
-        if (s.fresh > 0) continue; // a fresh session is announced to the client, never a silent gap
-        for (const [got, expected] of [[s.all, broadcastAll], [s.room, s.member ? broadcastRoom : new Set<number>()]] as const) {
-          const { duplicated, lost, outOfOrder } = duplicatesAndGaps(got, expected);
-          totals.expected += expected.size;
-          totals.delivered += got.length;
-          totals.lost += lost;
-          totals.duplicated += duplicated;
-          totals.outOfOrder += outOfOrder;
-          if (duplicated + lost + outOfOrder > 0) {
-            troubled.push(JSON.stringify({ stream: got === s.all ? "all" : "room", duplicated, lost, outOfOrder, disconnects: s.disconnects, recovered: s.recovered, sample: got.filter((n, i) => i > 0 && n <= got[i - 1]).slice(0, 5) }));
-          }
-        }
-      }
-      console.log(`      chaos totals: ${JSON.stringify(totals)}`);
-      if (troubled.length > 0) console.log(`      troubled subscribers:\n${troubled.join("\n")}`);
+      const { totals, troubled } = await settle(subscribers, total, warnings([host]));
+      report({ ...totals, kills, rolls }, troubled);
       assert.ok(kills >= Math.min(KILLS, 1), "workers were killed");
       assert.ok(totals.recoveredSessions > 0, "some sessions were recovered");
       assert.equal(totals.lost, 0);
@@ -170,12 +90,103 @@ describe("chaos: connection-state recovery while workers are killed", function (
       assert.equal(totals.delivered, totals.expected);
     } finally {
       closeClients(clients);
-      const code = await host.stop().catch((err: Error) => {
-        const tail = host.logs.slice(-15).map((l) => JSON.stringify(l)).join("\n");
-        console.log(`      ${err.message}; last server logs:\n${tail}`);
-        return -1;
+      assert.equal(await stopHost(host), 0, "the host shut down cleanly");
+    }
+  });
+});
+
+describe("chaos across hosts: workers killed, a rolling restart, Redis restarted, a whole host killed", function () {
+  this.timeout((SECONDS + 120) * 1000);
+
+  it(`delivers every broadcast exactly once, in order, to every recovered subscriber, whichever host it comes back on (${SECONDS} s, 2 hosts)`, async () => {
+    const redis = await RedisServer.start();
+    const hosts: SockfleetHost[] = [];
+    const clients: Client[] = [];
+    const startHost = async (id: string): Promise<SockfleetHost> => {
+      const host = await SockfleetHost.start({ workers: 2, args: ["--host-id", id, "--redis", redis.url], readyMs: 30_000 });
+      hosts.push(host);
+      return host;
+    };
+    try {
+      const [a, b] = [await startHost("host-a"), await startHost("host-b")];
+      const live = new Set([a, b]);
+      // A load balancer in front of the fleet: each reconnection goes to any live host.
+      const pick = (): string => {
+        const urls = [...live].map((h) => h.url);
+        return urls[Math.floor(Math.random() * urls.length)];
+      };
+      // The publisher stays on host B, which is never killed (what is in flight to a killed
+      // process never left the publisher: emits from a client are at most once).
+      const publisher = await publisherOn(b.url);
+      clients.push(publisher.client);
+      const subscribers: Subscriber[] = [];
+      for (let i = 0; i < SUBSCRIBERS; i++) {
+        subscribers.push(await subscribe(i % 2 ? a.url : b.url, i, pick));
+        clients.push(subscribers[i].client);
+      }
+
+      const total = SECONDS * RATE;
+      const killAt = spread(KILLS, total);
+      const rollAt = Math.round(total * 0.15);
+      const redisAt = Math.round(total * 0.35);
+      const hostKillAt = Math.round(total * 0.6);
+      const hostBackAt = Math.round(total * 0.8);
+      const events = { kills: 0, rolls: 0, redisRestarts: 0, hostKills: 0 };
+      let restarting: Promise<void> | undefined;
+      let onA: Array<{ s: Subscriber; recovered: number }> = [];
+      await publish(publisher.client, total, RATE, async (seq) => {
+        if (seq === rollAt) {
+          process.kill(b.pid, "SIGHUP");
+          events.rolls++;
+        }
+        if (seq === redisAt) {
+          // Redis goes away for about a second, in the background: publishing goes on.
+          restarting = (async () => {
+            await redis.stop();
+            await new Promise((resolve) => setTimeout(resolve, 1_000));
+            await redis.resume();
+          })();
+          events.redisRestarts++;
+        }
+        if (seq === hostKillAt) {
+          // After a Redis outage a host hands out host-local offsets until it is back in step with
+          // the shared log; only then can its clients resume elsewhere (README: the limits).
+          await restarting;
+          await Promise.all([a, b].map((h) => waitUntil(`${h.url} back in step with the shared log`, () => inStep(h), 15_000)));
+          onA = subscribers.filter((s) => s.pid !== undefined && a.workerPids().includes(s.pid)).map((s) => ({ s, recovered: s.recovered }));
+          live.delete(a);
+          await killTree(a.child);
+          events.hostKills++;
+        }
+        if (seq === hostBackAt) void startHost("host-a").then((host) => live.add(host));
+        if (killAt.has(seq)) {
+          const workers = [...live].flatMap((h) => h.workerPids());
+          if (killWorker(subscribers, workers, publisher.pid(), events.kills)) events.kills++;
+        }
       });
-      assert.equal(code, 0, "the host shut down cleanly");
+      await restarting;
+
+      const { totals, troubled } = await settle(subscribers, total, warnings(hosts), 45_000);
+      report({ ...totals, ...events }, troubled);
+      if (process.env.CHAOS_DEBUG) {
+        // Why sessions were fresh: each such subscriber's timeline, and the hosts' takeover lines.
+        for (const sub of subscribers) if (sub.fresh > 0) console.log(sub.timeline.join("\n"));
+        for (const h of hosts) console.log(h.logs.filter((l) => /session|step|alone|redis back|host left/.test(l.msg ?? "")).map((l) => JSON.stringify(l)).join("\n"));
+      }
+      assert.equal(events.hostKills, 1, "a whole host was killed");
+      const movedAndRecovered = onA.filter(({ s, recovered }) => s.recovered > recovered).length;
+      console.log(`      subscribers on the killed host: ${onA.length}, recovered on another: ${movedAndRecovered}`);
+      const takeovers = hosts.flatMap((h) => h.logs.filter((l) => l.msg === "session from another host").map((l) => JSON.stringify({ at: l.time, host: l.host, recovered: l.recovered, refused: l.refused })));
+      assert.ok(movedAndRecovered > 0, `subscribers of the killed host recovered on the other; takeovers:\n${takeovers.join("\n")}`);
+      assert.ok(subscribers.some((s) => s.disconnects.length > 0 && s.recovered > 0), "some sessions were recovered");
+      assert.equal(totals.lost, 0);
+      assert.equal(totals.duplicated, 0);
+      assert.equal(totals.outOfOrder, 0);
+      assert.equal(totals.delivered, totals.expected);
+    } finally {
+      closeClients(clients);
+      for (const host of hosts) if (host.child.exitCode === null && host.child.signalCode === null) await stopHost(host);
+      await redis.stop();
     }
   });
 });

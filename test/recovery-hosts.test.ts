@@ -129,4 +129,35 @@ describe("connection-state recovery across hosts (bridge mode, shared log in Red
     assert.equal(subscriber.recovered, false);
     assert.notEqual(subscriber.id, id);
   });
+
+  it("still recovers a client that reconnects again while its session is being taken over from a dead host", async () => {
+    // Host B runs one worker, so the client's second attempt lands on its replacement.
+    const b = hosts.pop()!;
+    await b.stop();
+    hosts.push(...(await startHosts(redis.url, "bridge", 1, 1, ["--host-id", "host-b"])));
+    await waitForFleet(hosts, 3);
+    const { subscriber, publisher } = await subscriberAndPublisher();
+    const id = subscriber.id!;
+    const streams = numbered(subscriber);
+    await publish(publisher, id, 1, 3);
+    await waitUntil("the first three", () => streams.get("direct")?.length === 3);
+
+    const reconnected = nextEvent(subscriber, "connect", 30_000);
+    const from = hosts[1].logs.length;
+    await killTree(hosts.shift()!.child);
+    // Host B waits for host A to be declared dead before taking the session: kill its worker meanwhile.
+    await hosts[0].waitForLog((l) => l.msg === "taking over a session from another host", 10_000, from);
+    const publisherWorker = (await whoami(publisher)).pid;
+    process.kill(publisherWorker, "SIGKILL");
+    await reconnected;
+    assert.equal(subscriber.recovered, true);
+    assert.equal(subscriber.id, id);
+    // One takeover, not two racing for the session (the loser would hand out a fresh session).
+    const refused = hosts[0].logs.slice(from).filter((l) => l.msg === "session from another host" && l.recovered !== true);
+    assert.deepEqual(refused, []);
+    await waitUntil("the publisher back", () => publisher.connected, 15_000);
+    await publish(publisher, id, 4, 6);
+    await waitUntil("all 6 on every stream", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 6));
+    for (const stream of ["all", "room", "direct"]) assert.deepEqual(streams.get(stream), range(1, 6), stream);
+  });
 });

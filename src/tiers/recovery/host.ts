@@ -4,12 +4,15 @@ import type { AdapterMessage } from "../cluster/relay";
 import type { Logger } from "../../observability/logger";
 import { isStreamId, RecoveryStore, type AppendOptions, type SharedSession } from "./store";
 
+/** A session taken over from another host, or why not. */
+export type TakeResult = { session: SharedSession; from: string } | { refused: string };
+
 /** The hosts tier's side of recovery: sessions shared with, and taken over from, other hosts. */
 export interface FleetSessions {
   /** A session of this host changed: share it (see {@link RecoveryStore.share}). */
   changed(pid: string): void;
-  /** Takes over a session another host holds or held, once it is free; null when there is none to take. */
-  take(pid: string, nsp: string): Promise<SharedSession | null>;
+  /** Takes over a session another host holds or held, once it is free. */
+  take(pid: string, nsp: string): Promise<TakeResult>;
   /** Resolves once this host has read the shared log up to `streamId` (bounded wait). */
   readUpTo(streamId: string): Promise<void>;
 }
@@ -24,6 +27,8 @@ export class HostRecovery {
   readonly store: RecoveryStore;
   private readonly sweeper: NodeJS.Timeout;
   private fleet?: FleetSessions;
+  /** Takeovers from other hosts in progress, by pid. */
+  private readonly takeovers = new Map<string, Promise<void>>();
 
   constructor(
     config: Config,
@@ -64,18 +69,32 @@ export class HostRecovery {
       case "session-persisted":
         this.store.persisted(message.nsp, message.sid, message.pid, message.rooms, message.data);
         return true;
-      case "restore": {
-        if (this.fleet && !this.store.has(message.pid)) {
-          void this.restoreFromFleet(this.fleet, worker, message);
-          return true;
-        }
-        const session = this.store.restore(worker, message.nsp, message.pid, message.offset, this.isLive);
-        this.reply(worker, { sf: "restored", id: message.id, session });
+      case "restore":
+        void this.restore(worker, message);
         return true;
-      }
       default:
         return false;
     }
+  }
+
+  /**
+   * Answers a worker's restore request. Synchronous unless the session must be taken over from
+   * another host; a second request for a session being taken over (the client reconnected again
+   * meanwhile, say because the worker it first reached died) waits for that takeover, then is
+   * answered from this host's store.
+   */
+  private async restore(worker: number, request: { id: number; nsp: string; pid: string; offset: string }): Promise<void> {
+    const pending = this.takeovers.get(request.pid);
+    if (pending) await pending;
+    if (this.fleet && !this.store.has(request.pid)) {
+      const takeover = this.restoreFromFleet(this.fleet, worker, request);
+      this.takeovers.set(request.pid, takeover);
+      await takeover;
+      this.takeovers.delete(request.pid);
+      return;
+    }
+    const session = this.store.restore(worker, request.nsp, request.pid, request.offset, this.isLive);
+    this.reply(worker, { sf: "restored", id: request.id, session });
   }
 
   /** Shares sessions with other hosts and takes theirs over (the hosts tier, with Redis). */
@@ -90,13 +109,16 @@ export class HostRecovery {
    */
   private async restoreFromFleet(fleet: FleetSessions, worker: number, request: { id: number; nsp: string; pid: string; offset: string }): Promise<void> {
     let session = null;
+    this.log.info({ worker }, "taking over a session from another host");
     try {
-      const shared = isStreamId(request.offset) ? await fleet.take(request.pid, request.nsp) : null;
-      if (shared) {
+      const taken = isStreamId(request.offset) ? await fleet.take(request.pid, request.nsp) : { refused: "offset local to its host (out of step with the shared log)" };
+      let refused = "refused" in taken ? taken.refused : undefined;
+      if ("session" in taken) {
         await fleet.readUpTo(request.offset);
-        session = this.store.adopt(worker, shared, request.offset);
+        session = this.store.adopt(worker, taken.session, request.offset);
+        if (!session) refused = "offset older than this host's log";
       }
-      this.log.info({ sid: shared?.sid, recovered: session !== null, missed: session?.missedPackets.length }, "session from another host");
+      this.log.info({ sid: "session" in taken ? taken.session.sid : undefined, from: "from" in taken ? taken.from : undefined, recovered: session !== null, missed: session?.missedPackets.length, refused }, "session from another host");
     } catch (err) {
       this.log.warn({ err }, "taking over a session from another host failed");
     }

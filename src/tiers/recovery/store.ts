@@ -205,6 +205,11 @@ export class RecoveryStore {
     return this.sessions.has(pid);
   }
 
+  /** Pids of every session this host knows. */
+  pids(): IterableIterator<string> {
+    return this.sessions.keys();
+  }
+
   /** The session as other hosts need it, undefined once this host forgot it. */
   share(pid: string): SharedSession | undefined {
     const record = this.sessions.get(pid);

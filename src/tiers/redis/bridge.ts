@@ -100,8 +100,8 @@ export class RedisBridge {
         if (up) {
           this.flush();
           this.order?.onPubUp();
-          this.mirror?.flush();
-        }
+          this.mirror?.rewriteAll();
+        } else this.order?.onPubDown();
         this.reportStatus();
       },
     });
@@ -141,6 +141,7 @@ export class RedisBridge {
         windowMs: config.recoveryWindow,
         takeTimeoutMs: BRIDGE_TIMEOUT_MS + 1_000,
         snapshot: (pid) => recovery.store.share(pid),
+        pids: () => recovery.store.pids(),
         hostAlive: (bridge) => this.remotes.has(bridge),
         announceTaken: (pid) => this.send(this.channels.bus, { b: this.id, taken: pid }),
       }, this.log);

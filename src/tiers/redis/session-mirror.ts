@@ -1,6 +1,7 @@
 import { commandOptions } from "redis";
 import { decode, encode } from "notepack.io";
 import type { Logger } from "../../observability/logger";
+import type { TakeResult } from "../recovery/host";
 import type { SharedSession } from "../recovery/store";
 import type { RedisClient } from "./client";
 import type { Channels } from "./channels";
@@ -9,6 +10,7 @@ import type { Channels } from "./channels";
 const FLUSH_EVERY_MS = 20;
 /** How often a takeover looks again at a session another (live) host still holds. */
 const TAKE_POLL_MS = 250;
+const FLUSH_BATCH = 1_000;
 
 export interface SessionMirrorOptions {
   bridgeId: string;
@@ -22,6 +24,8 @@ export interface SessionMirrorOptions {
   takeTimeoutMs: number;
   /** The current state of a local session, undefined once forgotten. */
   snapshot(pid: string): SharedSession | undefined;
+  /** Pids of every local session. */
+  pids(): Iterable<string>;
   /** Whether the bridge still hears from that host. */
   hostAlive(bridgeId: string): boolean;
   /** Tells every host this one took the session (they forget their copy). */
@@ -57,6 +61,15 @@ export class SessionMirror {
     this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_EVERY_MS);
   }
 
+  /**
+   * Redis is reachable again. It may have restarted empty (the sessions of this host gone with it),
+   * so every session is written again.
+   */
+  rewriteAll(): void {
+    for (const pid of this.options.pids()) this.dirty.add(pid);
+    this.heartbeat();
+  }
+
   /** With each bridge heartbeat: this host is alive, keep its sessions. */
   heartbeat(): void {
     if (!this.pubUp()) return;
@@ -77,17 +90,21 @@ export class SessionMirror {
     if (!this.pubUp() || this.dirty.size === 0) return;
     const pids = [...this.dirty];
     this.dirty.clear();
-    const batch = this.pub.multi();
-    for (const pid of pids) {
-      const session = this.options.snapshot(pid);
-      if (session) batch.hSet(this.key, pid, encode(session));
-      else batch.hDel(this.key, pid);
+    // Batches of bounded size: a host with many sessions rewrites them all after a Redis restart.
+    for (let from = 0; from < pids.length; from += FLUSH_BATCH) {
+      const chunk = pids.slice(from, from + FLUSH_BATCH);
+      const batch = this.pub.multi();
+      for (const pid of chunk) {
+        const session = this.options.snapshot(pid);
+        if (session) batch.hSet(this.key, pid, encode(session));
+        else batch.hDel(this.key, pid);
+      }
+      batch.pExpire(this.key, this.options.windowMs + 10_000);
+      batch.exec().catch((err: unknown) => {
+        this.log.debug({ err, sessions: chunk.length }, "mirroring sessions failed; retrying");
+        for (const pid of chunk) this.dirty.add(pid);
+      });
     }
-    batch.pExpire(this.key, this.options.windowMs + 10_000);
-    batch.exec().catch((err: unknown) => {
-      this.log.debug({ err, sessions: pids.length }, "mirroring sessions failed; retrying");
-      for (const pid of pids) this.dirty.add(pid);
-    });
   }
 
   /**
@@ -95,18 +112,22 @@ export class SessionMirror {
    * still holds it connected (it has not noticed the disconnect yet), waits for it to let go, up
    * to the take timeout.
    */
-  async take(pid: string, nsp: string): Promise<SharedSession | null> {
+  async take(pid: string, nsp: string): Promise<TakeResult> {
     const deadline = Date.now() + this.options.takeTimeoutMs;
     for (;;) {
-      const found = await this.find(pid);
-      if (!found || found.session.nsp !== nsp) return null;
-      if (!found.session.connected || !this.options.hostAlive(found.host)) {
-        const removed = await this.pub.hDel(this.options.channels.sessions(found.host), pid);
-        if (removed !== 1) return null; // another host took it first
-        this.options.announceTaken(pid);
-        return found.session;
+      // null: Redis unreachable. Wait for it within the deadline (a restart takes seconds).
+      const found = this.pubUp() ? await this.find(pid).catch(() => null) : null;
+      if (found === undefined) return { refused: "no host shares this session" };
+      if (found !== null) {
+        if (found.session.nsp !== nsp) return { refused: "session of another namespace" };
+        if (!found.session.connected || !this.options.hostAlive(found.host)) {
+          const removed = await this.pub.hDel(this.options.channels.sessions(found.host), pid);
+          if (removed !== 1) return { refused: "another host took it first" };
+          this.options.announceTaken(pid);
+          return { session: found.session, from: found.host };
+        }
       }
-      if (Date.now() >= deadline) return null;
+      if (Date.now() >= deadline) return { refused: found === null ? "redis unreachable" : `still held by live host ${found.host}` };
       await new Promise((resolve) => setTimeout(resolve, TAKE_POLL_MS));
     }
   }

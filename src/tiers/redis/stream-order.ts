@@ -14,6 +14,8 @@ const READ_BLOCK_MS = 1_000;
 const READ_COUNT = 500;
 /** Broadcasts delivered here while Redis was unreachable, kept to be shared once it is back. */
 export const LOCAL_QUEUE_LIMIT = 1_000;
+/** Tokens remembered per other bridge: covers a queue's worth of entries appended twice, and then some. */
+const SEEN_TOKENS_LIMIT = 20_000;
 
 /** What this host does with a broadcast once its place in the fleet's order is known. */
 export interface OrderedDelivery {
@@ -71,6 +73,8 @@ export class StreamOrder {
   private wakeReader?: () => void;
   private readonly readerLoop: Promise<void>;
   private readonly waiters: Array<{ id: string; resolve: () => void }> = [];
+  /** Recent tokens read from each other bridge, to skip entries appended twice. */
+  private readonly seenTokens = new Map<string, Set<number>>();
 
   constructor(
     private readonly key: string,
@@ -95,7 +99,13 @@ export class StreamOrder {
   setReaderUp(up: boolean): void {
     this.readerUp = up;
     if (up) this.wakeReader?.();
+    else this.settleAllPending();
     this.catchUp();
+  }
+
+  /** The publishing connection is down: what waits to come back is delivered alone. */
+  onPubDown(): void {
+    this.settleAllPending();
   }
 
   /** The publishing connection came back: share what was delivered alone. */
@@ -105,13 +115,17 @@ export class StreamOrder {
 
   /** Orders a recoverable broadcast from a local worker. */
   order(message: AdapterMessage, origin: BroadcastOrigin): void {
-    if (!this.canAppend() || this.queue.length > 0) return this.deliverAlone(message, origin);
+    if (!this.canAppend() || this.queue.length > 0) {
+      // Whatever still waits to come back goes first: this host's order is the order of calls.
+      this.settleAllPending();
+      return this.deliverAlone(message, origin);
+    }
     const token = ++this.token;
     this.pending.set(token, { message, origin, sentAt: Date.now() });
     this.append(token, message).catch(() => {
-      // Unknown whether Redis appended it: deliver now, and treat it as a copy if it comes back.
-      const entry = this.pending.get(token);
-      if (entry) this.settleAlone(token, entry);
+      // Unknown whether Redis appended it: deliver it now (and every later one, which must not
+      // overtake it), and treat it as a copy if it comes back.
+      if (this.pending.has(token)) this.settleAllPending();
     });
   }
 
@@ -144,8 +158,9 @@ export class StreamOrder {
     return this.pubUp() && this.readerUp;
   }
 
-  private async append(token: number, message: AdapterMessage | undefined): Promise<void> {
+  private async append(token: number, message: AdapterMessage | undefined, again = false): Promise<void> {
     const fields: Record<string, string | Buffer> = { b: this.bridgeId, t: String(token) };
+    if (again) fields.r = "1";
     if (message) fields.m = encode({ ...message, source: undefined, offset: undefined });
     else fields.k = "marker";
     await this.pub.xAdd(this.key, "*", fields, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: this.maxLength } });
@@ -156,6 +171,11 @@ export class StreamOrder {
     const token = ++this.token;
     this.markAlone();
     this.delivery.deliver(message, origin, { localOffset: true });
+    this.share(token, message);
+  }
+
+  /** Queues a broadcast delivered alone, to append it once Redis is back. */
+  private share(token: number, message: AdapterMessage): void {
     if (this.queue.length >= LOCAL_QUEUE_LIMIT) {
       this.stats.dropped++;
       if (this.stats.dropped === 1 || this.stats.dropped % 1000 === 0) {
@@ -167,11 +187,16 @@ export class StreamOrder {
     this.queue.push({ token, message });
   }
 
+  /**
+   * A broadcast whose append failed or did not come back in time: delivered here now, and appended
+   * again later, flagged so that a host that did read the first append skips the second.
+   */
   private settleAlone(token: number, entry: Pending): void {
     this.pending.delete(token);
-    this.aloneTokens.add(token);
+    this.aloneTokens.add(token); // its first append may still come back: a copy then
     this.markAlone();
     this.delivery.deliver(entry.message, entry.origin, { localOffset: true });
+    this.share(token, entry.message);
   }
 
   private markAlone(): void {
@@ -181,12 +206,19 @@ export class StreamOrder {
     this.needMarker = true;
   }
 
+  /**
+   * Pending broadcasts older than the timeout are delivered alone, and with them every later one
+   * (they must not overtake it); all of them when Redis is unreachable.
+   */
   private expirePending(): void {
-    const now = Date.now();
-    for (const [token, entry] of this.pending) {
-      if (now - entry.sentAt > READ_BACK_TIMEOUT_MS) this.settleAlone(token, entry);
-    }
+    const first = this.pending.values().next().value;
+    if (!this.canAppend() || (first && Date.now() - first.sentAt > READ_BACK_TIMEOUT_MS)) this.settleAllPending();
     this.catchUp();
+  }
+
+  /** Map order is token order: settles in the order the broadcasts were made. */
+  private settleAllPending(): void {
+    for (const [token, entry] of this.pending) this.settleAlone(token, entry);
   }
 
   /** Appends what was delivered alone, then a marker; their order on one connection is kept. */
@@ -195,7 +227,7 @@ export class StreamOrder {
     const queued = this.queue.splice(0);
     if (queued.length > 0) this.log.info({ messages: queued.length, dropped: this.stats.dropped }, "redis back: sharing broadcasts delivered on this host alone");
     for (const { token, message } of queued) {
-      this.append(token, message).catch(() => this.aloneTokens.delete(token));
+      this.append(token, message, true).catch(() => this.aloneTokens.delete(token));
     }
     if (this.needMarker) {
       this.needMarker = false;
@@ -257,8 +289,23 @@ export class StreamOrder {
       if (message) this.delivery.record(message, id);
       return;
     }
+    const bridge = fields.get("b")?.toString() ?? "";
+    if (this.seenBefore(bridge, token, fields.has("r"))) return;
     const message = this.decode(fields.get("m"));
     if (message) this.delivery.deliver(message, undefined, { streamId: id, localOffset: this.tainted });
+  }
+
+  /**
+   * Whether this entry repeats one already read: only an entry appended again (flag "r") can. Each
+   * bridge's recent tokens are remembered, a bounded number.
+   */
+  private seenBefore(bridge: string, token: number, again: boolean): boolean {
+    let tokens = this.seenTokens.get(bridge);
+    if (!tokens) this.seenTokens.set(bridge, (tokens = new Set()));
+    if (again && tokens.has(token)) return true;
+    tokens.add(token);
+    if (tokens.size > SEEN_TOKENS_LIMIT) tokens.delete(tokens.values().next().value!);
+    return false;
   }
 
   /**
