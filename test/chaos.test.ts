@@ -153,7 +153,7 @@ describe("chaos across hosts: workers killed, a rolling restart, Redis restarted
           // the shared log; only then can its clients resume elsewhere (README: the limits).
           await restarting;
           await Promise.all([a, b].map((h) => waitUntil(`${h.url} back in step with the shared log`, () => inStep(h), 15_000)));
-          onA = subscribers.filter((s) => s.pid !== undefined && a.workerPids().includes(s.pid)).map((s) => ({ s, recovered: s.recovered }));
+          onA = subscribers.filter((s) => s.client.connected && s.host === "host-a").map((s) => ({ s, recovered: s.recovered }));
           live.delete(a);
           await killTree(a.child);
           events.hostKills++;

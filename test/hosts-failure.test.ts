@@ -52,7 +52,7 @@ describe("the hosts tier when Redis or a host fails", function () {
   });
   }
 
-  it("keeps delivering inside a host while Redis restarts, and resumes across hosts within 2 s without duplicates (bridge mode)", async () => {
+  it("keeps delivering inside a host while Redis restarts, resumes across hosts within 2 s, and delivers there what was sent meanwhile, once, in order (bridge mode)", async () => {
     hosts = await startHosts(redis.url, "bridge");
     await waitForFleet(hosts, 4);
     const [sender, local, remote] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[0].url), connect(hosts[1].url)]));
@@ -78,7 +78,9 @@ describe("the hosts tier when Redis or a host fails", function () {
     const last = seq;
     await waitUntil("the last message to reach both hosts", () => atLocal.includes(last) && atRemote.includes(last));
     assert.deepEqual(atLocal, Array.from({ length: last }, (_, i) => i + 1), "local delivery never stopped nor repeated");
-    assert.equal(new Set(atRemote).size, atRemote.length, "no duplicate across hosts");
+    // Broadcasts made while Redis was down were queued and appended once it was back; those in
+    // flight when it went were appended again (readers skip a second copy): all, once, in order.
+    assert.deepEqual(atRemote, Array.from({ length: last }, (_, i) => i + 1), "the other host got every broadcast once, in order");
   });
 
   // With recovery on (the default) broadcasts queue to be appended to the shared log; with it off

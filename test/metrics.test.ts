@@ -2,35 +2,8 @@ import assert from "node:assert/strict";
 import { closeClients, connectMany, request, whoami, type Client } from "./helpers/clients";
 import { record } from "./helpers/fleet";
 import { SockfleetHost } from "./helpers/sockfleet";
+import { parse, total, values, type Sample } from "./helpers/metrics";
 import { waitUntil } from "./helpers/wait";
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parses Prometheus text format (the subset prom-client writes). */
-function parse(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    assert.ok(match, `not a sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const [, key, value] of (match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[key] = value;
-    samples.push({ name: match[1], labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
-function values(samples: Sample[], name: string, labels: Record<string, string> = {}): Sample[] {
-  return samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-}
-
-function total(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  return values(samples, name, labels).reduce((sum, s) => sum + s.value, 0);
-}
 
 describe("metrics on the admin port", function () {
   this.timeout(60_000);
@@ -93,6 +66,9 @@ describe("metrics on the admin port", function () {
     assert.equal(delta("sockfleet_events_emitted_total", { event: "chat message" }), CLIENTS);
     // The worker that got the event publishes the broadcast once; the primary relays it to the others.
     assert.ok(delta("sockfleet_relay_messages_total", { kind: "broadcast" }) >= 1, "the broadcast crossed to the other workers");
+    // Connection-state recovery: one more broadcast in the replay log, every client's session tracked.
+    assert.equal(delta("sockfleet_recovery_log_packets"), 1);
+    assert.equal(total(after, "sockfleet_recovery_sessions", { state: "connected" }), CLIENTS);
   });
 
   it("counts closed connections once the clients leave", async () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { closeClients, connect, reconnectTo, request, whoami, type Client } from "./helpers/clients";
 import { startHosts, waitForFleet } from "./helpers/hosts";
+import { scrapeAdmin, total } from "./helpers/metrics";
 import { killTree } from "./helpers/processes";
 import { RedisServer } from "./helpers/redis";
 import type { SockfleetHost } from "./helpers/sockfleet";
@@ -40,7 +41,7 @@ describe("connection-state recovery across hosts (bridge mode, shared log in Red
 
   beforeEach(async () => {
     redis = await RedisServer.start();
-    hosts = await startHosts(redis.url, "bridge");
+    hosts = await startHosts(redis.url, "bridge", 2, 2, ["--admin-port", "0"]);
     await waitForFleet(hosts, 4);
   });
   afterEach(async () => {
@@ -82,6 +83,15 @@ describe("connection-state recovery across hosts (bridge mode, shared log in Red
 
     await waitUntil("all 25 on every stream", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 25));
     for (const stream of ["all", "room", "direct"]) assert.deepEqual(streams.get(stream), range(1, 25), stream);
+
+    const metrics = await scrapeAdmin(hosts[0]);
+    assert.equal(total(metrics, "sockfleet_recovery_takeovers_total", { result: "recovered" }), 1);
+    assert.equal(total(metrics, "sockfleet_recovery_takeovers_total", { result: "refused" }), 0);
+    assert.equal(total(metrics, "sockfleet_shared_log_in_step"), 1);
+    // 25 x 3 broadcasts, all from host B: appended by it, read back by it.
+    assert.ok(total(metrics, "sockfleet_shared_log_entries_total", { op: "appended" }) >= 75);
+    assert.ok(total(metrics, "sockfleet_shared_log_entries_total", { op: "read" }) >= 75);
+    assert.equal(total(metrics, "sockfleet_shared_log_delivered_alone_total"), 0);
   });
 
   it("recovers on another host a client whose worker was SIGKILLed while its host lives on", async () => {

@@ -1,6 +1,7 @@
 /**
  * A counting TCP proxy in front of a redis-server: it forwards bytes both ways and counts the
- * pub/sub messages Redis delivers to its clients (RESP2 `message`, `pmessage`, `smessage` pushes).
+ * pub/sub messages Redis delivers to its clients (RESP2 `message`, `pmessage`, `smessage` pushes)
+ * and the stream entries it returns (sockfleet's shared log: every entry starts with field "b").
  * Used only in the accounting pass, never while latency is measured (it adds a hop).
  */
 import net from "node:net";
@@ -9,6 +10,7 @@ const MARKERS = [
   Buffer.from("*3\r\n$7\r\nmessage\r\n"),
   Buffer.from("*4\r\n$8\r\npmessage\r\n"),
   Buffer.from("*3\r\n$8\r\nsmessage\r\n"),
+  Buffer.from("\r\n$1\r\nb\r\n$"),
 ];
 const TAIL = Math.max(...MARKERS.map((m) => m.length)) - 1;
 

@@ -67,7 +67,8 @@ export class RedisServer {
     const calls = (cmd: string): number => Number(new RegExp(`^cmdstat_${cmd}:calls=(\\d+)`, "m").exec(text)?.[1] ?? 0);
     return {
       cpu: field("used_cpu_sys") + field("used_cpu_user"),
-      publishes: calls("publish") + calls("spublish"),
+      // sockfleet's bridge appends recoverable broadcasts to a stream instead of publishing them
+      publishes: calls("publish") + calls("spublish") + calls("xadd"),
       totalCommands: field("total_commands_processed"),
       netOutputBytes: field("total_net_output_bytes"),
     };

@@ -136,7 +136,7 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
   md.push("");
   const withRedis = (r.traffic?.broadcast ?? []).some((x) => x.redisCpu !== undefined);
   const order = (steps: StepResult[]): StepResult[] => [...steps].sort((a, b) => a.variant.localeCompare(b.variant) || a.rate - b.rate);
-  md.push(table([...STEP_HEAD, ...(withRedis ? ["Redis CPU us per msg", "PUBLISH per msg"] : []), "flags"], stepRows(r, order(r.traffic?.broadcast ?? []), withRedis)));
+  md.push(table([...STEP_HEAD, ...(withRedis ? ["Redis CPU us per msg", "PUBLISH/XADD per msg"] : []), "flags"], stepRows(r, order(r.traffic?.broadcast ?? []), withRedis)));
   md.push("");
 
   // cross-host
@@ -145,19 +145,19 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
   md.push("");
   md.push("The 2-host variants above were driven with half of the clients on each host and every sender on host A, so every broadcast crosses hosts. Redis messages delivered per broadcast come from the accounting pass (a counting tap between the servers and a private redis-server).");
   md.push("");
-  md.push(table(["variant", "hosts x workers", "broadcasts", "Redis messages delivered per broadcast", "PUBLISH per broadcast", "Redis CPU us per broadcast (tap pass)", "client loss"], r.redisAccounting.map((a) => [
+  md.push(table(["variant", "hosts x workers", "broadcasts", "Redis messages delivered per broadcast", "PUBLISH/XADD per broadcast", "Redis CPU us per broadcast (tap pass)", "client loss"], r.redisAccounting.map((a) => [
     label(r, a.variant), `${a.hosts} x ${a.workersPerHost}`, f0(a.broadcasts), a.deliveredPerBroadcast.toFixed(2), a.publishesPerBroadcast.toFixed(2), f1(a.redisCpuPerBroadcastUs), pct(a.clientLoss),
   ])));
   md.push("");
   if (twoHost.length > 0) {
-    md.push(table([...STEP_HEAD, "Redis CPU us per msg", "PUBLISH per msg", "flags"], stepRows(r, order((r.traffic?.broadcast ?? []).filter((x) => twoHost.some((v) => v.key === x.variant && v.available))), true)));
+    md.push(table([...STEP_HEAD, "Redis CPU us per msg", "PUBLISH/XADD per msg", "flags"], stepRows(r, order((r.traffic?.broadcast ?? []).filter((x) => twoHost.some((v) => v.key === x.variant && v.available))), true)));
     md.push("");
   }
 
   // rooms
   md.push("## Room fan-out");
   md.push("");
-  md.push(table([...STEP_HEAD, ...(withRedis ? ["Redis CPU us per msg", "PUBLISH per msg"] : []), "flags"], stepRows(r, order(r.traffic?.rooms ?? []), withRedis)));
+  md.push(table([...STEP_HEAD, ...(withRedis ? ["Redis CPU us per msg", "PUBLISH/XADD per msg"] : []), "flags"], stepRows(r, order(r.traffic?.rooms ?? []), withRedis)));
   md.push("");
 
   // storm

@@ -103,7 +103,7 @@ export function evaluateTargets(r: RunResults): TargetRow[] {
       const goal = want(a);
       rows.push({
         target: label,
-        measured: `${a.deliveredPerBroadcast.toFixed(2)} (goal ${goal}; ${a.publishesPerBroadcast.toFixed(2)} PUBLISH per broadcast)`,
+        measured: `${a.deliveredPerBroadcast.toFixed(2)} (goal ${goal}; ${a.publishesPerBroadcast.toFixed(2)} PUBLISH/XADD per broadcast)`,
         status: Math.abs(a.deliveredPerBroadcast - goal) < 0.05 ? "met" : `missed: ${a.deliveredPerBroadcast.toFixed(2)} instead of ${goal}`,
       });
     } else rows.push({ target: label, measured: "-", status: notMeasured(r, v) });

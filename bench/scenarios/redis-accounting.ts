@@ -65,7 +65,7 @@ export async function runRedisAccounting(ctx: BenchContext, defs: readonly Varia
         clientLoss: expected > 0 ? 1 - Math.min(rep.received, expected) / expected : 0,
       };
       rows.push(row);
-      ctx.log(`redis     ${def.key.padEnd(10)} ${row.deliveredPerBroadcast.toFixed(2)} messages delivered and ${row.publishesPerBroadcast.toFixed(2)} PUBLISH per broadcast (${sent.sent} broadcasts)`);
+      ctx.log(`redis     ${def.key.padEnd(10)} ${row.deliveredPerBroadcast.toFixed(2)} messages delivered and ${row.publishesPerBroadcast.toFixed(2)} PUBLISH/XADD per broadcast (${sent.sent} broadcasts)`);
       await closeGroup(ctx, "acct");
     } catch (err) {
       skipped.push(`redis accounting ${def.key}: ${err instanceof Error ? err.message : String(err)}`);

@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema";
 import { HostMetrics } from "../observability/host-metrics";
 import { createLogger } from "../observability/logger";
+import { registerRecoveryMetrics } from "../observability/recovery-metrics";
 import { AdminServer } from "../ops/admin";
 import { ClusterRelay, isAdapterMessage } from "../tiers/cluster/relay";
 import { RedisBridge } from "../tiers/redis/bridge";
@@ -47,6 +48,10 @@ export async function runPrimary(config: Config): Promise<void> {
     hostReady: () => supervisor.isHostReady(),
     sessions: () => balancer.sessionCounts(),
   });
+  if (recovery) {
+    const sharedLog = bridge?.sharedLog() ? () => bridge.sharedLog()! : undefined;
+    registerRecoveryMetrics(metrics.registry, recovery, sharedLog);
+  }
   supervisor.on("worker-exit", (worker, crashed) => {
     metrics.workerGone(worker.id);
     if (crashed) metrics.workerRestarted("crash");

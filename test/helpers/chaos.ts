@@ -9,8 +9,9 @@ export interface Subscriber {
   room: number[];
   recovered: number;
   fresh: number;
-  /** The worker serving it now, learnt after each (re)connect. */
+  /** The worker serving it now, and its host, learnt after each (re)connect. */
   pid?: number;
+  host?: string;
   disconnects: string[];
   /** Disconnects, failed attempts and reconnections with their times (printed with CHAOS_DEBUG). */
   timeline: string[];
@@ -47,7 +48,10 @@ export async function subscribe(url: string, index: number, pick?: () => string)
   client.on("chat message", (payload: { seq?: number }) => typeof payload?.seq === "number" && sub.all.push(payload.seq));
   client.on("room message", (payload: { text?: string }) => sub.room.push(Number(payload?.text)));
   const locate = (): void => {
-    client.timeout(5_000).emitWithAck("whoami").then((me: { pid: number }) => (sub.pid = me.pid), () => undefined);
+    client.timeout(5_000).emitWithAck("whoami").then((me: { pid: number; host: string }) => {
+      sub.pid = me.pid;
+      sub.host = me.host;
+    }, () => undefined);
   };
   locate();
   client.on("connect", () => {
@@ -154,7 +158,7 @@ export async function settle(subscribers: Subscriber[], total: number, serverPro
       totals.duplicated += duplicated;
       totals.outOfOrder += outOfOrder;
       if (duplicated + lost + outOfOrder > 0) {
-        troubled.push(JSON.stringify({ stream: got === s.all ? "all" : "room", duplicated, lost, missing, outOfOrder, disconnects: s.disconnects, recovered: s.recovered, sample: got.filter((n, i) => i > 0 && n <= got[i - 1]).slice(0, 5) }));
+        troubled.push(JSON.stringify({ stream: got === s.all ? "all" : "room", duplicated, lost, missing, outOfOrder, disconnects: s.disconnects, recovered: s.recovered, sample: got.filter((n, i) => i > 0 && n <= got[i - 1]).slice(0, 5), ...(process.env.CHAOS_DEBUG ? { timeline: s.timeline, around: got.slice(Math.max(0, got.findIndex((n, i) => i > 0 && n <= got[i - 1]) - 5), got.findIndex((n, i) => i > 0 && n <= got[i - 1]) + 5) } : {}) }));
       }
     }
   }

@@ -92,11 +92,10 @@ export class ClusterRelay {
   }
 
   /**
-   * A message from another host: every local worker gets it. A recoverable broadcast (its origin
-   * host gave it an offset) is sequenced again here, so this host's replay log holds it too.
+   * A message from another host: every local worker gets it. (Recoverable broadcasts from other
+   * hosts come through {@link deliverOrdered}, in the shared log's order.)
    */
   deliverRemote(message: AdapterMessage): void {
-    if (message.offset !== undefined && this.sequencer) message.offset = this.sequencer(message);
     this.broadcast(message, undefined);
   }
 

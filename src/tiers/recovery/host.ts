@@ -13,8 +13,8 @@ export interface FleetSessions {
   changed(pid: string): void;
   /** Takes over a session another host holds or held, once it is free. */
   take(pid: string, nsp: string): Promise<TakeResult>;
-  /** Resolves once this host has read the shared log up to `streamId` (bounded wait). */
-  readUpTo(streamId: string): Promise<void>;
+  /** Resolves true once this host has read the shared log up to `streamId`; false if it did not in time. */
+  readUpTo(streamId: string): Promise<boolean>;
 }
 
 const SWEEP_EVERY_MS = 1_000;
@@ -27,8 +27,10 @@ export class HostRecovery {
   readonly store: RecoveryStore;
   private readonly sweeper: NodeJS.Timeout;
   private fleet?: FleetSessions;
+  /** Sessions of other hosts asked for here, by outcome. */
+  readonly takeovers = { recovered: 0, refused: 0 };
   /** Takeovers from other hosts in progress, by pid. */
-  private readonly takeovers = new Map<string, Promise<void>>();
+  private readonly inFlight = new Map<string, Promise<void>>();
 
   constructor(
     config: Config,
@@ -84,13 +86,13 @@ export class HostRecovery {
    * answered from this host's store.
    */
   private async restore(worker: number, request: { id: number; nsp: string; pid: string; offset: string }): Promise<void> {
-    const pending = this.takeovers.get(request.pid);
+    const pending = this.inFlight.get(request.pid);
     if (pending) await pending;
     if (this.fleet && !this.store.has(request.pid)) {
       const takeover = this.restoreFromFleet(this.fleet, worker, request);
-      this.takeovers.set(request.pid, takeover);
+      this.inFlight.set(request.pid, takeover);
       await takeover;
-      this.takeovers.delete(request.pid);
+      this.inFlight.delete(request.pid);
       return;
     }
     const session = this.store.restore(worker, request.nsp, request.pid, request.offset, this.isLive);
@@ -114,14 +116,19 @@ export class HostRecovery {
       const taken = isStreamId(request.offset) ? await fleet.take(request.pid, request.nsp) : { refused: "offset local to its host (out of step with the shared log)" };
       let refused = "refused" in taken ? taken.refused : undefined;
       if ("session" in taken) {
-        await fleet.readUpTo(request.offset);
-        session = this.store.adopt(worker, taken.session, request.offset);
-        if (!session) refused = "offset older than this host's log";
+        // Adopting before this host has read as far as the client got would deliver the entries
+        // in between a second time, live, as they are read: refuse instead.
+        if (!(await fleet.readUpTo(request.offset))) refused = "this host has not read the shared log as far as the client got";
+        else {
+          session = this.store.adopt(worker, taken.session, request.offset);
+          if (!session) refused = "offset older than this host's log";
+        }
       }
       this.log.info({ sid: "session" in taken ? taken.session.sid : undefined, from: "from" in taken ? taken.from : undefined, recovered: session !== null, missed: session?.missedPackets.length, refused }, "session from another host");
     } catch (err) {
       this.log.warn({ err }, "taking over a session from another host failed");
     }
+    this.takeovers[session ? "recovered" : "refused"]++;
     this.reply(worker, { sf: "restored", id: request.id, session });
   }
 

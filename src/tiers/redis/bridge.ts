@@ -178,6 +178,11 @@ export class RedisBridge {
     this.onStatus(status);
   }
 
+  /** The shared log's counters (recovery on), undefined otherwise. */
+  sharedLog(): ReturnType<StreamOrder["counters"]> | undefined {
+    return this.order?.counters();
+  }
+
   counters(): Readonly<BridgeStats> & { log?: ReturnType<StreamOrder["counters"]> } {
     return { ...this.stats, queued: this.outbox.length, ...(this.order ? { log: this.order.counters() } : {}) };
   }

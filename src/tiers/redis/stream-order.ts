@@ -130,27 +130,32 @@ export class StreamOrder {
   }
 
   /**
-   * Resolves once this host has read the shared log up to `streamId` (a client arriving from a
-   * host that read further), or after `timeoutMs`.
+   * Resolves true once this host has read the shared log up to `streamId` (a client arriving from
+   * a host that read further), false after `timeoutMs`.
    */
-  readUpTo(streamId: string, timeoutMs: number): Promise<void> {
-    if (this.lastId !== undefined && compareStreamIds(this.lastId, streamId) >= 0) return Promise.resolve();
+  readUpTo(streamId: string, timeoutMs: number): Promise<boolean> {
+    if (this.hasRead(streamId)) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const waiter = { id: streamId, resolve };
+      const waiter = { id: streamId, resolve: () => resolve(true) };
       this.waiters.push(waiter);
       setTimeout(() => {
         const index = this.waiters.indexOf(waiter);
-        if (index !== -1) this.waiters.splice(index, 1);
-        resolve();
+        if (index === -1) return;
+        this.waiters.splice(index, 1);
+        resolve(this.hasRead(streamId));
       }, timeoutMs).unref();
     });
+  }
+
+  private hasRead(streamId: string): boolean {
+    return this.lastId !== undefined && compareStreamIds(this.lastId, streamId) >= 0;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.watchdog);
     this.wakeReader?.();
-    for (const waiter of this.waiters.splice(0)) waiter.resolve();
+    this.waiters.splice(0);
     await this.readerLoop;
   }
 
@@ -331,9 +336,8 @@ export class StreamOrder {
   }
 
   private releaseWaiters(): void {
-    if (this.lastId === undefined) return;
     for (let i = this.waiters.length - 1; i >= 0; i--) {
-      if (compareStreamIds(this.lastId, this.waiters[i].id) >= 0) this.waiters.splice(i, 1)[0].resolve();
+      if (this.hasRead(this.waiters[i].id)) this.waiters.splice(i, 1)[0].resolve();
     }
   }
 }
