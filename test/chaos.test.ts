@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { closeClients, type Client } from "./helpers/clients";
-import { publish, publisherOn, settle, subscribe, type Subscriber } from "./helpers/chaos";
+import { assertExactlyOnce, publish, publisherOn, settle, subscribe, type Subscriber } from "./helpers/chaos";
 import { isAlive, killTree } from "./helpers/processes";
 import { RedisServer } from "./helpers/redis";
 import { SockfleetHost } from "./helpers/sockfleet";
@@ -84,10 +84,7 @@ describe("chaos: connection-state recovery while workers are killed", function (
       report({ ...totals, kills, rolls }, troubled);
       assert.ok(kills >= Math.min(KILLS, 1), "workers were killed");
       assert.ok(totals.recoveredSessions > 0, "some sessions were recovered");
-      assert.equal(totals.lost, 0);
-      assert.equal(totals.duplicated, 0);
-      assert.equal(totals.outOfOrder, 0);
-      assert.equal(totals.delivered, totals.expected);
+      assertExactlyOnce(totals);
     } finally {
       closeClients(clients);
       assert.equal(await stopHost(host), 0, "the host shut down cleanly");
@@ -179,10 +176,7 @@ describe("chaos across hosts: workers killed, a rolling restart, Redis restarted
       const takeovers = hosts.flatMap((h) => h.logs.filter((l) => l.msg === "session from another host").map((l) => JSON.stringify({ at: l.time, host: l.host, recovered: l.recovered, refused: l.refused })));
       assert.ok(movedAndRecovered > 0, `subscribers of the killed host recovered on the other; takeovers:\n${takeovers.join("\n")}`);
       assert.ok(subscribers.some((s) => s.disconnects.length > 0 && s.recovered > 0), "some sessions were recovered");
-      assert.equal(totals.lost, 0);
-      assert.equal(totals.duplicated, 0);
-      assert.equal(totals.outOfOrder, 0);
-      assert.equal(totals.delivered, totals.expected);
+      assertExactlyOnce(totals);
     } finally {
       closeClients(clients);
       for (const host of hosts) if (host.child.exitCode === null && host.child.signalCode === null) await stopHost(host);

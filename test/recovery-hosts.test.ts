@@ -5,33 +5,9 @@ import { scrapeAdmin, total } from "./helpers/metrics";
 import { killTree } from "./helpers/processes";
 import { RedisServer } from "./helpers/redis";
 import type { SockfleetHost } from "./helpers/sockfleet";
+import { numbered, publishNumbered, range } from "./helpers/numbered";
 import { nextEvent, waitUntil } from "./helpers/wait";
 
-interface Numbered {
-  stream: string;
-  n: number;
-}
-
-/** Records the numbered "event" payloads a client receives, by stream. */
-function numbered(client: Client): Map<string, number[]> {
-  const streams = new Map<string, number[]>();
-  client.on("event", (payload: Numbered) => {
-    if (typeof payload?.n !== "number") return;
-    streams.set(payload.stream, [...(streams.get(payload.stream) ?? []), payload.n]);
-  });
-  return streams;
-}
-
-const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
-
-/** Numbered broadcasts to all, to room "blue" and to the socket id `target`. */
-async function publish(publisher: Client, target: string, from: number, to: number): Promise<void> {
-  for (let n = from; n <= to; n++) {
-    await request(publisher, "broadcast", { stream: "all", n });
-    await request(publisher, "to-room", "blue", { stream: "room", n });
-    await request(publisher, "to-room", target, { stream: "direct", n });
-  }
-}
 
 describe("connection-state recovery across hosts (bridge mode, shared log in Redis)", function () {
   this.timeout(60_000);
@@ -66,7 +42,7 @@ describe("connection-state recovery across hosts (bridge mode, shared log in Red
     const { subscriber, publisher } = await subscriberAndPublisher();
     const id = subscriber.id!;
     const streams = numbered(subscriber);
-    await publish(publisher, id, 1, 5);
+    await publishNumbered(publisher, id, 1, 5);
     await waitUntil("the first five", () => streams.get("direct")?.length === 5);
 
     const disconnected = nextEvent(subscriber, "disconnect", 5_000);
@@ -74,12 +50,12 @@ describe("connection-state recovery across hosts (bridge mode, shared log in Red
     const dead = hosts.shift()!;
     await killTree(dead.child);
     await disconnected;
-    await publish(publisher, id, 6, 20);
+    await publishNumbered(publisher, id, 6, 20);
     await reconnected;
     assert.equal(subscriber.recovered, true);
     assert.equal(subscriber.id, id);
     assert.equal((await whoami(subscriber)).host, "host-b");
-    await publish(publisher, id, 21, 25);
+    await publishNumbered(publisher, id, 21, 25);
 
     await waitUntil("all 25 on every stream", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 25));
     for (const stream of ["all", "room", "direct"]) assert.deepEqual(streams.get(stream), range(1, 25), stream);
@@ -99,19 +75,19 @@ describe("connection-state recovery across hosts (bridge mode, shared log in Red
     const id = subscriber.id!;
     const streams = numbered(subscriber);
     const victim = (await whoami(subscriber)).pid;
-    await publish(publisher, id, 1, 3);
+    await publishNumbered(publisher, id, 1, 3);
     await waitUntil("the first three", () => streams.get("direct")?.length === 3);
 
     const disconnected = nextEvent(subscriber, "disconnect", 5_000);
     const reconnected = nextEvent(subscriber, "connect", 20_000);
     process.kill(victim, "SIGKILL");
     await disconnected;
-    await publish(publisher, id, 4, 10);
+    await publishNumbered(publisher, id, 4, 10);
     await reconnected;
     assert.equal(subscriber.recovered, true);
     assert.equal(subscriber.id, id);
     assert.equal((await whoami(subscriber)).host, "host-b");
-    await publish(publisher, id, 11, 12);
+    await publishNumbered(publisher, id, 11, 12);
     await waitUntil("all 12 on every stream", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 12));
     for (const stream of ["all", "room", "direct"]) assert.deepEqual(streams.get(stream), range(1, 12), stream);
     // Host A forgot the session it handed over.
@@ -125,7 +101,7 @@ describe("connection-state recovery across hosts (bridge mode, shared log in Red
     await waitForFleet(hosts, 4);
     const { subscriber, publisher } = await subscriberAndPublisher();
     const id = subscriber.id!;
-    await publish(publisher, id, 1, 1);
+    await publishNumbered(publisher, id, 1, 1);
     const disconnected = nextEvent(subscriber, "disconnect", 5_000);
     const reconnected = nextEvent(subscriber, "connect", 20_000);
     subscriber.io.reconnectionDelay(3_000);
@@ -133,7 +109,7 @@ describe("connection-state recovery across hosts (bridge mode, shared log in Red
     const dead = hosts.shift()!;
     await killTree(dead.child);
     await disconnected;
-    await publish(publisher, id, 2, 60);
+    await publishNumbered(publisher, id, 2, 60);
     assert.equal(subscriber.connected, false, "published everything while the subscriber was away");
     await reconnected;
     assert.equal(subscriber.recovered, false);
@@ -149,7 +125,7 @@ describe("connection-state recovery across hosts (bridge mode, shared log in Red
     const { subscriber, publisher } = await subscriberAndPublisher();
     const id = subscriber.id!;
     const streams = numbered(subscriber);
-    await publish(publisher, id, 1, 3);
+    await publishNumbered(publisher, id, 1, 3);
     await waitUntil("the first three", () => streams.get("direct")?.length === 3);
 
     const reconnected = nextEvent(subscriber, "connect", 30_000);
@@ -166,7 +142,7 @@ describe("connection-state recovery across hosts (bridge mode, shared log in Red
     const refused = hosts[0].logs.slice(from).filter((l) => l.msg === "session from another host" && l.recovered !== true);
     assert.deepEqual(refused, []);
     await waitUntil("the publisher back", () => publisher.connected, 15_000);
-    await publish(publisher, id, 4, 6);
+    await publishNumbered(publisher, id, 4, 6);
     await waitUntil("all 6 on every stream", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 6));
     for (const stream of ["all", "room", "direct"]) assert.deepEqual(streams.get(stream), range(1, 6), stream);
   });

@@ -1,24 +1,9 @@
 import assert from "node:assert/strict";
 import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
 import { compiledFixture, SockfleetHost } from "./helpers/sockfleet";
+import { numbered, publishNumbered, range } from "./helpers/numbered";
 import { nextEvent, waitUntil } from "./helpers/wait";
 
-interface Numbered {
-  stream: string;
-  n: number;
-}
-
-/** Records the numbered "event" payloads a client receives, by stream. */
-function numbered(client: Client): Map<string, number[]> {
-  const streams = new Map<string, number[]>();
-  client.on("event", (payload: Numbered) => {
-    if (typeof payload?.n !== "number") return;
-    streams.set(payload.stream, [...(streams.get(payload.stream) ?? []), payload.n]);
-  });
-  return streams;
-}
-
-const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe("connection-state recovery on one host", function () {
   this.timeout(60_000);
@@ -47,32 +32,24 @@ describe("connection-state recovery on one host", function () {
     return { subscriber, publisher, victim };
   }
 
-  /** Numbered broadcasts to all, to room "blue" and to the socket id `target` (captured while connected). */
-  async function publish(publisher: Client, target: string, from: number, to: number): Promise<void> {
-    for (let n = from; n <= to; n++) {
-      await request(publisher, "broadcast", { stream: "all", n });
-      await request(publisher, "to-room", "blue", { stream: "room", n });
-      await request(publisher, "to-room", target, { stream: "direct", n });
-    }
-  }
 
   it("gives a client whose worker is SIGKILLed its id, rooms and every missed broadcast, in order, once", async () => {
     host = await SockfleetHost.start({ workers: 2, app: compiledFixture("adapter-app") });
     const { subscriber, publisher, victim } = await subscriberAndPublisher();
     const id = subscriber.id!;
     const streams = numbered(subscriber);
-    await publish(publisher, id, 1, 5);
+    await publishNumbered(publisher, id, 1, 5);
     await waitUntil("the first five", () => streams.get("direct")?.length === 5);
 
     const disconnected = nextEvent(subscriber, "disconnect", 5_000);
     const reconnected = nextEvent(subscriber, "connect", 15_000);
     process.kill(victim, "SIGKILL");
     await disconnected;
-    await publish(publisher, id, 6, 20); // while the subscriber is away (or already back)
+    await publishNumbered(publisher, id, 6, 20); // while the subscriber is away (or already back)
     await reconnected;
     assert.equal(subscriber.recovered, true);
     assert.equal(subscriber.id, id);
-    await publish(publisher, id, 21, 25); // after it is back: still a room member
+    await publishNumbered(publisher, id, 21, 25); // after it is back: still a room member
 
     await waitUntil("all 25 on every stream", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 25));
     for (const stream of ["all", "room", "direct"]) assert.deepEqual(streams.get(stream), range(1, 25), stream);
@@ -84,12 +61,12 @@ describe("connection-state recovery on one host", function () {
     const { subscriber, publisher, victim } = await subscriberAndPublisher();
     const id = subscriber.id!;
     const streams = numbered(subscriber);
-    await publish(publisher, id, 1, 3);
+    await publishNumbered(publisher, id, 1, 3);
     const disconnected = nextEvent(subscriber, "disconnect", 5_000);
     const reconnected = nextEvent(subscriber, "connect", 15_000);
     process.kill(victim, "SIGTERM");
     await disconnected;
-    await publish(publisher, id, 4, 10);
+    await publishNumbered(publisher, id, 4, 10);
     await reconnected;
     assert.equal(subscriber.recovered, true);
     await waitUntil("all 10", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 10));
@@ -102,13 +79,13 @@ describe("connection-state recovery on one host", function () {
     const { subscriber, publisher, victim } = await subscriberAndPublisher(3_000);
     const id = subscriber.id!;
     const streams = numbered(subscriber);
-    await publish(publisher, id, 1, 1);
+    await publishNumbered(publisher, id, 1, 1);
     await waitUntil("the first", () => streams.get("direct")?.length === 1);
     const disconnected = nextEvent(subscriber, "disconnect", 5_000);
     const reconnected = nextEvent(subscriber, "connect", 20_000);
     process.kill(victim, "SIGKILL");
     await disconnected;
-    await publish(publisher, id, 2, 60); // 177 broadcasts > 100 kept
+    await publishNumbered(publisher, id, 2, 60); // 177 broadcasts > 100 kept
     assert.equal(subscriber.connected, false, "published everything while the subscriber was away");
     await reconnected;
     assert.equal(subscriber.recovered, false);
@@ -119,7 +96,7 @@ describe("connection-state recovery on one host", function () {
     host = await SockfleetHost.start({ workers: 2, app: compiledFixture("adapter-app"), args: ["--recovery", "off"] });
     const { subscriber, publisher, victim } = await subscriberAndPublisher();
     const id = subscriber.id!;
-    await publish(publisher, id, 1, 2);
+    await publishNumbered(publisher, id, 1, 2);
     const disconnected = nextEvent(subscriber, "disconnect", 5_000);
     const reconnected = nextEvent(subscriber, "connect", 15_000);
     process.kill(victim, "SIGKILL");

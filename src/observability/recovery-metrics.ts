@@ -5,32 +5,26 @@ import type { StreamOrderStats } from "../tiers/redis/stream-order";
 /** The shared log's state, as the Redis bridge reports it. */
 export type SharedLogStats = StreamOrderStats & { inStep: boolean; pending: number; queued: number };
 
-/** A counter whose value is read from elsewhere at scrape time. */
-function readCounter(registry: Registry, name: string, help: string, labelNames: string[], read: () => Array<[Record<string, string>, number]>): void {
-  new Counter({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [labels, value] of read()) this.inc(labels, value);
-    },
-  });
-}
+type Read = () => Array<[Record<string, string>, number]>;
 
-function readGauge(registry: Registry, name: string, help: string, labelNames: string[], read: () => Array<[Record<string, string>, number]>): void {
-  new Gauge({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
+/** A series whose values are read from elsewhere at scrape time. */
+function readSeries(kind: "counter" | "gauge", registry: Registry, name: string, help: string, labelNames: string[], read: Read): void {
+  const registers = [registry];
+  if (kind === "gauge") {
+    new Gauge({ name, help, labelNames, registers, collect() {
       this.reset();
       for (const [labels, value] of read()) this.set(labels, value);
-    },
-  });
+    } });
+    return;
+  }
+  new Counter({ name, help, labelNames, registers, collect() {
+    this.reset();
+    for (const [labels, value] of read()) this.inc(labels, value);
+  } });
 }
+
+const readGauge = (registry: Registry, name: string, help: string, labelNames: string[], read: Read): void => readSeries("gauge", registry, name, help, labelNames, read);
+const readCounter = (registry: Registry, name: string, help: string, labelNames: string[], read: Read): void => readSeries("counter", registry, name, help, labelNames, read);
 
 /**
  * Connection-state recovery series of one host, read from the primary's store (and the shared log

@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { connect, reconnectTo, whoami, type Client } from "./clients";
 import { waitUntil } from "./wait";
 
@@ -163,4 +164,12 @@ export async function settle(subscribers: Subscriber[], total: number, serverPro
     }
   }
   return { totals, troubled };
+}
+
+/** What recovery promises every subscriber that kept its session: every broadcast, once, in order. */
+export function assertExactlyOnce(totals: ChaosTotals): void {
+  assert.equal(totals.lost, 0);
+  assert.equal(totals.duplicated, 0);
+  assert.equal(totals.outOfOrder, 0);
+  assert.equal(totals.delivered, totals.expected);
 }
