@@ -107,8 +107,10 @@ describe("chaos across hosts: workers killed, a rolling restart, Redis restarted
     try {
       const [a, b] = [await startHost("host-a"), await startHost("host-b")];
       const live = new Set([a, b]);
-      // A load balancer in front of the fleet: each reconnection goes to any live host.
+      // A load balancer in front of the fleet: each reconnection goes to a live host, three in four
+      // to host A while it lives, so that its death strands many sessions.
       const pick = (): string => {
+        if (live.has(a) && Math.random() < 0.75) return a.url;
         const urls = [...live].map((h) => h.url);
         return urls[Math.floor(Math.random() * urls.length)];
       };

@@ -129,6 +129,18 @@ describe("the recovery store", () => {
       assert.deepEqual(remote?.missedPackets.map((p) => p[1]), [3, 2, 4]);
     });
 
+    it("refuses a client from another host whose offset precedes a break in the shared log's order", () => {
+      const store = new RecoveryStore(limits);
+      store.followStream("1-0");
+      for (let n = 1; n <= 3; n++) store.append(entry(n), 0, { streamId: `1-${n}` });
+      // Redis restarted: an entry some hosts had read was appended again at 9-0.
+      store.append(entry(3), 0, { streamId: "9-0", copy: true });
+      store.orderBroke("9-0");
+      store.append(entry(4), 0, { streamId: "9-1" });
+      assert.equal(store.adopt(2, shared, "1-2", 0), null);
+      assert.deepEqual(store.adopt(2, shared, "9-0", 0)?.missedPackets.map((p) => p[1]), [4]);
+    });
+
     it("shares a session's state, and forgets one another host took over", () => {
       const changed: string[] = [];
       const store = new RecoveryStore(limits, (pid) => changed.push(pid));

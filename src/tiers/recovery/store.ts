@@ -118,6 +118,7 @@ export class RecoveryStore {
   /** The log holds every shared-log entry after this id (undefined: it follows no shared log). */
   private streamFloor?: string;
   private lastEvicted?: { offset: string; seq: number };
+  private streamBreak?: string;
   /** The newest shared-log id evicted from the log. */
   private evictedStreamId?: string;
   private readonly counters = { recovered: 0, expired: 0, evictedPackets: 0 };
@@ -144,6 +145,15 @@ export class RecoveryStore {
     this.bytes += bytes;
     this.evictLog(now);
     return offset ?? "";
+  }
+
+  /**
+   * The shared log's order broke at `streamId`: entries Redis lost before some hosts read them were
+   * appended again, so hosts hold them at different places. An offset from before the break is
+   * not replayed across hosts (a fresh session), only on the host that handed it out.
+   */
+  orderBroke(streamId: string): void {
+    if (this.streamBreak === undefined || compareStreamIds(streamId, this.streamBreak) > 0) this.streamBreak = streamId;
   }
 
   /** From now on the log follows the shared log, holding every entry after `streamId`. */
@@ -303,6 +313,7 @@ export class RecoveryStore {
   private replayStream(streamId: string, nsp: string, rooms: Set<string>): unknown[][] | undefined {
     if (this.streamFloor === undefined || compareStreamIds(streamId, this.streamFloor) < 0) return undefined;
     if (this.evictedStreamId !== undefined && compareStreamIds(streamId, this.evictedStreamId) < 0) return undefined;
+    if (this.streamBreak !== undefined && compareStreamIds(streamId, this.streamBreak) < 0) return undefined;
     let low = this.streamHead;
     let high = this.streamed.length;
     while (low < high) {

@@ -134,6 +134,7 @@ export class RedisBridge {
         deliver: (message, origin, options) => relay.deliverOrdered(message, origin, options),
         record: (message, streamId) => relay.recordOrdered(message, streamId),
         follow: (streamId) => recovery.store.followStream(streamId),
+        orderBroke: (streamId) => recovery.store.orderBroke(streamId),
       }, this.log);
       const mirror = new SessionMirror(this.pub, () => this.pubUp, {
         bridgeId: this.id,

@@ -14,6 +14,12 @@ const READ_BLOCK_MS = 1_000;
 const READ_COUNT = 500;
 /** Broadcasts delivered here while Redis was unreachable, kept to be shared once it is back. */
 export const LOCAL_QUEUE_LIMIT = 1_000;
+/**
+ * This host's own broadcasts read back within this long before Redis went away are appended again
+ * when it is back: a Redis that restarted lost the ones other hosts had not read yet.
+ */
+const TAIL_MS = 2_000;
+const TAIL_LIMIT = 2_000;
 /** Tokens remembered per other bridge: covers a queue's worth of entries appended twice, and then some. */
 const SEEN_TOKENS_LIMIT = 20_000;
 
@@ -25,6 +31,8 @@ export interface OrderedDelivery {
   record(message: AdapterMessage, streamId: string): void;
   /** The log follows the shared log from this id on. */
   follow(streamId: string): void;
+  /** The log's order broke at this id (see {@link RecoveryStore.orderBroke}). */
+  orderBroke(streamId: string): void;
 }
 
 export interface StreamOrderStats {
@@ -40,6 +48,16 @@ interface Pending {
   message: AdapterMessage;
   origin: BroadcastOrigin;
   sentAt: number;
+  /** Its stream id, once XADD answered. */
+  id?: string;
+}
+
+/** A broadcast to append (again): delivered alone, or re-shared after Redis came back. */
+interface Queued {
+  token: number;
+  message: AdapterMessage;
+  /** The id of its first append, when known: readers that read that one skip this one. */
+  original?: string;
 }
 
 /**
@@ -60,7 +78,15 @@ export class StreamOrder {
   private readonly pending = new Map<number, Pending>();
   /** Tokens delivered alone, whose entry may still come back through the stream. */
   private readonly aloneTokens = new Set<number>();
-  private readonly queue: Array<{ token: number; message: AdapterMessage }> = [];
+  private readonly queue: Queued[] = [];
+  /** Own broadcasts recently read back, with their ids (see TAIL_MS). */
+  private readonly recent: Array<Queued & { at: number }> = [];
+  /** Per other bridge, the newest id of its broadcasts this host has read (originals' ids for ones appended again). */
+  private readonly lastFrom = new Map<string, string>();
+  /** Where this reader started following the log. */
+  private floor?: string;
+  /** When the publishing connection went down (undefined while it is up). */
+  private downAt?: number;
   /** Delivered alone since the last marker: offsets stay local until a marker comes back. */
   private tainted = false;
   private needMarker = false;
@@ -105,11 +131,22 @@ export class StreamOrder {
 
   /** The publishing connection is down: what waits to come back is delivered alone. */
   onPubDown(): void {
+    this.downAt ??= Date.now();
     this.settleAllPending();
   }
 
-  /** The publishing connection came back: share what was delivered alone. */
+  /**
+   * The publishing connection came back. Redis may have restarted and lost the newest entries
+   * before every host read them: the recent tail of this host's broadcasts is appended again
+   * (readers that have them skip them), ahead of what was delivered alone meanwhile.
+   */
   onPubUp(): void {
+    if (this.downAt !== undefined) {
+      const since = this.downAt - TAIL_MS;
+      const tail = this.recent.filter((entry) => entry.at >= since).map(({ token, message, original }) => ({ token, message, original }));
+      this.queue.unshift(...tail);
+      this.downAt = undefined;
+    }
     this.catchUp();
   }
 
@@ -121,8 +158,9 @@ export class StreamOrder {
       return this.deliverAlone(message, origin);
     }
     const token = ++this.token;
-    this.pending.set(token, { message, origin, sentAt: Date.now() });
-    this.append(token, message).catch(() => {
+    const entry: Pending = { message, origin, sentAt: Date.now() };
+    this.pending.set(token, entry);
+    this.append(token, message).then((id) => (entry.id = id), () => {
       // Unknown whether Redis appended it: deliver it now (and every later one, which must not
       // overtake it), and treat it as a copy if it comes back.
       if (this.pending.has(token)) this.settleAllPending();
@@ -163,13 +201,15 @@ export class StreamOrder {
     return this.pubUp() && this.readerUp;
   }
 
-  private async append(token: number, message: AdapterMessage | undefined, again = false): Promise<void> {
+  private async append(token: number, message: AdapterMessage | undefined, again = false, original?: string): Promise<string> {
     const fields: Record<string, string | Buffer> = { b: this.bridgeId, t: String(token) };
     if (again) fields.r = "1";
+    if (original !== undefined) fields.o = original;
     if (message) fields.m = encode({ ...message, source: undefined, offset: undefined });
     else fields.k = "marker";
-    await this.pub.xAdd(this.key, "*", fields, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: this.maxLength } });
+    const id = await this.pub.xAdd(this.key, "*", fields, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: this.maxLength } });
     this.stats.appended++;
+    return id;
   }
 
   private deliverAlone(message: AdapterMessage, origin: BroadcastOrigin | undefined): void {
@@ -180,7 +220,7 @@ export class StreamOrder {
   }
 
   /** Queues a broadcast delivered alone, to append it once Redis is back. */
-  private share(token: number, message: AdapterMessage): void {
+  private share(token: number, message: AdapterMessage, original?: string): void {
     if (this.queue.length >= LOCAL_QUEUE_LIMIT) {
       this.stats.dropped++;
       if (this.stats.dropped === 1 || this.stats.dropped % 1000 === 0) {
@@ -189,7 +229,7 @@ export class StreamOrder {
       return;
     }
     this.aloneTokens.add(token);
-    this.queue.push({ token, message });
+    this.queue.push({ token, message, original });
   }
 
   /**
@@ -201,7 +241,7 @@ export class StreamOrder {
     this.aloneTokens.add(token); // its first append may still come back: a copy then
     this.markAlone();
     this.delivery.deliver(entry.message, entry.origin, { localOffset: true });
-    this.share(token, entry.message);
+    this.share(token, entry.message, entry.id);
   }
 
   private markAlone(): void {
@@ -231,8 +271,8 @@ export class StreamOrder {
     if (!this.canAppend()) return;
     const queued = this.queue.splice(0);
     if (queued.length > 0) this.log.info({ messages: queued.length, dropped: this.stats.dropped }, "redis back: sharing broadcasts delivered on this host alone");
-    for (const { token, message } of queued) {
-      this.append(token, message, true).catch(() => this.aloneTokens.delete(token));
+    for (const { token, message, original } of queued) {
+      this.append(token, message, true, original).catch(() => this.aloneTokens.delete(token));
     }
     if (this.needMarker) {
       this.needMarker = false;
@@ -256,6 +296,7 @@ export class StreamOrder {
           // Follow from the current end: what came before belongs to no client of this host.
           const last = (await this.reader.sendCommand(["XREVRANGE", this.key, "+", "-", "COUNT", "1"])) as Array<[string, string[]]>;
           this.lastId = last[0]?.[0] ?? "0-0";
+          this.floor = this.lastId;
           this.delivery.follow(this.lastId);
         }
         const reply = (await this.reader.sendCommand(
@@ -283,21 +324,41 @@ export class StreamOrder {
       if (own && token === this.markerToken) this.onMarker(token);
       return;
     }
+    const original = fields.get("o")?.toString();
+    // An entry appended again with its first id: the log's order broke there (Redis lost entries
+    // some hosts had read and others had not), so no client offset from before it crosses hosts.
+    if (original !== undefined) this.delivery.orderBroke(id);
     if (own) {
       const entry = this.pending.get(token);
       if (entry) {
         this.pending.delete(token);
+        this.remember({ token, message: entry.message, original: id });
         return this.delivery.deliver(entry.message, entry.origin, { streamId: id, localOffset: this.tainted });
       }
-      if (!this.aloneTokens.delete(token)) return;
+      // Delivered here already (alone, or before Redis restarted): logged for clients from elsewhere.
+      if (!this.aloneTokens.delete(token) && original === undefined) return;
       const message = this.decode(fields.get("m"));
       if (message) this.delivery.record(message, id);
       return;
     }
     const bridge = fields.get("b")?.toString() ?? "";
-    if (this.seenBefore(bridge, token, fields.has("r"))) return;
     const message = this.decode(fields.get("m"));
-    if (message) this.delivery.deliver(message, undefined, { streamId: id, localOffset: this.tainted });
+    if (!message) return;
+    if (original !== undefined) {
+      const seen = this.lastFrom.get(bridge) ?? this.floor;
+      if (seen !== undefined && compareStreamIds(original, seen) <= 0) return this.delivery.record(message, id);
+      this.lastFrom.set(bridge, original);
+    } else {
+      if (this.seenBefore(bridge, token, fields.has("r"))) return;
+      if (!fields.has("r")) this.lastFrom.set(bridge, id);
+    }
+    this.delivery.deliver(message, undefined, { streamId: id, localOffset: this.tainted });
+  }
+
+  private remember(entry: Queued): void {
+    const now = Date.now();
+    this.recent.push({ ...entry, at: now });
+    while (this.recent.length > TAIL_LIMIT || (this.recent.length > 0 && this.recent[0].at < now - TAIL_MS)) this.recent.shift();
   }
 
   /**
