@@ -85,6 +85,8 @@ export class StreamOrder {
   private readonly lastFrom = new Map<string, string>();
   /** Where this reader started following the log. */
   private floor?: string;
+  /** Appending the queue now (the marker waits for it). */
+  private flushing = false;
   /** When the publishing connection went down (undefined while it is up). */
   private downAt?: number;
   /** Delivered alone since the last marker: offsets stay local until a marker comes back. */
@@ -266,20 +268,31 @@ export class StreamOrder {
     for (const [token, entry] of this.pending) this.settleAlone(token, entry);
   }
 
-  /** Appends what was delivered alone, then a marker; their order on one connection is kept. */
+  /**
+   * Appends what was delivered alone (in order, on one connection), then, once all of it is in, a
+   * marker. A failed append (Redis dropped again) is retried by the watchdog with everything after
+   * it: an entry that did get in twice is skipped by readers (same token, or same first id).
+   */
   private catchUp(): void {
-    if (!this.canAppend()) return;
+    if (!this.canAppend() || this.flushing) return;
     const queued = this.queue.splice(0);
-    if (queued.length > 0) this.log.info({ messages: queued.length, dropped: this.stats.dropped }, "redis back: sharing broadcasts delivered on this host alone");
-    for (const { token, message, original } of queued) {
-      this.append(token, message, true, original).catch(() => this.aloneTokens.delete(token));
-    }
-    if (this.needMarker) {
-      this.needMarker = false;
-      const token = ++this.token;
-      this.markerToken = token;
-      this.append(token, undefined).catch(() => (this.needMarker = true));
-    }
+    if (queued.length === 0) return this.sendMarker();
+    this.flushing = true;
+    this.log.info({ messages: queued.length, dropped: this.stats.dropped }, "redis back: sharing broadcasts delivered on this host alone");
+    void Promise.allSettled(queued.map(({ token, message, original }) => this.append(token, message, true, original))).then((results) => {
+      this.flushing = false;
+      const failed = results.findIndex((result) => result.status === "rejected");
+      if (failed !== -1) this.queue.unshift(...queued.slice(failed));
+      else this.catchUp();
+    });
+  }
+
+  private sendMarker(): void {
+    if (!this.needMarker) return;
+    this.needMarker = false;
+    const token = ++this.token;
+    this.markerToken = token;
+    this.append(token, undefined).catch(() => (this.needMarker = true));
   }
 
   private async read(): Promise<void> {
