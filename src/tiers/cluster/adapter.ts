@@ -35,6 +35,14 @@ function cloneable(data: unknown): unknown {
   }
 }
 
+/** Whether a broadcast to `opts` reaches a socket in `rooms` (iterating the sets: this runs per broadcast). */
+function meantFor(rooms: Set<Room>, opts: { rooms: Set<Room>; except?: Set<Room> }): boolean {
+  for (const room of opts.except ?? []) if (rooms.has(room)) return false;
+  if (opts.rooms.size === 0) return true;
+  for (const room of opts.rooms) if (rooms.has(room)) return true;
+  return false;
+}
+
 /**
  * @socket.io/cluster-adapter's protocol over sockfleet's data link (see primary/data-hub.ts)
  * instead of the IPC channel, with connection-state recovery when `recovery` is on.
@@ -188,10 +196,7 @@ export class FleetAdapter extends NodeClusterAdapter {
     for (const [sid, entry] of this.recovering) {
       // Once connected, the socket gets broadcasts through its rooms.
       if (this.nsp.sockets.has(sid)) continue;
-      const rooms = entry.rooms;
-      if ([...(opts.except ?? [])].some((room) => rooms.has(room))) continue;
-      if (opts.rooms.size > 0 && ![...opts.rooms].some((room) => rooms.has(room))) continue;
-      entry.missed.push(data);
+      if (meantFor(entry.rooms, opts)) entry.missed.push(data);
     }
   }
 
