@@ -179,7 +179,9 @@ describe("chaos across hosts: workers killed, a rolling restart, Redis restarted
       const movedAndRecovered = onA.filter(({ s, recovered }) => s.recovered > recovered).length;
       console.log(`      subscribers on the killed host: ${onA.length}, recovered on another: ${movedAndRecovered}`);
       const takeovers = hosts.flatMap((h) => h.logs.filter((l) => l.msg === "session from another host").map((l) => JSON.stringify({ at: l.time, host: l.host, recovered: l.recovered, refused: l.refused })));
-      assert.ok(movedAndRecovered > 0, `subscribers of the killed host recovered on the other; takeovers:\n${takeovers.join("\n")}`);
+      // (In a short run every subscriber of host A may happen to be reconnecting at the instant of
+      // the kill; then there is nobody to count.)
+      if (onA.length > 0) assert.ok(movedAndRecovered > 0, `subscribers of the killed host recovered on the other; takeovers:\n${takeovers.join("\n")}`);
       assert.ok(subscribers.some((s) => s.disconnects.length > 0 && s.recovered > 0), "some sessions were recovered");
       assertExactlyOnce(totals);
     } finally {
