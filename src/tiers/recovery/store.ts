@@ -97,9 +97,10 @@ export interface RecoveryStats {
  * replaced by a rolling restart, can resume on another worker: same socket id, same rooms, and
  * every broadcast it missed, in order, exactly once.
  *
- * The primary is the single sequencer: offsets are assigned here, in the order the broadcasts are
- * relayed, and workers deliver them locally in that same order. A client's last offset therefore
- * splits the log exactly into what it has and what it missed.
+ * The primary is the host's single sequencer: offsets are assigned here, in the order the
+ * broadcasts are relayed (with Redis in bridge mode, the order of the fleet's shared log, whose ids
+ * are then the offsets), and workers deliver them locally in that same order. A client's last
+ * offset therefore splits the log exactly into what it has and what it missed.
  */
 export class RecoveryStore {
   /** Offsets carry this host run's epoch, so an offset from a previous run is never misread. */
@@ -112,7 +113,7 @@ export class RecoveryStore {
   private readonly byKey = new Map<string, string>();
   /** Handed-out offset -> log position. */
   private readonly offsets = new Map<string, number>();
-  /** Positions of the entries with a stream id, in stream order (a subsequence of the log). */
+  /** The entries with a stream id, in stream order (a subsequence of the log). */
   private readonly streamed: Entry[] = [];
   private streamHead = 0;
   /** The log holds every shared-log entry after this id (undefined: it follows no shared log). */
@@ -338,11 +339,6 @@ export class RecoveryStore {
     }
     // The entry just evicted still splits the log exactly: everything after it is there.
     return this.offsets.get(offset) ?? (offset === this.lastEvicted?.offset ? this.lastEvicted.seq : undefined);
-  }
-
-  /** The newest shared-log id this host has logged, if any. */
-  lastStreamId(): string | undefined {
-    return this.streamed.length > this.streamHead ? this.streamed[this.streamed.length - 1].streamId : undefined;
   }
 
   stats(): RecoveryStats {

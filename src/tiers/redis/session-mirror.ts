@@ -45,6 +45,8 @@ export class SessionMirror {
   private readonly dirty = new Set<string>();
   private flushTimer?: NodeJS.Timeout;
   private readonly key: string;
+  /** How long Redis keeps this host's sessions, and lists it among the hosts, after its last word. */
+  private readonly ttlMs: number;
 
   constructor(
     private readonly pub: RedisClient,
@@ -53,6 +55,7 @@ export class SessionMirror {
     private readonly log: Logger,
   ) {
     this.key = options.channels.sessions(options.bridgeId);
+    this.ttlMs = options.windowMs + 10_000;
   }
 
   /** A local session changed; written with the next batch. */
@@ -74,11 +77,10 @@ export class SessionMirror {
   heartbeat(): void {
     if (!this.pubUp()) return;
     const now = Date.now();
-    const ttl = this.options.windowMs + 10_000;
     void Promise.all([
       this.pub.zAdd(this.options.channels.hosts, { score: now, value: this.options.bridgeId }),
-      this.pub.pExpire(this.key, ttl),
-      this.pub.zRemRangeByScore(this.options.channels.hosts, 0, now - ttl),
+      this.pub.pExpire(this.key, this.ttlMs),
+      this.pub.zRemRangeByScore(this.options.channels.hosts, 0, now - this.ttlMs),
     ]).catch((err: unknown) => this.log.debug({ err }, "session heartbeat failed"));
     if (this.dirty.size > 0) this.flush();
   }
@@ -99,7 +101,7 @@ export class SessionMirror {
         if (session) batch.hSet(this.key, pid, encode(session));
         else batch.hDel(this.key, pid);
       }
-      batch.pExpire(this.key, this.options.windowMs + 10_000);
+      batch.pExpire(this.key, this.ttlMs);
       batch.exec().catch((err: unknown) => {
         this.log.debug({ err, sessions: chunk.length }, "mirroring sessions failed; retrying");
         for (const pid of chunk) this.dirty.add(pid);
@@ -133,7 +135,7 @@ export class SessionMirror {
   }
 
   private async find(pid: string): Promise<{ host: string; session: SharedSession } | undefined> {
-    const hosts = await this.pub.zRangeByScore(this.options.channels.hosts, Date.now() - this.options.windowMs - 10_000, "+inf");
+    const hosts = await this.pub.zRangeByScore(this.options.channels.hosts, Date.now() - this.ttlMs, "+inf");
     const others = hosts.filter((host) => host !== this.options.bridgeId);
     const values = await Promise.all(others.map((host) => this.pub.hGet(commandOptions({ returnBuffers: true }), this.options.channels.sessions(host), pid)));
     for (let i = 0; i < others.length; i++) {
