@@ -106,11 +106,15 @@ describe("the hosts tier when Redis or a host fails", function () {
       const status = await hosts[0].waitForLog((l) => l.msg === "redis tier status" && l.status === "connected", 10_000, from);
       assert.ok((status.dropped as number) >= 500, `dropped ${String(status.dropped)}`);
     }
-    // The other host gets the first ones, late but in order (with recovery off the queue also held
-    // a few adapter heartbeats).
-    await waitUntil("the queued broadcasts to reach the other host", () => atRemote.length >= (recovery === "on" ? 1_000 : 990));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.deepEqual(atRemote, Array.from({ length: recovery === "on" ? 1_000 : atRemote.length }, (_, i) => i + 1));
+    // With recovery on, the other host reads the queued broadcasts from the stream: it gets all
+    // 1,000, late but in order, even if its own connection came back after this host appended them.
+    // (Pub/sub, with recovery off, promises no such thing: a host whose subscriber reconnects after
+    // the flush misses it, which CI showed.)
+    if (recovery === "on") {
+      await waitUntil("the queued broadcasts to reach the other host", () => atRemote.length >= 1_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(atRemote, Array.from({ length: 1_000 }, (_, i) => i + 1));
+    }
   });
   }
 
