@@ -40,6 +40,27 @@ const SETTINGS: Record<Key, { flag: string; env: string; list?: boolean }> = {
   recoveryMaxPackets: { flag: "recovery-max-packets", env: "RECOVERY_MAX_PACKETS" },
   recoveryMaxBytes: { flag: "recovery-max-bytes", env: "RECOVERY_MAX_BYTES" },
   recoveryMaxSessions: { flag: "recovery-max-sessions", env: "RECOVERY_MAX_SESSIONS" },
+  maxConnections: { flag: "max-connections", env: "MAX_CONNECTIONS" },
+  maxConnectionsPerIp: { flag: "max-connections-per-ip", env: "MAX_CONNECTIONS_PER_IP" },
+  trustedProxies: { flag: "trusted-proxies", env: "TRUSTED_PROXIES", list: true },
+  headTimeout: { flag: "head-timeout", env: "HEAD_TIMEOUT" },
+  maxHeadBytes: { flag: "max-head-bytes", env: "MAX_HEAD_BYTES" },
+  maxPendingHeads: { flag: "max-pending-heads", env: "MAX_PENDING_HEADS" },
+  maxEventsPerSecond: { flag: "max-events-per-second", env: "MAX_EVENTS_PER_SECOND" },
+  maxEventsBurst: { flag: "max-events-burst", env: "MAX_EVENTS_BURST" },
+  rateLimitGrace: { flag: "rate-limit-grace", env: "RATE_LIMIT_GRACE" },
+  maxBufferedBytes: { flag: "max-buffered-bytes", env: "MAX_BUFFERED_BYTES" },
+  maxEventArgs: { flag: "max-event-args", env: "MAX_EVENT_ARGS" },
+  maxEventDepth: { flag: "max-event-depth", env: "MAX_EVENT_DEPTH" },
+  maxAttachments: { flag: "max-attachments", env: "MAX_ATTACHMENTS" },
+  maxRoomsPerSocket: { flag: "max-rooms-per-socket", env: "MAX_ROOMS_PER_SOCKET" },
+  maxNamespacesPerClient: { flag: "max-namespaces-per-client", env: "MAX_NAMESPACES_PER_CLIENT" },
+  maxChannelBytes: { flag: "max-channel-bytes", env: "MAX_CHANNEL_BYTES" },
+  appErrors: { flag: "app-errors", env: "APP_ERRORS" },
+  authJwtSecret: { flag: "auth-jwt-secret", env: "AUTH_JWT_SECRET" },
+  authJwtPublicKey: { flag: "auth-jwt-public-key", env: "AUTH_JWT_PUBLIC_KEY" },
+  authJwtIssuer: { flag: "auth-jwt-issuer", env: "AUTH_JWT_ISSUER" },
+  authJwtAudience: { flag: "auth-jwt-audience", env: "AUTH_JWT_AUDIENCE" },
   logLevel: { flag: "log-level", env: "LOG_LEVEL" },
   drainTime: { flag: "drain-time", env: "DRAIN_TIME" },
   adminPort: { flag: "admin-port", env: "ADMIN_PORT" },
@@ -77,6 +98,28 @@ Options (environment variable in brackets; flags win over the environment, which
   --admin-host ADDR          address of the admin listener [ADMIN_HOST] (default 127.0.0.1)
   --admin-ui-user NAME       switch on the Socket.IO Admin UI (namespace /admin) with this user [ADMIN_UI_USER]
   --admin-ui-password-hash H bcrypt hash of the Admin UI password [ADMIN_UI_PASSWORD_HASH]
+Security and limits (0 switches a count or rate limit off; see the README's "Security and limits"):
+  --max-connections N        connections the host holds [MAX_CONNECTIONS] (default: from the open-file limit)
+  --max-connections-per-ip N connections per client address [MAX_CONNECTIONS_PER_IP] (default 1000)
+  --trusted-proxies CIDR     proxies allowed to set X-Forwarded-For, comma-separated [TRUSTED_PROXIES] (default none)
+  --head-timeout MS          total time to send a request head [HEAD_TIMEOUT] (default 10000)
+  --max-head-bytes N         largest request head [MAX_HEAD_BYTES] (default 16384)
+  --max-pending-heads N      connections waiting for a head at once [MAX_PENDING_HEADS] (default 1000)
+  --max-events-per-second N  events per second per socket [MAX_EVENTS_PER_SECOND] (default 100)
+  --max-events-burst N       burst of events per socket [MAX_EVENTS_BURST] (default 200)
+  --rate-limit-grace MS      over the rate this long: disconnected [RATE_LIMIT_GRACE] (default 10000)
+  --max-buffered-bytes N     pending outgoing bytes per client before it is dropped [MAX_BUFFERED_BYTES] (default 1048576)
+  --max-event-args N         arguments of one client event [MAX_EVENT_ARGS] (default 64)
+  --max-event-depth N        nesting depth of one client event [MAX_EVENT_DEPTH] (default 32)
+  --max-attachments N        binary attachments of one client packet [MAX_ATTACHMENTS] (default 10)
+  --max-rooms-per-socket N   rooms one socket may be in [MAX_ROOMS_PER_SOCKET] (default 1000)
+  --max-namespaces-per-client N namespaces one connection may join [MAX_NAMESPACES_PER_CLIENT] (default 16)
+  --max-channel-bytes N      unsent bytes on a worker's data channel [MAX_CHANNEL_BYTES] (default 67108864)
+  --app-errors log|crash     an app handler's exception: logged, or crashes the worker [APP_ERRORS] (default log)
+  --auth-jwt-secret S        require a JWT (HS256) in the handshake's auth.token [AUTH_JWT_SECRET]
+  --auth-jwt-public-key FILE require a JWT (RS256/ES256) verified with this PEM key [AUTH_JWT_PUBLIC_KEY]
+  --auth-jwt-issuer ISS      required iss claim [AUTH_JWT_ISSUER]
+  --auth-jwt-audience AUD    required aud claim [AUTH_JWT_AUDIENCE]
   --config FILE              JSON file with any of the settings above, camelCase keys [SOCKFLEET_CONFIG]
   -h, --help                 print this help
 `;
@@ -111,6 +154,10 @@ function readConfigFile(file: string): Record<string, unknown> {
     throw new ConfigError(`config: ${file} must hold a JSON object`, "config");
   }
   return parsed as Record<string, unknown>;
+}
+
+function splitList(value: string): string[] {
+  return value.split(",").map((s) => s.trim()).filter(Boolean);
 }
 
 export type LoadResult = { help: true } | { help: false; config: Config };
@@ -152,12 +199,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   for (const [key, { env: name, list }] of Object.entries(SETTINGS)) {
     const value = env[name];
     if (value === undefined || value === "") continue;
-    raw[key] = list ? value.split(",").map((s) => s.trim()).filter(Boolean) : value;
+    raw[key] = list ? splitList(value) : value;
     sources.set(key, { kind: "env", name });
   }
-  for (const [key, { flag }] of Object.entries(SETTINGS)) {
+  for (const [key, { flag, list }] of Object.entries(SETTINGS)) {
     if (flags[flag] === undefined) continue;
-    raw[key] = flags[flag];
+    // A list flag may be repeated and each value may itself be comma-separated.
+    raw[key] = list ? splitList((flags[flag] as string[]).join(",")) : flags[flag];
     sources.set(key, { kind: "flag", name: flag });
   }
 
@@ -185,6 +233,17 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     config.app = appPath;
   }
+  if (config.authJwtPublicKey !== undefined) {
+    const keyPath = path.resolve(config.authJwtPublicKey);
+    try {
+      fs.accessSync(keyPath, fs.constants.R_OK);
+    } catch {
+      const source = sources.get("authJwtPublicKey") ?? { kind: "default", name: "authJwtPublicKey" };
+      throw new ConfigError(`invalid setting authJwtPublicKey from ${describe(source)}: cannot read ${keyPath}`, "authJwtPublicKey");
+    }
+    config.authJwtPublicKey = keyPath;
+  }
   Object.freeze(config.corsOrigins);
+  Object.freeze(config.trustedProxies);
   return { help: false, config: Object.freeze(config) };
 }

@@ -1,5 +1,16 @@
+import net from "node:net";
 import os from "node:os";
 import { z } from "zod";
+
+/** `addr` or `addr/prefix`, IPv4 or IPv6. */
+export function isCidr(value: string): boolean {
+  const [address, prefix, ...rest] = value.split("/");
+  const family = net.isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 /**
  * Every setting sockfleet understands, with its default. This is the single source of truth:
@@ -59,6 +70,53 @@ export const configSchema = z
     recoveryMaxBytes: z.coerce.number().int().min(1_000_000).max(8_000_000_000).default(64_000_000),
     /** Most disconnected sessions kept for recovery on one host (oldest forgotten first). */
     recoveryMaxSessions: z.coerce.number().int().min(100).max(100_000_000).default(1_000_000),
+    // Security and limits (README "Security and limits"). 0 switches a count or rate limit off.
+    /**
+     * Connections (TCP) the host holds at once; beyond it the primary refuses new ones. Unset: derived
+     * at start from the open-file limit (see primary/capacity.ts), which caps what workers can hold anyway.
+     */
+    maxConnections: z.coerce.number().int().min(0).max(100_000_000).optional(),
+    /** Connections one client address may hold on this host, counted by the primary across workers. */
+    maxConnectionsPerIp: z.coerce.number().int().min(0).max(100_000_000).default(1_000),
+    /** Addresses (CIDR) of proxies allowed to name the client address in X-Forwarded-For. */
+    trustedProxies: z.array(z.string().refine(isCidr, "must be an IP address or CIDR range, e.g. 10.0.0.0/8 or ::1/128")).default([]),
+    /** Total time a connection may take to send its first request head, from its first byte or accept. */
+    headTimeout: z.coerce.number().int().min(100).max(600_000).default(10_000),
+    /** Largest first request head the primary reads before routing; a longer one gets 431. */
+    maxHeadBytes: z.coerce.number().int().min(1024).max(1_048_576).default(16_384),
+    /** Connections that may be waiting for their first request head at once (the oldest are dropped beyond it). */
+    maxPendingHeads: z.coerce.number().int().min(1).max(10_000_000).default(1_000),
+    /** Token bucket per socket over the events a client sends: sustained rate... */
+    maxEventsPerSecond: z.coerce.number().min(0).max(10_000_000).default(100),
+    /** ...and burst size. */
+    maxEventsBurst: z.coerce.number().int().min(1).max(10_000_000).default(200),
+    /** A client over its event rate for this long is disconnected. */
+    rateLimitGrace: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
+    /** A client whose pending outgoing data exceeds this many bytes is disconnected (slow consumer). */
+    maxBufferedBytes: z.coerce.number().int().min(0).max(8_000_000_000).default(1_048_576),
+    /** Most arguments of one event a client sends; more is refused before dispatch. */
+    maxEventArgs: z.coerce.number().int().min(1).max(100_000).default(64),
+    /** Deepest nesting of arrays and objects in one event a client sends. */
+    maxEventDepth: z.coerce.number().int().min(1).max(10_000).default(32),
+    /** Most binary attachments in one packet a client sends. */
+    maxAttachments: z.coerce.number().int().min(0).max(10_000).default(10),
+    /** Most rooms one socket may be in (its own id room included). */
+    maxRoomsPerSocket: z.coerce.number().int().min(0).max(100_000_000).default(1_000),
+    /** Most namespaces one client connection may join. */
+    maxNamespacesPerClient: z.coerce.number().int().min(0).max(100_000).default(16),
+    /** Bytes the data channel between a worker and the primary may hold unsent before what is behind is dropped. */
+    maxChannelBytes: z.coerce.number().int().min(1_048_576).max(8_000_000_000).default(64 * 1_048_576),
+    /** What an exception thrown by an app's event handler does: "log" it (the socket stays up) or "crash" the worker. */
+    appErrors: z.enum(["log", "crash"]).default("log"),
+    /** HS256 secret of the JWTs clients present in `auth.token`; set it (or the public key) to require them. */
+    authJwtSecret: z.string().min(32, "must be at least 32 characters (256 bits) for HS256").optional(),
+    /** PEM file of the public key (RS256, ES256) of the JWTs clients present. */
+    authJwtPublicKey: z.string().min(1).optional(),
+    /** Required `iss` claim of client JWTs. */
+    authJwtIssuer: z.string().min(1).optional(),
+    /** Required `aud` claim of client JWTs. */
+    authJwtAudience: z.string().min(1).optional(),
+
     /** Log level. */
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
@@ -86,6 +144,14 @@ export const configSchema = z
   .refine((c) => !(c.redisSharded && c.redisMode === "bridge"), {
     message: "redisSharded (Redis Cluster) needs redisMode adapter: bridge mode uses plain pub/sub",
     path: ["redisSharded"],
+  })
+  .refine((c) => c.authJwtSecret === undefined || c.authJwtPublicKey === undefined, {
+    message: "set either a JWT secret (HS256) or a public key (RS256/ES256), not both",
+    path: ["authJwtPublicKey"],
+  })
+  .refine((c) => (c.authJwtIssuer === undefined && c.authJwtAudience === undefined) || c.authJwtSecret !== undefined || c.authJwtPublicKey !== undefined, {
+    message: "a JWT issuer or audience needs authJwtSecret or authJwtPublicKey",
+    path: ["authJwtIssuer"],
   })
   .refine((c) => (c.adminUiUser === undefined) === (c.adminUiPasswordHash === undefined), {
     message: "the admin UI needs both a user and a password hash",
