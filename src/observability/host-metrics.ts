@@ -20,6 +20,8 @@ export interface HostMetricsSource {
   hostReady(): boolean;
   /** Sessions per worker id, as the balancer counts them. */
   sessions(): Record<number, number>;
+  /** Worker slots in a crash loop now (see Supervisor). */
+  crashLoopingSlots(): number;
 }
 
 /**
@@ -61,6 +63,14 @@ export class HostMetrics {
       registers,
       collect() {
         this.set(source.workers().length);
+      },
+    });
+    new Gauge({
+      name: "sockfleet_crash_looping_slots",
+      help: "Worker slots with more than 10 crashes in the last 60 s; they are still respawned, every 10 s.",
+      registers,
+      collect() {
+        this.set(source.crashLoopingSlots());
       },
     });
     new Gauge({

@@ -1,5 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { requestPath } from "../http/request-path";
 import type { Logger } from "../observability/logger";
 
 /** What the admin listener serves; wired by the primary. */
@@ -30,7 +31,14 @@ export class AdminServer {
     private readonly routes: AdminRoutes,
     private readonly logger: Logger,
   ) {
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    // Never let a request's failure escape: an unhandled rejection here would end the primary.
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        this.logger.error({ err, method: req.method, url: req.url?.slice(0, 200) }, "admin request failed");
+        if (!res.headersSent) sendJson(res, 500, { error: "internal error" });
+        else res.destroy();
+      });
+    });
   }
 
   /** Listens; rejects with the listen error (port taken, address not local) for the caller to report. */
@@ -50,9 +58,10 @@ export class AdminServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://localhost");
     if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: "method not allowed" });
-    switch (url.pathname) {
+    const pathname = requestPath(req.url);
+    if (pathname === undefined) return sendJson(res, 400, { error: "bad request target" });
+    switch (pathname) {
       case "/healthz":
         return sendJson(res, 200, { status: "ok" });
       case "/readyz": {

@@ -13,7 +13,7 @@ import { DataHub } from "./data-hub";
 import { RollingRestart } from "./roll";
 import { Supervisor } from "./supervisor";
 
-/** Exit code when the host cannot serve: the app fails to start, the port is taken, every worker crash-loops. */
+/** Exit code when the host cannot serve: the app fails to start, the port is taken, every worker crash-loops at start. */
 export const EXIT_CANNOT_SERVE = 1;
 
 /**
@@ -47,6 +47,7 @@ export async function runPrimary(config: Config): Promise<void> {
     send: (worker, message) => supervisor.send(worker, message),
     hostReady: () => supervisor.isHostReady(),
     sessions: () => balancer.sessionCounts(),
+    crashLoopingSlots: () => supervisor.crashLoopingSlots(),
   });
   if (recovery) {
     const sharedLog = bridge?.sharedLog() ? () => bridge.sharedLog()! : undefined;
@@ -92,6 +93,17 @@ export async function runPrimary(config: Config): Promise<void> {
     return stopping;
   };
 
+  // Without these an unhandled rejection (Node's default: throw) or exception ends the primary, and
+  // with it every worker of the host. A rejection is logged and the host serves on; an exception
+  // leaves unknown state behind, so the host shuts down gracefully and its supervisor restarts it.
+  process.on("unhandledRejection", (reason) => {
+    logger.error({ err: reason }, "unhandled promise rejection in the primary; the host serves on");
+  });
+  process.on("uncaughtException", (err) => {
+    logger.fatal({ err }, "uncaught exception in the primary; shutting down");
+    void stop("uncaught exception", EXIT_CANNOT_SERVE);
+  });
+
   let announced = false;
   supervisor.on("host-state", (ready) => {
     if (!ready || announced) return;
@@ -106,7 +118,7 @@ export async function runPrimary(config: Config): Promise<void> {
     void stop("worker start-up failure", EXIT_CANNOT_SERVE);
   });
   supervisor.on("exhausted", () => {
-    logger.fatal("every worker is in a crash loop");
+    logger.fatal("every worker crash-loops before the host was ever ready");
     void stop("crash loop", EXIT_CANNOT_SERVE);
   });
 

@@ -8,7 +8,12 @@ import type { RedisTierStatus } from "../tiers/redis/client";
 
 /** Crashes of one slot within this window count towards its backoff and crash-loop limit. */
 const CRASH_WINDOW_MS = 60_000;
-/** More crashes than this within the window is a crash loop: the slot is not respawned again. */
+/**
+ * More crashes than this within the window is a crash loop. Before the host was ever ready that is a
+ * start-up failure (a broken app or deploy) and the slot gives up; afterwards crashes may be caused
+ * by clients, and a host that stopped respawning would be an outage any client could trigger, so the
+ * slot keeps being respawned at the longest backoff.
+ */
 const MAX_CRASHES_IN_WINDOW = 10;
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
@@ -21,7 +26,7 @@ interface Slot {
   ready: boolean;
   crashes: number[];
   respawnTimer?: NodeJS.Timeout;
-  /** Given up after a crash loop. */
+  /** Given up: crash loop or start-up failure before the host was ever ready. */
   failed: boolean;
 }
 
@@ -132,6 +137,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return "replaced";
   }
 
+  /** Slots with more than the crash-loop threshold of crashes in the last window. */
+  crashLoopingSlots(): number {
+    const now = Date.now();
+    return this.slots.filter((s) => s.crashes.filter((t) => now - t < CRASH_WINDOW_MS).length > MAX_CRASHES_IN_WINDOW).length;
+  }
+
   isHostReady(): boolean {
     return this.hostReady;
   }
@@ -235,8 +246,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         break;
       case "fatal":
         this.logger.error({ worker: worker.id, slot: slot.index, reason: message.message }, "worker cannot start");
+        // Before the host ever served this is a broken app or deploy. Later (say the app needs a
+        // service that is down) the exit that follows is handled like a crash: retried with backoff.
         if (!this.everReady) this.emit("fatal", message.message);
-        else slot.failed = true;
         break;
       default:
         this.emit("message", worker, message);
@@ -274,14 +286,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const now = Date.now();
     slot.crashes = slot.crashes.filter((t) => now - t < CRASH_WINDOW_MS);
     slot.crashes.push(now);
-    if (slot.failed || slot.crashes.length > MAX_CRASHES_IN_WINDOW) {
+    const looping = slot.crashes.length > MAX_CRASHES_IN_WINDOW;
+    if (looping && !this.everReady) {
       slot.failed = true;
-      this.logger.error({ slot: slot.index, crashes: slot.crashes.length, windowMs: CRASH_WINDOW_MS, code, signal }, "crash loop: slot is not respawned");
+      this.logger.error({ slot: slot.index, crashes: slot.crashes.length, windowMs: CRASH_WINDOW_MS, code, signal }, "crash loop before the host was ready: slot is not respawned");
       if (this.slots.every((s) => s.failed)) this.emit("exhausted");
       return;
     }
     const delay = Math.min(BACKOFF_BASE_MS * 2 ** (slot.crashes.length - 1), BACKOFF_MAX_MS);
-    this.logger.warn({ worker: worker.id, slot: slot.index, code, signal, respawnInMs: delay }, "worker crashed");
+    const details = { worker: worker.id, slot: slot.index, code, signal, respawnInMs: delay, crashes: slot.crashes.length, windowMs: CRASH_WINDOW_MS };
+    if (looping) this.logger.error(details, "crash loop: worker respawned at the longest backoff");
+    else this.logger.warn(details, "worker crashed");
     slot.respawnTimer = setTimeout(() => {
       if (!this.closing) this.fork(slot);
     }, delay);

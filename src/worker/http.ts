@@ -1,6 +1,8 @@
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
+import { requestPath } from "../http/request-path";
+import type { Logger } from "../observability/logger";
 import type { RedisTierStatus } from "../tiers/redis/client";
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -37,19 +39,39 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
 export class WorkerHttp {
   private staticDirs: string[] = [];
 
-  constructor(private readonly status: HostStatus) {}
+  constructor(
+    private readonly status: HostStatus,
+    private readonly logger: Logger,
+    /** A request this handler could not make sense of (counted as a limit hit by the caller). */
+    private readonly onMalformed: (details: Record<string, unknown>) => void = () => undefined,
+  ) {}
 
   serveStatic(dir: string): void {
     if (!path.isAbsolute(dir)) throw new Error(`serveStatic needs an absolute directory, got ${dir}`);
     this.staticDirs.push(dir);
   }
 
+  /** Never throws: a request is answered, whatever its target, method or headers. */
   readonly handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const url = new URL(req.url ?? "/", "http://localhost");
+    try {
+      this.route(req, res);
+    } catch (err) {
+      this.logger.error({ err, method: req.method, url: req.url?.slice(0, 200) }, "HTTP handler failed");
+      if (!res.headersSent) sendJson(res, 500, { error: "internal error" });
+      else res.destroy();
+    }
+  };
+
+  private route(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const pathname = requestPath(req.url);
+    if (pathname === undefined) {
+      this.onMalformed({ method: req.method, url: req.url?.slice(0, 200) });
+      return sendJson(res, 400, { error: "bad request target" });
+    }
     // A closing worker sends keep-alive clients (a load balancer's probe) to reconnect, and so to another worker.
     if (this.status.closing()) res.setHeader("connection", "close");
-    if (url.pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
-    if (url.pathname === "/readyz") {
+    if (pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
+    if (pathname === "/readyz") {
       // The host's readiness, not this worker's: during a rolling restart a draining worker may still
       // answer a probe on a kept-alive connection, and the host (every slot serving) is still ready.
       // When the host shuts down the primary pushes "not ready" first, so every worker answers 503.
@@ -61,9 +83,9 @@ export class WorkerHttp {
       if (redis !== undefined) body.redis = redis;
       return sendJson(res, ready ? 200 : 503, body);
     }
-    if ((req.method === "GET" || req.method === "HEAD") && this.serveFile(url.pathname, req, res)) return;
+    if ((req.method === "GET" || req.method === "HEAD") && this.serveFile(pathname, req, res)) return;
     sendJson(res, 404, { error: "not found" });
-  };
+  }
 
   private serveFile(pathname: string, req: http.IncomingMessage, res: http.ServerResponse): boolean {
     let relative: string;
@@ -89,7 +111,8 @@ export class WorkerHttp {
         "content-length": stat.size,
       });
       if (req.method === "HEAD") res.end();
-      else fs.createReadStream(file).pipe(res);
+      // A file that vanishes or fails mid-read must end this response, not the process.
+      else fs.createReadStream(file).on("error", () => res.destroy()).pipe(res);
       return true;
     }
     return false;

@@ -7,6 +7,7 @@ import { DATA_PATH_ENV, isSockfleetMessage, sendToPrimary } from "../ipc/message
 import { createLogger, type Logger } from "../observability/logger";
 import { classicAdapter, shardedAdapter, type WorkerRedisAdapter } from "../tiers/redis/adapter";
 import type { RedisTierStatus } from "../tiers/redis/client";
+import { LimitReporter } from "../observability/limits";
 import { WorkerMetrics } from "../observability/metrics";
 import { ADMIN_UI_NAMESPACE, enableAdminUi } from "../ops/admin-ui";
 import { loadApp } from "./app-loader";
@@ -54,8 +55,10 @@ export async function runWorker(config: Config): Promise<void> {
     logger.fatal({ err }, "uncaught exception, worker exits");
     process.exit(1);
   });
+  // A rejection nobody handled is logged with its reason and the worker serves on: unlike a thrown
+  // exception it does not leave a half-run synchronous call behind.
   process.on("unhandledRejection", (reason) => {
-    logger.error({ err: reason }, "unhandled promise rejection");
+    logger.error({ err: reason }, "unhandled promise rejection; the worker serves on");
   });
 
   const dataPath = process.env[DATA_PATH_ENV];
@@ -78,15 +81,20 @@ export async function runWorker(config: Config): Promise<void> {
       process.exit(EXIT_FATAL_STARTUP);
     }
   }
-  const routes = new WorkerHttp({
-    ready: () => hostReady,
-    closing: () => closing,
-    redis: () => redisAdapter?.status() ?? bridgeStatus,
-  });
+  const metrics = new WorkerMetrics(workerId);
+  const limits = new LimitReporter(metrics.registry, logger);
+  const routes = new WorkerHttp(
+    {
+      ready: () => hostReady,
+      closing: () => closing,
+      redis: () => redisAdapter?.status() ?? bridgeStatus,
+    },
+    logger,
+    (details) => limits.hit("malformed-request", details, "malformed HTTP request refused"),
+  );
   const server = http.createServer(routes.handle);
   const io = new Server(server, socketIoOptions(config, link, redisAdapter));
   const intake = new ConnectionIntake(server);
-  const metrics = new WorkerMetrics(workerId);
   metrics.instrument(io);
   if (enableAdminUi(io, config, workerId)) logger.debug({ namespace: ADMIN_UI_NAMESPACE }, "admin UI enabled");
 
