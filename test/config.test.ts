@@ -3,7 +3,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadConfig } from "../src/config/load";
-import { runCli } from "./helpers/sockfleet";
+import { unsafeSettings } from "../src/config/warnings";
+import { runCli, SockfleetHost } from "./helpers/sockfleet";
 
 describe("configuration", () => {
   describe("the CLI refuses bad settings with exit code 2 and one line naming the setting", () => {
@@ -14,6 +15,11 @@ describe("configuration", () => {
       { name: "an unreadable app module", args: ["--app", "/nonexistent/app.js"], pattern: /^sockfleet: invalid setting app from --app: cannot read module \/nonexistent\/app\.js/ },
       { name: "a bad WORKERS variable", args: [], env: { WORKERS: "0" }, pattern: /^sockfleet: invalid setting workers from environment variable WORKERS:/ },
       { name: "a bad REDIS_URL", args: [], env: { REDIS_URL: "not a url" }, pattern: /^sockfleet: invalid setting redisUrl from environment variable REDIS_URL:/ },
+      { name: "a --trusted-proxies entry that is not a CIDR range", args: ["--trusted-proxies", "10.0.0.0/8,10.0.0.0/33"], pattern: /^sockfleet: invalid setting trustedProxies from --trusted-proxies: must be an IP address or CIDR range/ },
+      { name: "a negative MAX_EVENTS_PER_SECOND", args: [], env: { MAX_EVENTS_PER_SECOND: "-1" }, pattern: /^sockfleet: invalid setting maxEventsPerSecond from environment variable MAX_EVENTS_PER_SECOND:/ },
+      { name: "a short --auth-jwt-secret", args: ["--auth-jwt-secret", "short"], pattern: /^sockfleet: invalid setting authJwtSecret from --auth-jwt-secret: must be at least 32 characters/ },
+      { name: "an unreadable --auth-jwt-public-key", args: ["--auth-jwt-public-key", "/nonexistent/key.pem"], pattern: /^sockfleet: invalid setting authJwtPublicKey from --auth-jwt-public-key: cannot read \/nonexistent\/key\.pem/ },
+      { name: "an unknown --app-errors policy", args: ["--app-errors", "ignore"], pattern: /^sockfleet: invalid setting appErrors from --app-errors:/ },
     ];
     for (const { name, args, env, pattern } of cases) {
       it(`for ${name}`, async () => {
@@ -73,6 +79,55 @@ describe("configuration", () => {
   it("refuses an unknown --redis-mode, and --redis-sharded in bridge mode, naming the setting", () => {
     assert.throws(() => loadConfig(["--redis-mode", "mesh"], {}), /^ConfigError: invalid setting redisMode from --redis-mode:/);
     assert.throws(() => loadConfig(["--redis-sharded", "true"], {}), /^ConfigError: invalid setting redisSharded from --redis-sharded: redisSharded \(Redis Cluster\) needs redisMode adapter/);
+  });
+
+  it("splits --trusted-proxies on commas", () => {
+    const result = loadConfig(["--trusted-proxies", "10.0.0.0/8, ::1", "--trusted-proxies", "192.168.1.7"], {});
+    assert.ok(!result.help);
+    assert.deepEqual(result.config.trustedProxies, ["10.0.0.0/8", "::1", "192.168.1.7"]);
+  });
+
+  describe("unsafe settings are named at start", () => {
+    function warnings(args: string[]): string[] {
+      const result = loadConfig(args, {});
+      assert.ok(!result.help);
+      return unsafeSettings(result.config);
+    }
+
+    it("warns of a Redis password sent in clear text to another machine, not over TLS or to loopback", () => {
+      assert.match(warnings(["--redis", "redis://:secret@10.1.2.3:6379"]).join(), /^redisUrl: .*clear text to 10\.1\.2\.3/);
+      assert.deepEqual(warnings(["--redis", "rediss://:secret@10.1.2.3:6379"]), []);
+      assert.deepEqual(warnings(["--redis", "redis://:secret@127.0.0.1:6379"]), []);
+      assert.deepEqual(warnings(["--redis", "redis://10.1.2.3:6379"]), []);
+    });
+
+    it("warns of --cors-origin *", () => {
+      assert.match(warnings(["--cors-origin", "*"]).join(), /^corsOrigins: \* lets any web site/);
+      assert.deepEqual(warnings(["--cors-origin", "https://app.example"]), []);
+    });
+
+    it("warns of an admin listener off loopback without Admin UI credentials", () => {
+      assert.match(warnings(["--admin-port", "9100", "--admin-host", "0.0.0.0"]).join(), /^adminHost: /);
+      assert.deepEqual(warnings(["--admin-port", "9100"]), []);
+      assert.deepEqual(warnings(["--admin-port", "9100", "--admin-host", "::1"]), []);
+    });
+
+    it("logs each unsafe setting as a warning line when the host starts, and honours --cors-origin *", async () => {
+      const host = await SockfleetHost.start({ workers: 1, args: ["--cors-origin", "*"] });
+      try {
+        const line = host.logs.find((l) => l.msg?.startsWith("unsafe setting:"));
+        assert.ok(line, "a warning line");
+        assert.equal(line.level, 40);
+        assert.equal(line.setting, "corsOrigins");
+        // ...and * does what stock Socket.IO users expect: any origin, never with credentials.
+        const res = await fetch(`${host.url}/socket.io/?EIO=4&transport=polling`, { headers: { origin: "https://elsewhere.example" } });
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get("access-control-allow-origin"), "*");
+        assert.equal(res.headers.get("access-control-allow-credentials"), null);
+      } finally {
+        assert.equal(await host.stop(), 0);
+      }
+    });
   });
 
   it("returns a frozen config", () => {

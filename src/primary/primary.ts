@@ -1,5 +1,6 @@
 import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema";
+import { unsafeSettings } from "../config/warnings";
 import { HostMetrics } from "../observability/host-metrics";
 import { createLogger } from "../observability/logger";
 import { registerRecoveryMetrics } from "../observability/recovery-metrics";
@@ -22,6 +23,7 @@ export const EXIT_CANNOT_SERVE = 1;
  */
 export async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel, { role: "primary", host: config.hostId, pid: process.pid });
+  for (const warning of unsafeSettings(config)) logger.warn({ setting: warning.split(":")[0] }, `unsafe setting: ${warning}`);
   let relay: ClusterRelay | undefined;
   let recovery: HostRecovery | undefined;
   const hub = new DataHub((worker, message) => {

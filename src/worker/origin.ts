@@ -1,4 +1,5 @@
 import type http from "node:http";
+import { ANY_ORIGIN } from "../config/warnings";
 
 type AllowRequest = (req: http.IncomingMessage, callback: (err: string | null | undefined, success: boolean) => void) => void;
 
@@ -10,6 +11,7 @@ type AllowRequest = (req: http.IncomingMessage, callback: (err: string | null | 
  */
 export function originGuard(allowlist: readonly string[]): AllowRequest {
   const allowed = new Set(allowlist);
+  if (allowed.has(ANY_ORIGIN)) return (_req, callback) => callback(null, true);
   return (req, callback) => {
     const origin = req.headers.origin;
     if (!origin || allowed.has(origin)) return callback(null, true);

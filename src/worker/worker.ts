@@ -3,6 +3,7 @@ import http from "node:http";
 import { Server, type ServerOptions } from "socket.io";
 import type { AppContext } from "../apps/types";
 import type { Config } from "../config/schema";
+import { ANY_ORIGIN } from "../config/warnings";
 import { DATA_PATH_ENV, isSockfleetMessage, sendToPrimary } from "../ipc/messages";
 import { createLogger, type Logger } from "../observability/logger";
 import { classicAdapter, shardedAdapter, type WorkerRedisAdapter } from "../tiers/redis/adapter";
@@ -26,6 +27,12 @@ function usesRedisAdapter(config: Config): boolean {
   return config.redisUrl !== undefined && config.redisMode === "adapter";
 }
 
+/** Listed origins may send cookies; "*" allows every origin but never with credentials. */
+function corsOptions(origins: readonly string[]): ServerOptions["cors"] {
+  if (origins.includes(ANY_ORIGIN)) return { origin: ANY_ORIGIN, credentials: false };
+  return origins.length > 0 ? { origin: [...origins], credentials: true } : undefined;
+}
+
 function socketIoOptions(config: Config, link: DataLink, redis: WorkerRedisAdapter | undefined): Partial<ServerOptions> {
   return {
     // Bridge mode (and no Redis): the fleet adapter, whose traffic the primary relays and bridges.
@@ -40,7 +47,7 @@ function socketIoOptions(config: Config, link: DataLink, redis: WorkerRedisAdapt
     pingInterval: config.pingInterval,
     pingTimeout: config.pingTimeout,
     allowRequest: originGuard(config.corsOrigins),
-    cors: config.corsOrigins.length > 0 ? { origin: [...config.corsOrigins], credentials: true } : undefined,
+    cors: corsOptions(config.corsOrigins),
   };
 }
 
