@@ -11,7 +11,7 @@ import { HostRecovery } from "../tiers/recovery/host";
 import { DATA_PATH_ENV, isSockfleetMessage, type ToPrimary } from "../ipc/messages";
 import { StickyBalancer } from "./balancer";
 import { DataHub } from "./data-hub";
-import { FD_RESERVE, intakeCapacity } from "./intake/capacity";
+import { intakeCapacity, logCapacity } from "./intake/capacity";
 import { Intake } from "./intake/intake";
 import { RollingRestart } from "./roll";
 import { Supervisor } from "./supervisor";
@@ -54,23 +54,7 @@ export async function runPrimary(config: Config): Promise<void> {
   const capacity = intakeCapacity(config);
   const intake = new Intake(config, capacity, limits, metrics.registry, (socket, head, ticket) => balancer.route(socket, head, ticket));
   const balancer = new StickyBalancer(() => supervisor.workers(), logger, (ticket) => intake.admission.release(ticket));
-  logger.info(
-    {
-      maxConnections: capacity.maxConnections,
-      maxConnectionsFrom: capacity.derived ? `workers x (open-file limit - ${FD_RESERVE})` : "setting",
-      openFileLimit: capacity.openFileLimit,
-      openFileLimitSource: capacity.openFileLimitSource,
-      maxPendingHeads: capacity.maxPendingHeads,
-      maxConnectionsPerIp: config.maxConnectionsPerIp,
-      trustedProxies: config.trustedProxies,
-      headTimeout: config.headTimeout,
-      maxHeadBytes: config.maxHeadBytes,
-    },
-    "connection limits",
-  );
-  if (capacity.maxConnections === 0 || capacity.maxConnections > capacity.capacity) {
-    logger.warn({ maxConnections: capacity.maxConnections, capacity: capacity.capacity, openFileLimit: capacity.openFileLimit }, "max-connections is above what the open-file limit lets the workers hold: past it, connections fail with EMFILE instead of being refused");
-  }
+  logCapacity(logger, capacity, config);
   if (recovery) {
     const sharedLog = bridge?.sharedLog() ? () => bridge.sharedLog()! : undefined;
     registerRecoveryMetrics(metrics.registry, recovery, sharedLog);

@@ -1,4 +1,6 @@
 import fs from "node:fs";
+import type { Config } from "../../config/schema";
+import type { Logger } from "../../observability/logger";
 
 /** Descriptors each process keeps for its own files: IPC and data channels, logs, Redis, static files. */
 export const FD_RESERVE = 64;
@@ -51,4 +53,28 @@ export function intakeCapacity(
     derived: settings.maxConnections === undefined,
     capacity,
   };
+}
+
+/** The start-up line with the effective connection limits, and a warning when they exceed the descriptors. */
+export function logCapacity(logger: Logger, capacity: IntakeCapacity, config: Config): void {
+  logger.info(
+    {
+      maxConnections: capacity.maxConnections,
+      maxConnectionsFrom: capacity.derived ? `workers x (open-file limit - ${FD_RESERVE})` : "setting",
+      openFileLimit: capacity.openFileLimit,
+      openFileLimitSource: capacity.openFileLimitSource,
+      maxPendingHeads: capacity.maxPendingHeads,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      trustedProxies: config.trustedProxies,
+      headTimeout: config.headTimeout,
+      maxHeadBytes: config.maxHeadBytes,
+    },
+    "connection limits",
+  );
+  if (capacity.maxConnections === 0 || capacity.maxConnections > capacity.capacity) {
+    logger.warn(
+      { maxConnections: capacity.maxConnections, capacity: capacity.capacity, openFileLimit: capacity.openFileLimit },
+      "max-connections is off or above what the open-file limit lets the workers hold: past that, connections fail with EMFILE instead of being refused",
+    );
+  }
 }
