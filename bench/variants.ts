@@ -59,8 +59,11 @@ function redisMissing(): string | undefined {
   return RedisServer.available() ? undefined : "redis-server not installed";
 }
 
+// --max-connections-per-ip 0: a benchmark's load generators are a few 127.0.0.x addresses holding
+// thousands of clients each, which the per-address limit (default 1000) exists to refuse.
 const sockfleet = (extra: (redisUrl: string | undefined) => string[]) => (o: { workers: number; redisUrl: string | undefined; hostName: string }) => [
-  SOCKFLEET_CLI, "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--host-id", o.hostName, ...extra(o.redisUrl),
+  SOCKFLEET_CLI, "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--host-id", o.hostName,
+  "--max-connections-per-ip", "0", ...extra(o.redisUrl),
 ];
 
 export const VARIANTS: readonly VariantDef[] = [

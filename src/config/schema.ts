@@ -80,7 +80,7 @@ export const configSchema = z
     maxConnectionsPerIp: z.coerce.number().int().min(0).max(100_000_000).default(1_000),
     /** Addresses (CIDR) of proxies allowed to name the client address in X-Forwarded-For. */
     trustedProxies: z.array(z.string().refine(isCidr, "must be an IP address or CIDR range, e.g. 10.0.0.0/8 or ::1/128")).default([]),
-    /** Total time a connection may take to send its first request head, from its first byte or accept. */
+    /** Total time a connection may take to send its first request head, from its accept (trickled bytes do not extend it). */
     headTimeout: z.coerce.number().int().min(100).max(600_000).default(10_000),
     /** Largest first request head the primary reads before routing; a longer one gets 431. */
     maxHeadBytes: z.coerce.number().int().min(1024).max(1_048_576).default(16_384),

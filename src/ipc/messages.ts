@@ -42,6 +42,11 @@ export type ToPrimary =
   | { sf: "ready" }
   /** The worker owns the connection handed over as `handoff`. */
   | { sf: "accepted"; handoff: number }
+  /**
+   * Connections handed over as `handoffs` closed in this worker (batched per event-loop turn), so
+   * the primary's connection counts (--max-connections, --max-connections-per-ip) go down.
+   */
+  | { sf: "released"; handoffs: number[] }
   /** An Engine.IO session opened or closed on this worker (drives sticky routing and balancing). */
   | { sf: "session"; sid: string; open: boolean }
   /** Start-up failed for a reason a respawn cannot fix (for example the app module throws on load). */

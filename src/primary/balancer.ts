@@ -1,10 +1,10 @@
-import net from "node:net";
+import type net from "node:net";
 import type { Worker } from "node:cluster";
 import type { Logger } from "../observability/logger";
 import type { ToWorker } from "../ipc/messages";
+import type { Ticket } from "./intake/admission";
+import { refuse } from "./intake/respond";
 
-/** Largest request head the balancer reads before routing; longer heads are routed as they are. */
-const MAX_HEAD_BYTES = 16 * 1024;
 /** A handshake counts against its worker until its session opens, or this long at most. */
 const PENDING_TTL_MS = 10_000;
 /**
@@ -15,8 +15,6 @@ const PENDING_TTL_MS = 10_000;
 const UNKNOWN_SID_WAIT_MS = 250;
 /** A worker that does not confirm a hand-over within this time is presumed stuck; the client is dropped. */
 const HANDOFF_TIMEOUT_MS = 10_000;
-/** A client that sends no complete request head within this time is dropped. */
-const HEAD_TIMEOUT_MS = 10_000;
 
 const SID_PATTERN = /[?&]sid=([\w-]{1,64})/;
 const EIO_PATTERN = /[?&]EIO=\d/;
@@ -36,7 +34,8 @@ function requestLine(head: Buffer): string {
 /**
  * Sticky, least-connection balancing at the TCP level, in the primary.
  *
- * Each connection's first request decides its worker: a request carrying an Engine.IO session id
+ * Each connection's first request head (read by the Intake, which also admits connections)
+ * decides its worker: a request carrying an Engine.IO session id
  * goes to the worker owning that session, anything else to the least-loaded worker. Two defects of
  * the stock @socket.io/sticky are avoided here:
  * - the socket handle stops reading before it is handed over, so bytes the client sends meanwhile
@@ -46,7 +45,6 @@ function requestLine(head: Buffer): string {
  *   a burst of connects spreads instead of piling onto the worker that looked idlest.
  */
 export class StickyBalancer {
-  readonly server: net.Server;
   private readonly sessions = new Map<string, number>();
   private readonly loads = new Map<number, Load>();
   private rotation = 0;
@@ -58,7 +56,9 @@ export class StickyBalancer {
    */
   private readonly stale = new Set<number>();
   /** Connections sent to a worker that has not confirmed them yet; the primary keeps its copy until then. */
-  private readonly inFlight = new Map<number, { socket: net.Socket; head: Buffer; worker: number; timer: NodeJS.Timeout }>();
+  private readonly inFlight = new Map<number, { socket: net.Socket; head: Buffer; ticket: Ticket; worker: number; timer: NodeJS.Timeout }>();
+  /** Connections a worker took, until it reports them closed or exits: their tickets count for the host. */
+  private readonly owned = new Map<number, { ticket: Ticket; worker: number }>();
   private handoffSeq = 0;
   /** Requests waiting for their session id to be announced. */
   private readonly awaitingSid = new Map<string, Array<() => void>>();
@@ -66,9 +66,8 @@ export class StickyBalancer {
   constructor(
     private readonly workers: () => Worker[],
     private readonly logger: Logger,
-  ) {
-    this.server = net.createServer((socket) => this.accept(socket));
-  }
+    private readonly release: (ticket: Ticket) => void,
+  ) {}
 
   /** Worker `id` can take connections from now on. */
   addWorker(id: number): void {
@@ -101,14 +100,22 @@ export class StickyBalancer {
     for (const [sid, owner] of this.sessions) if (owner === id) this.sessions.delete(sid);
   }
 
-  /** Worker `id` exited: connections it never confirmed are routed again, to a live worker. */
+  /**
+   * Worker `id` exited: connections it never confirmed are routed again, to a live worker; those
+   * it owned died with it.
+   */
   workerExited(id: number): void {
     this.removeWorker(id);
     for (const [handoff, entry] of this.inFlight) {
       if (entry.worker !== id) continue;
       this.inFlight.delete(handoff);
       clearTimeout(entry.timer);
-      this.route(entry.socket, entry.head, true);
+      this.route(entry.socket, entry.head, entry.ticket, true);
+    }
+    for (const [handoff, entry] of this.owned) {
+      if (entry.worker !== id) continue;
+      this.owned.delete(handoff);
+      this.release(entry.ticket);
     }
   }
 
@@ -118,8 +125,20 @@ export class StickyBalancer {
     if (!entry) return;
     this.inFlight.delete(handoff);
     clearTimeout(entry.timer);
+    entry.ticket.transferred = true;
+    this.owned.set(handoff, { ticket: entry.ticket, worker: entry.worker });
     // Closing our descriptor does not shut the connection down: the worker holds its own.
     entry.socket.destroy();
+  }
+
+  /** Connections handed over as `handoffs` closed in their worker. */
+  released(handoffs: readonly number[]): void {
+    for (const handoff of handoffs) {
+      const entry = this.owned.get(handoff);
+      if (!entry) continue;
+      this.owned.delete(handoff);
+      this.release(entry.ticket);
+    }
   }
 
   sessionOpened(worker: number, sid: string): void {
@@ -149,39 +168,25 @@ export class StickyBalancer {
     return counts;
   }
 
-  private accept(socket: net.Socket): void {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    socket.setTimeout(HEAD_TIMEOUT_MS, () => socket.destroy());
-    socket.on("error", () => socket.destroy());
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      size += chunk.length;
-      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks);
-      if (head.includes("\r\n\r\n") || size >= MAX_HEAD_BYTES) {
-        socket.off("data", onData);
-        this.route(socket, head);
-      }
-    };
-    socket.on("data", onData);
-  }
-
-  private route(socket: net.Socket, head: Buffer, waited = false): void {
+  /** Sends a connection whose first request head is `head` to its worker. */
+  route(socket: net.Socket, head: Buffer, ticket: Ticket, waited = false): void {
+    // Closed meanwhile (while waiting for its session, or in a worker that exited): nothing to route.
+    if (socket.destroyed) return;
     const line = requestLine(head);
     const sid = SID_PATTERN.exec(line)?.[1];
     if (sid !== undefined && !waited && !this.sessions.has(sid)) {
-      this.waitForSession(sid, () => this.route(socket, head, true));
+      this.waitForSession(sid, () => this.route(socket, head, ticket, true));
       return;
     }
     const owner = sid === undefined ? undefined : this.sessions.get(sid);
     const isHandshake = sid === undefined && EIO_PATTERN.test(line);
     const worker = owner !== undefined ? this.liveWorker(owner) ?? this.pick() : this.pick();
     if (!worker) {
-      socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      refuse(socket, 503);
       return;
     }
     if (isHandshake) this.loads.get(worker.id)?.pending.push(Date.now());
-    this.handOver(socket, worker, head);
+    this.handOver(socket, worker, head, ticket);
   }
 
   private waitForSession(sid: string, resume: () => void): void {
@@ -231,8 +236,7 @@ export class StickyBalancer {
     return best;
   }
 
-  private handOver(socket: net.Socket, worker: Worker, head: Buffer): void {
-    socket.setTimeout(0);
+  private handOver(socket: net.Socket, worker: Worker, head: Buffer, ticket: Ticket): void {
     // Stop reading before the handle is shared: bytes the client sends meanwhile (a WebSocket
     // client's CONNECT packet) must stay in the kernel for the worker, not be read here.
     const handle = (socket as unknown as { _handle?: { readStop?: () => number } })._handle;
@@ -246,13 +250,13 @@ export class StickyBalancer {
       this.logger.warn({ worker: worker.id }, "worker did not take a connection in time; dropped");
       socket.destroy();
     }, HANDOFF_TIMEOUT_MS);
-    this.inFlight.set(handoff, { socket, head, worker: worker.id, timer });
+    this.inFlight.set(handoff, { socket, head, ticket, worker: worker.id, timer });
     const message: ToWorker = { sf: "connection", handoff, head: head.toString("base64") };
     const failed = (err: unknown): void => {
       if (!this.inFlight.delete(handoff)) return;
       clearTimeout(timer);
       this.logger.warn({ err, worker: worker.id }, "hand-over failed; routing the connection again");
-      this.route(socket, head, true);
+      this.route(socket, head, ticket, true);
     };
     try {
       worker.send(message, socket, { keepOpen: true }, (err: Error | null) => {

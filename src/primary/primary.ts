@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema";
 import { unsafeSettings } from "../config/warnings";
 import { HostMetrics } from "../observability/host-metrics";
+import { LimitReporter } from "../observability/limits";
 import { createLogger } from "../observability/logger";
 import { registerRecoveryMetrics } from "../observability/recovery-metrics";
 import { AdminServer } from "../ops/admin";
@@ -11,6 +12,8 @@ import { HostRecovery } from "../tiers/recovery/host";
 import { DATA_PATH_ENV, isSockfleetMessage, type ToPrimary } from "../ipc/messages";
 import { StickyBalancer } from "./balancer";
 import { DataHub } from "./data-hub";
+import { intakeCapacity, logCapacity } from "./intake/capacity";
+import { Intake } from "./intake/intake";
 import { RollingRestart } from "./roll";
 import { Supervisor } from "./supervisor";
 
@@ -38,7 +41,6 @@ export async function runPrimary(config: Config): Promise<void> {
   const isLive = (id: number): boolean => supervisor.workers().some((w) => w.id === id);
   recovery = config.recovery ? new HostRecovery(config, isLive, (worker, message) => hub.send(worker, message), logger.child({ component: "recovery" })) : undefined;
   relay = new ClusterRelay(() => hub.workers(), (worker, message) => hub.send(worker, message), recovery?.sequence);
-  const balancer = new StickyBalancer(() => supervisor.workers(), logger);
   const bridge =
     config.redisUrl !== undefined && config.redisMode === "bridge"
       ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery)
@@ -51,6 +53,11 @@ export async function runPrimary(config: Config): Promise<void> {
     sessions: () => balancer.sessionCounts(),
     crashLoopingSlots: () => supervisor.crashLoopingSlots(),
   });
+  const limits = new LimitReporter(metrics.registry, logger);
+  const capacity = intakeCapacity(config);
+  const intake = new Intake(config, capacity, limits, metrics.registry, (socket, head, ticket) => balancer.route(socket, head, ticket));
+  const balancer = new StickyBalancer(() => supervisor.workers(), logger, (ticket) => intake.admission.release(ticket));
+  logCapacity(logger, capacity, config);
   if (recovery) {
     const sharedLog = bridge?.sharedLog() ? () => bridge.sharedLog()! : undefined;
     registerRecoveryMetrics(metrics.registry, recovery, sharedLog);
@@ -72,6 +79,7 @@ export async function runPrimary(config: Config): Promise<void> {
   });
   supervisor.on("message", (worker, message) => {
     if (message.sf === "accepted") return balancer.accepted(message.handoff);
+    if (message.sf === "released") return balancer.released(message.handoffs);
     if (message.sf !== "session") return;
     if (message.open) balancer.sessionOpened(worker.id, message.sid);
     else balancer.sessionClosed(worker.id, message.sid);
@@ -83,7 +91,7 @@ export async function runPrimary(config: Config): Promise<void> {
   const stop = (reason: string, code: number): Promise<void> => {
     stopping ??= (async () => {
       logger.info({ reason }, "shutting down");
-      balancer.server.close();
+      intake.close();
       admin?.close();
       await supervisor.stop();
       await bridge?.close();
@@ -110,8 +118,8 @@ export async function runPrimary(config: Config): Promise<void> {
   supervisor.on("host-state", (ready) => {
     if (!ready || announced) return;
     announced = true;
-    const address = balancer.server.address() as AddressInfo;
-    logger.info({ port: address.port, address: address.address, workers: config.workers, ...adminAddress }, "ready");
+    const address = intake.server.address() as AddressInfo;
+    logger.info({ port: address.port, address: address.address, workers: config.workers, maxConnections: capacity.maxConnections, ...adminAddress }, "ready");
     // pm2 (fork mode, wait_ready) and other supervisors that spawn us with IPC wait for this.
     if (process.send) process.send("ready");
   });
@@ -135,11 +143,13 @@ export async function runPrimary(config: Config): Promise<void> {
   process.on("SIGTERM", () => void stop("SIGTERM", 0));
   process.on("SIGINT", () => void stop("SIGINT", 0));
 
-  balancer.server.on("error", (err) => {
+  try {
+    await intake.listen(config.port, config.host);
+  } catch (err) {
     logger.fatal({ err, port: config.port, host: config.host }, "cannot listen");
-    void stop("listen failed", EXIT_CANNOT_SERVE);
-  });
-  await new Promise<void>((resolve) => balancer.server.listen(config.port, config.host, resolve));
+    await stop("listen failed", EXIT_CANNOT_SERVE);
+    return;
+  }
 
   // The admin listener (metrics, probes) is served by the primary, on loopback unless configured.
   if (config.adminPort !== undefined) {

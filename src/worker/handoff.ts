@@ -9,6 +9,8 @@ import { isSockfleetMessage, sendToPrimary } from "../ipc/messages";
 export class ConnectionIntake {
   readonly sockets = new Set<net.Socket>();
   private accepting = true;
+  /** Hand-overs closed since the last "released" message; a mass disconnect costs one message, not thousands. */
+  private closed: number[] = [];
 
   constructor(private readonly server: http.Server) {
     process.on("message", this.onMessage);
@@ -23,11 +25,24 @@ export class ConnectionIntake {
     }
     sendToPrimary({ sf: "accepted", handoff: message.handoff });
     this.sockets.add(handle);
-    handle.once("close", () => this.sockets.delete(handle));
+    const handoff = message.handoff;
+    handle.once("close", () => {
+      this.sockets.delete(handle);
+      this.released(handoff);
+    });
     this.server.emit("connection", handle);
     handle.emit("data", Buffer.from(message.head, "base64"));
     handle.resume();
   };
+
+  private released(handoff: number): void {
+    if (this.closed.push(handoff) > 1) return;
+    setImmediate(() => {
+      const handoffs = this.closed;
+      this.closed = [];
+      sendToPrimary({ sf: "released", handoffs });
+    });
+  }
 
   /** Refuses further hand-overs and resolves when every connection closed, or after `ms`. */
   async drain(ms: number): Promise<void> {

@@ -99,7 +99,8 @@ export async function runWorker(config: Config): Promise<void> {
     logger,
     (details) => limits.hit("malformed-request", details, "malformed HTTP request refused"),
   );
-  const server = http.createServer(routes.handle);
+  // Later request heads of a kept-alive connection obey the bound the primary applies to the first one.
+  const server = http.createServer({ maxHeaderSize: config.maxHeadBytes }, routes.handle);
   const io = new Server(server, socketIoOptions(config, link, redisAdapter));
   const intake = new ConnectionIntake(server);
   metrics.instrument(io);
