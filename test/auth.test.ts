@@ -212,6 +212,16 @@ describe("authentication and authorisation", function () {
         assert.equal(err.message, "unauthorized");
         assert.equal(err.data?.reason, "wrong algorithm");
       });
+
+      if (kind === "ec") {
+        it("stops a worker that starts after the key file turned bad, with a fatal line naming authJwtPublicKey", async () => {
+          const [victim] = host.workerPids();
+          fs.writeFileSync(keys.publicKeyFile, "no longer a key\n");
+          process.kill(victim, "SIGKILL");
+          const line = await host.waitForLog((l) => l.msg === "worker cannot start", 20_000);
+          assert.match(String(line.reason), /^invalid setting authJwtPublicKey: .*not a PEM public key/);
+        });
+      }
     });
   }
 

@@ -69,9 +69,21 @@ export class JwtVerifier {
    * Undefined when neither a secret nor a public key is configured: authentication is off.
    */
   static async create(settings: JwtSettings): Promise<JwtVerifier | undefined> {
-    const key = jwtKey(settings);
+    let key: JwtKey | undefined;
+    try {
+      key = jwtKey(settings);
+    } catch (err) {
+      // The primary checked the file at start; it may have changed before this worker started.
+      throw new Error(`invalid setting authJwtPublicKey: ${(err as Error).message}`, { cause: err });
+    }
     if (!key) return undefined;
-    return new JwtVerifier(await import("jose"), key, settings);
+    let jose: Jose;
+    try {
+      jose = await import("jose");
+    } catch (err) {
+      throw new Error(`JWT authentication needs the jose package: ${(err as Error).message}`, { cause: err });
+    }
+    return new JwtVerifier(jose, key, settings);
   }
 
   get algorithm(): string {

@@ -62,12 +62,12 @@ export async function runWorker(config: Config): Promise<void> {
     logger.error({ err: reason }, "unhandled promise rejection");
   });
 
-  // Once per worker: jose and the key. The primary checked the key file; it may have changed since.
+  // Once per worker: jose and the key.
   let jwt: JwtVerifier | undefined;
   try {
     jwt = await JwtVerifier.create(config);
   } catch (err) {
-    const message = `invalid setting authJwtPublicKey: ${(err as Error).message}`;
+    const message = (err as Error).message;
     logger.fatal({ err }, message);
     sendToPrimary({ sf: "fatal", message });
     process.exit(EXIT_FATAL_STARTUP);
