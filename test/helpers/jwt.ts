@@ -3,7 +3,23 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { io, type Socket } from "socket.io-client";
+import { scrapeAdmin, total } from "./metrics";
+import type { SockfleetHost } from "./sockfleet";
 import { nextEvent } from "./wait";
+
+export const SECRET = "a-test-secret-of-at-least-thirty-two-characters";
+export const ISSUER = "https://issuer.test";
+export const AUDIENCE = "sockfleet-tests";
+/** bcrypt hash (cost 4) of "s3cret", as in admin-ui.test.ts. */
+export const ADMIN_UI_HASH = "$2a$04$LY/fBb5yiqxQ8vR8DPSeC..2nRBEsooy.gZ0Oboxe2UylKvEWXabK";
+
+/** The answer of the auth-app fixture's "whoami-user". */
+export type UserReply = { user?: Record<string, unknown>; userSeenByAppMiddleware?: boolean };
+
+/** sockfleet_limit_hits_total{limit} of a host started with --admin-port 0. */
+export async function limitHits(host: SockfleetHost, limit: string): Promise<number> {
+  return total(await scrapeAdmin(host), "sockfleet_limit_hits_total", { limit });
+}
 
 type Jose = typeof import("jose", { with: { "resolution-mode": "import" } });
 let jose: Jose | undefined;
