@@ -54,6 +54,13 @@ describe("authorisation in apps: join authorisers and the chat app's use of the 
       assert.deepEqual(new Set(await request<string[]>(socket, "rooms")), new Set([socket.id, "vip-lounge", "async-ok", "lobby"]));
     });
 
+    it("applies to joins the app's middleware makes before the socket is connected", async () => {
+      const socket = await open(host, { token: await member(), joinInMiddleware: "vip-early" }, { transports: ["websocket"] });
+      assert.deepEqual(await request(socket, "rooms"), [socket.id]);
+      const allowed = await open(host, { token: await vip(), joinInMiddleware: "vip-early" }, { transports: ["websocket"] });
+      assert.deepEqual(new Set(await request<string[]>(allowed, "rooms")), new Set([allowed.id, "vip-early"]));
+    });
+
     it("applies to joins server code makes on a socket's behalf from another worker (socketsJoin)", async () => {
       const target = await open(host, { token: await member() }, { transports: ["websocket"] });
       const targetPid = (await whoami(target)).pid;
