@@ -1,6 +1,9 @@
 /** sockfleet's public API: the types and helpers app modules and embedders use. */
 export type { App, AppContext } from "./apps/types";
 export { defineApp } from "./apps/types";
+export type { JoinAuthorizer } from "./auth/join-guard";
+export { JoinRefusedError } from "./auth/join-guard";
+export type { JwtRefusal } from "./auth/jwt-verifier";
 export type { Config, ConfigInput } from "./config/schema";
 export { loadConfig, ConfigError } from "./config/load";
 export { main } from "./main";

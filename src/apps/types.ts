@@ -1,5 +1,6 @@
 import type { Server } from "socket.io";
 import type { Logger } from "pino";
+import type { JoinAuthorizer, JoinRefusedError } from "../auth/join-guard";
 
 /** What sockfleet hands to an app module, besides the Socket.IO server. */
 export interface AppContext {
@@ -13,6 +14,12 @@ export interface AppContext {
   readonly logger: Logger;
   /** Serves the files of an absolute directory over HTTP at `/` (index.html for `/`). */
   serveStatic(dir: string): void;
+  /**
+   * Adds a check on every room join of this worker's sockets (README "App modules"): `socket.join`
+   * of a room any authoriser does not allow rejects with a {@link JoinRefusedError} and the socket
+   * stays out of it. Every authoriser must allow; the socket's own id room is always allowed.
+   */
+  authorizeJoin(authorizer: JoinAuthorizer): void;
 }
 
 /**

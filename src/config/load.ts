@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { readPublicKey } from "../auth/jwt-key";
 import { configSchema, type Config } from "./schema";
 
 /** A bad setting. The CLI prints `message` as one line and exits with {@link ConfigError.exitCode}. */
@@ -240,6 +241,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     } catch {
       const source = sources.get("authJwtPublicKey") ?? { kind: "default", name: "authJwtPublicKey" };
       throw new ConfigError(`invalid setting authJwtPublicKey from ${describe(source)}: cannot read ${keyPath}`, "authJwtPublicKey");
+    }
+    // Checked here, in the primary, so a bad key is a config error (exit 2) rather than every
+    // worker failing its start.
+    try {
+      readPublicKey(keyPath);
+    } catch (err) {
+      const source = sources.get("authJwtPublicKey") ?? { kind: "default", name: "authJwtPublicKey" };
+      throw new ConfigError(`invalid setting authJwtPublicKey from ${describe(source)}: ${(err as Error).message}`, "authJwtPublicKey");
     }
     config.authJwtPublicKey = keyPath;
   }

@@ -22,6 +22,7 @@ export type LimitName =
   | "max-channel-bytes"
   | "malformed-request"
   | "unauthorized"
+  | "join-refused"
   | "app-error";
 
 /** One log line per limit per window at most: a flood must not flood the log too. */

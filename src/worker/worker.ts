@@ -11,6 +11,10 @@ import type { RedisTierStatus } from "../tiers/redis/client";
 import { LimitReporter } from "../observability/limits";
 import { WorkerMetrics } from "../observability/metrics";
 import { ADMIN_UI_NAMESPACE, enableAdminUi } from "../ops/admin-ui";
+import { requireJwt } from "../auth/handshake-guard";
+import { JoinGuard } from "../auth/join-guard";
+import { JwtVerifier } from "../auth/jwt-verifier";
+import { LimitReporter } from "../observability/limits";
 import { loadApp } from "./app-loader";
 import { PacedDisconnect } from "./drain";
 import { ConnectionIntake } from "./handoff";
@@ -68,6 +72,17 @@ export async function runWorker(config: Config): Promise<void> {
     logger.error({ err: reason }, "unhandled promise rejection; the worker serves on");
   });
 
+  // Once per worker: jose and the key.
+  let jwt: JwtVerifier | undefined;
+  try {
+    jwt = await JwtVerifier.create(config);
+  } catch (err) {
+    const message = (err as Error).message;
+    logger.fatal({ err }, message);
+    sendToPrimary({ sf: "fatal", message });
+    process.exit(EXIT_FATAL_STARTUP);
+  }
+
   const dataPath = process.env[DATA_PATH_ENV];
   if (!dataPath) throw new Error(`${DATA_PATH_ENV} is not set; workers are started by the sockfleet primary`);
   const link = await DataLink.connect(dataPath, workerId);
@@ -104,6 +119,11 @@ export async function runWorker(config: Config): Promise<void> {
   const io = new Server(server, socketIoOptions(config, link, redisAdapter));
   const intake = new ConnectionIntake(server);
   metrics.instrument(io);
+  const limits = new LimitReporter(metrics.registry, logger);
+  // Before the admin UI and the app create namespaces, so both guards see every one of them.
+  if (jwt) requireJwt(io, jwt, limits, (name) => name === ADMIN_UI_NAMESPACE);
+  const joins = new JoinGuard(limits);
+  joins.install(io);
   if (enableAdminUi(io, config, workerId)) logger.debug({ namespace: ADMIN_UI_NAMESPACE }, "admin UI enabled");
 
   io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
@@ -150,6 +170,7 @@ export async function runWorker(config: Config): Promise<void> {
     pid: process.pid,
     logger: logger.child({ component: "app" }),
     serveStatic: (dir) => routes.serveStatic(dir),
+    authorizeJoin: (authorizer) => joins.add(authorizer),
   };
   try {
     const app = await loadApp(config.app);
