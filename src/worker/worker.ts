@@ -14,7 +14,6 @@ import { ADMIN_UI_NAMESPACE, enableAdminUi } from "../ops/admin-ui";
 import { requireJwt } from "../auth/handshake-guard";
 import { JoinGuard } from "../auth/join-guard";
 import { JwtVerifier } from "../auth/jwt-verifier";
-import { LimitReporter } from "../observability/limits";
 import { loadApp } from "./app-loader";
 import { PacedDisconnect } from "./drain";
 import { ConnectionIntake } from "./handoff";
@@ -119,7 +118,6 @@ export async function runWorker(config: Config): Promise<void> {
   const io = new Server(server, socketIoOptions(config, link, redisAdapter));
   const intake = new ConnectionIntake(server);
   metrics.instrument(io);
-  const limits = new LimitReporter(metrics.registry, logger);
   // Before the admin UI and the app create namespaces, so both guards see every one of them.
   if (jwt) requireJwt(io, jwt, limits, (name) => name === ADMIN_UI_NAMESPACE);
   const joins = new JoinGuard(limits);
