@@ -16,6 +16,8 @@ import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
 import { FleetAdapter } from "../tiers/cluster/adapter";
 import { DataLink } from "./data-link";
+import { WorkerGuard } from "./guard";
+import { LimitReporter } from "../observability/limits";
 
 /** Exit code of a worker whose start-up failed in a way a respawn cannot fix. */
 export const EXIT_FATAL_STARTUP = 78;
@@ -25,8 +27,9 @@ function usesRedisAdapter(config: Config): boolean {
   return config.redisUrl !== undefined && config.redisMode === "adapter";
 }
 
-function socketIoOptions(config: Config, link: DataLink, redis: WorkerRedisAdapter | undefined): Partial<ServerOptions> {
+function socketIoOptions(config: Config, link: DataLink, redis: WorkerRedisAdapter | undefined, guard: WorkerGuard): Partial<ServerOptions> {
   return {
+    parser: guard.parser,
     // Bridge mode (and no Redis): the fleet adapter, whose traffic the primary relays and bridges.
     adapter: redis?.adapter ?? (FleetAdapter.for(link, config.recovery) as unknown as ServerOptions["adapter"]),
     // Middlewares are skipped for a recovered socket: it already passed them, and running them
@@ -84,9 +87,12 @@ export async function runWorker(config: Config): Promise<void> {
     redis: () => redisAdapter?.status() ?? bridgeStatus,
   });
   const server = http.createServer(routes.handle);
-  const io = new Server(server, socketIoOptions(config, link, redisAdapter));
-  const intake = new ConnectionIntake(server);
   const metrics = new WorkerMetrics(workerId);
+  const limits = new LimitReporter(metrics.registry, logger);
+  const guard = new WorkerGuard(config, limits, logger);
+  const io = new Server(server, socketIoOptions(config, link, redisAdapter, guard));
+  guard.install(io);
+  const intake = new ConnectionIntake(server);
   metrics.instrument(io);
   if (enableAdminUi(io, config, workerId)) logger.debug({ namespace: ADMIN_UI_NAMESPACE }, "admin UI enabled");
 

@@ -25,7 +25,12 @@ const chat: App = (io, ctx) => {
     socket.on("join", (room: unknown, ack: unknown) => {
       const error = roomError(room);
       if (error) return reject(asAck(ack), error);
-      void socket.join(room as string);
+      try {
+        void socket.join(room as string);
+      } catch (err) {
+        // sockfleet refuses joins past --max-rooms-per-socket by throwing: tell the client.
+        return reject(asAck(ack), (err as Error).message);
+      }
       asAck(ack)?.(true);
     });
 
