@@ -18,6 +18,11 @@ export { NAMESPACE_LIMIT_MESSAGE, RoomLimitError } from "./rooms";
  */
 export class WorkerGuard {
   private readonly parserWithAttach: GuardedParser;
+  /**
+   * A dynamic namespace's children copy its middlewares and connection listeners and are announced
+   * as new namespaces too, so a socket can come by twice: guard it once.
+   */
+  private readonly seen = { checked: new WeakSet<Socket>(), guarded: new WeakSet<Socket>() };
 
   constructor(
     private readonly config: Config,
@@ -50,7 +55,13 @@ export class WorkerGuard {
     }
     const cap = this.config.maxNamespacesPerClient > 0 ? namespaceCap(this.config.maxNamespacesPerClient, this.reporter) : undefined;
     const guardNamespace = (nsp: Namespace): void => {
-      if (cap) nsp.use(cap(nsp));
+      if (cap) {
+        nsp.use((socket, next) => {
+          if (this.seen.checked.has(socket)) return next();
+          this.seen.checked.add(socket);
+          cap(socket, next);
+        });
+      }
       nsp.on("connection", (socket) => this.guardSocket(socket));
     };
     io.on("new_namespace", guardNamespace);
@@ -58,6 +69,8 @@ export class WorkerGuard {
   }
 
   private guardSocket(socket: Socket): void {
+    if (this.seen.guarded.has(socket)) return;
+    this.seen.guarded.add(socket);
     // socket.io emits "error" on every socket of a client whose packet it refused (see
     // client.onerror); without a listener EventEmitter would throw that out as uncaught.
     socket.on("error", (err) => this.logger.debug({ sid: socket.id, err }, "socket error"));

@@ -1,4 +1,4 @@
-import type { Namespace, Socket } from "socket.io";
+import type { Socket } from "socket.io";
 import type { LimitName } from "../../observability/limits";
 
 export interface RoomHooks {
@@ -45,18 +45,19 @@ export const NAMESPACE_LIMIT_MESSAGE = "namespace limit reached";
  */
 export function namespaceCap(max: number, hooks: RoomHooks) {
   const claims = new WeakMap<object, Set<string>>();
-  return (nsp: Namespace) =>
-    (socket: Socket, next: (err?: Error) => void): void => {
-      const client = socket.client as object;
-      let names = claims.get(client);
-      if (!names) claims.set(client, (names = new Set()));
-      if (!names.has(nsp.name) && names.size >= max) {
-        hooks.hit("max-namespaces-per-client", { nsp: nsp.name, namespaces: names.size, max }, "namespace connection refused: namespace limit");
-        return next(new Error(NAMESPACE_LIMIT_MESSAGE));
-      }
-      names.add(nsp.name);
-      const claimed = names;
-      socket.once("disconnect", () => claimed.delete(nsp.name));
-      next();
-    };
+  return (socket: Socket, next: (err?: Error) => void): void => {
+    // socket.nsp, not the namespace the middleware was added to: a dynamic namespace's children run copies of its middlewares.
+    const name = socket.nsp.name;
+    const client = socket.client as object;
+    let names = claims.get(client);
+    if (!names) claims.set(client, (names = new Set()));
+    if (!names.has(name) && names.size >= max) {
+      hooks.hit("max-namespaces-per-client", { socket: socket.id, nsp: name, namespaces: names.size, max }, "namespace connection refused: namespace limit");
+      return next(new Error(NAMESPACE_LIMIT_MESSAGE));
+    }
+    names.add(name);
+    const claimed = names;
+    socket.once("disconnect", () => claimed.delete(name));
+    next();
+  };
 }
