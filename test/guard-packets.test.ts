@@ -77,6 +77,12 @@ describe("packets a client sends are checked before dispatch (max-event-args, ma
     assert.equal(await hits(host, "max-event-depth"), before + 2);
   });
 
+  it("counts only brackets outside strings: a text full of brackets and escaped quotes is delivered", async () => {
+    const text = `${"[".repeat(100)}\\"${"{".repeat(100)}"\\`;
+    const args = [text, { nested: ["]]]", "\\\"[["] }];
+    assert.deepEqual(await request(canary, "echo", args), args);
+  });
+
   it("delivers an argument nested 32 deep and refuses one nested 33 deep", async () => {
     const deep32 = JSON.parse(nested(32)) as unknown;
     assert.deepEqual(await request(canary, "echo", deep32), deep32);

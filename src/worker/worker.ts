@@ -89,7 +89,7 @@ export async function runWorker(config: Config): Promise<void> {
   const server = http.createServer(routes.handle);
   const metrics = new WorkerMetrics(workerId);
   const limits = new LimitReporter(metrics.registry, logger);
-  const guard = new WorkerGuard(config, limits, logger);
+  const guard = new WorkerGuard(config, limits);
   const io = new Server(server, socketIoOptions(config, link, redisAdapter, guard));
   guard.install(io);
   const intake = new ConnectionIntake(server);

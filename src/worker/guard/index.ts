@@ -1,6 +1,5 @@
 import type { Namespace, Server, Socket } from "socket.io";
 import type { Config } from "../../config/schema";
-import type { Logger } from "../../observability/logger";
 import type { LimitReporter } from "../../observability/limits";
 import { catchAppErrors } from "./app-errors";
 import { guardedParser, type EngineConn, type GuardedParser } from "./guarded-parser";
@@ -27,7 +26,6 @@ export class WorkerGuard {
   constructor(
     private readonly config: Config,
     private readonly reporter: LimitReporter,
-    private readonly logger: Logger,
   ) {
     this.parserWithAttach = guardedParser(
       {
@@ -71,9 +69,6 @@ export class WorkerGuard {
   private guardSocket(socket: Socket): void {
     if (this.seen.guarded.has(socket)) return;
     this.seen.guarded.add(socket);
-    // socket.io emits "error" on every socket of a client whose packet it refused (see
-    // client.onerror); without a listener EventEmitter would throw that out as uncaught.
-    socket.on("error", (err) => this.logger.debug({ sid: socket.id, err }, "socket error"));
     if (this.config.appErrors === "log") {
       catchAppErrors(socket, {
         failed: (err, event, s) => {
