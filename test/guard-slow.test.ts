@@ -93,6 +93,35 @@ describe("slow consumers (max-buffered-bytes): clients that stop reading", funct
     for (const pid of pids) assert.ok(host.workerPids().includes(pid), "no worker restarted");
   });
 
+
+  it("disconnects a long-polling client that stops polling once its queue passes the cap", async () => {
+    const { clients } = fixture;
+    const host = fixture.host();
+    const base = `${host.url}/socket.io/?EIO=4&transport=polling`;
+    const open = await (await fetch(base)).text();
+    const sid = (JSON.parse(open.slice(open.indexOf("{"))) as { sid: string }).sid;
+    const post = await fetch(`${base}&sid=${sid}`, { method: "POST", body: "40" });
+    assert.equal(post.status, 200);
+    assert.match(await (await fetch(`${base}&sid=${sid}`)).text(), /^40\{/);
+    // From here on it never polls again: everything for it queues in engine.io's write buffer.
+    const publisher = await connect(host.url, { transports: ["websocket"] });
+    clients.push(publisher);
+    const hitsBefore = total(await scrapeAdmin(host), "sockfleet_limit_hits_total", { limit: "max-buffered-bytes" });
+    let hits = hitsBefore;
+    const counter = setInterval(() => {
+      void scrapeAdmin(host).then((samples) => (hits = total(samples, "sockfleet_limit_hits_total", { limit: "max-buffered-bytes" })));
+    }, 250);
+    const started = Date.now();
+    try {
+      await broadcast(publisher, () => hits > hitsBefore, 10_000);
+    } finally {
+      clearInterval(counter);
+    }
+    console.log(`      stalled polling client: dropped after ${Date.now() - started} ms`);
+    assert.equal(hits, hitsBefore + 1);
+    // Its session is gone: a poll now is refused as an unknown session.
+    assert.equal((await fetch(`${base}&sid=${sid}`)).status, 400);
+  });
 });
 
 describe("slow consumers (max-buffered-bytes): a blind-pong client", function () {
