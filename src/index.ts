@@ -3,6 +3,7 @@ export type { App, AppContext } from "./apps/types";
 export { defineApp } from "./apps/types";
 export type { JoinAuthorizer } from "./auth/join-guard";
 export { JoinRefusedError } from "./auth/join-guard";
+export { RoomLimitError } from "./worker/guard";
 export type { JwtRefusal } from "./auth/jwt-verifier";
 export type { Config, ConfigInput } from "./config/schema";
 export { loadConfig, ConfigError } from "./config/load";

@@ -54,7 +54,8 @@ describe("chaos: connection-state recovery while workers are killed", function (
   this.timeout((SECONDS + 90) * 1000);
 
   it(`delivers every broadcast exactly once, in order, to every recovered subscriber (${SECONDS} s, ${KILLS} kills, ${ROLLS} rolling restart)`, async () => {
-    const host = await SockfleetHost.start({ workers: 3 });
+    // The publisher sends 2 events per message at RATE messages/s (200+ events/s): no event rate limit.
+    const host = await SockfleetHost.start({ workers: 3, args: ["--max-events-per-second", "0"] });
     const clients: Client[] = [];
     try {
       // The publisher's worker is spared (a message in flight to a killed worker is lost before it is
@@ -100,7 +101,7 @@ describe("chaos across hosts: workers killed, a rolling restart, Redis restarted
     const hosts: SockfleetHost[] = [];
     const clients: Client[] = [];
     const startHost = async (id: string): Promise<SockfleetHost> => {
-      const host = await SockfleetHost.start({ workers: 2, args: ["--host-id", id, "--redis", redis.url], readyMs: 30_000 });
+      const host = await SockfleetHost.start({ workers: 2, args: ["--host-id", id, "--redis", redis.url, "--max-events-per-second", "0"], readyMs: 30_000 }); // 200+ events/s by design
       hosts.push(host);
       return host;
     };

@@ -87,7 +87,8 @@ describe("the hosts tier when Redis or a host fails", function () {
   // they queue as plain pub/sub messages. Same bound, same accounting.
   for (const recovery of ["on", "off"] as const) {
   it(`queues at most 1,000 cross-host broadcasts while Redis is down, counts the ones it drops, and shares the rest when it is back (bridge mode, recovery ${recovery})`, async () => {
-    hosts = await startHosts(redis.url, "bridge", 2, 2, ["--recovery", recovery]);
+    // The sender fires 1,500 broadcasts as fast as it can, 100 at a time: no event rate limit.
+    hosts = await startHosts(redis.url, "bridge", 2, 2, ["--recovery", recovery, "--max-events-per-second", "0"]);
     await waitForFleet(hosts, 4);
     const [sender, remote] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[1].url)]));
     const atRemote = sequences(remote);

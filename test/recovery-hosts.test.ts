@@ -97,7 +97,8 @@ describe("connection-state recovery across hosts (bridge mode, shared log in Red
   it("gives a fresh session, never a gap, when the client comes back on another host with an offset older than its log", async () => {
     // Host B keeps only 100 broadcasts: the 177 sent while the subscriber is away push its offset out.
     for (const host of hosts.splice(0)) await host.stop();
-    hosts = await startHosts(redis.url, "bridge", 2, 2, ["--recovery-max-packets", "100"]);
+    // The publisher sends 180 requests back to back, near the default event burst: no rate limit.
+    hosts = await startHosts(redis.url, "bridge", 2, 2, ["--recovery-max-packets", "100", "--max-events-per-second", "0"]);
     await waitForFleet(hosts, 4);
     const { subscriber, publisher } = await subscriberAndPublisher();
     const id = subscriber.id!;

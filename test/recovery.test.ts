@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
 import { compiledFixture, SockfleetHost } from "./helpers/sockfleet";
 import { numbered, publishNumbered, range } from "./helpers/numbered";
+
+/** The publisher sends 180 requests back to back, past the default event burst (200) with the others: no rate limit. */
+const FAST_PUBLISHER = ["--max-events-per-second", "0"];
 import { nextEvent, waitUntil } from "./helpers/wait";
 
 
@@ -74,7 +77,7 @@ describe("connection-state recovery on one host", function () {
   });
 
   it("gives a fresh session, never a silent gap, when the client missed more than the log keeps", async () => {
-    host = await SockfleetHost.start({ workers: 2, app: compiledFixture("adapter-app"), args: ["--recovery-max-packets", "100"] });
+    host = await SockfleetHost.start({ workers: 2, app: compiledFixture("adapter-app"), args: ["--recovery-max-packets", "100", ...FAST_PUBLISHER] });
     // The subscriber stays away 3 s, long enough for the log to move past it.
     const { subscriber, publisher, victim } = await subscriberAndPublisher(3_000);
     const id = subscriber.id!;

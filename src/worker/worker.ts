@@ -21,6 +21,7 @@ import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
 import { FleetAdapter } from "../tiers/cluster/adapter";
 import { DataLink } from "./data-link";
+import { WorkerGuard } from "./guard";
 
 /** Exit code of a worker whose start-up failed in a way a respawn cannot fix. */
 export const EXIT_FATAL_STARTUP = 78;
@@ -36,8 +37,9 @@ function corsOptions(origins: readonly string[]): ServerOptions["cors"] {
   return origins.length > 0 ? { origin: [...origins], credentials: true } : undefined;
 }
 
-function socketIoOptions(config: Config, link: DataLink, redis: WorkerRedisAdapter | undefined): Partial<ServerOptions> {
+function socketIoOptions(config: Config, link: DataLink, redis: WorkerRedisAdapter | undefined, guard: WorkerGuard): Partial<ServerOptions> {
   return {
+    parser: guard.parser,
     // Bridge mode (and no Redis): the fleet adapter, whose traffic the primary relays and bridges.
     adapter: redis?.adapter ?? (FleetAdapter.for(link, config.recovery) as unknown as ServerOptions["adapter"]),
     // Middlewares are skipped for a recovered socket: it already passed them, and running them
@@ -115,7 +117,9 @@ export async function runWorker(config: Config): Promise<void> {
   );
   // Later request heads of a kept-alive connection obey the bound the primary applies to the first one.
   const server = http.createServer({ maxHeaderSize: config.maxHeadBytes }, routes.handle);
-  const io = new Server(server, socketIoOptions(config, link, redisAdapter));
+  const guard = new WorkerGuard(config, limits);
+  const io = new Server(server, socketIoOptions(config, link, redisAdapter, guard));
+  guard.install(io);
   const intake = new ConnectionIntake(server);
   metrics.instrument(io);
   // Before the admin UI and the app create namespaces, so both guards see every one of them.

@@ -1,5 +1,6 @@
 import path from "node:path";
 import { JoinRefusedError } from "../../auth/join-guard";
+import { RoomLimitError } from "../../worker/guard";
 import type { App } from "../types";
 import { roomError, roomMessageError, type ErrorAck } from "./protocol";
 
@@ -47,6 +48,8 @@ const chat: App = (io, ctx) => {
         await socket.join(room as string);
       } catch (err) {
         if (err instanceof JoinRefusedError) return reject(asAck(ack), "not allowed");
+        // sockfleet refuses joins past --max-rooms-per-socket by throwing: tell the client.
+        if (err instanceof RoomLimitError) return reject(asAck(ack), err.message);
         ctx.logger.error({ err, room }, "join failed");
         return reject(asAck(ack), "join failed");
       }
