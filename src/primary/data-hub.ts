@@ -6,6 +6,13 @@ import path from "node:path";
 import { encodeFrame, FrameDecoder } from "../ipc/frames";
 import type { Logger } from "../observability/logger";
 
+/** What a data link may hold unsent, and what to do about a worker that falls that far behind. */
+export interface ChannelBound {
+  maxBytes: number;
+  /** The link to `worker` was closed with `unsent` bytes waiting: the worker must be replaced. */
+  onOverflow(worker: number, unsent: number): void;
+}
+
 /**
  * The data channel of the cores tier: a Unix socket per worker carrying adapter traffic and
  * recovery messages. Node's IPC channel stays for control and connection hand-overs only: while
@@ -21,6 +28,7 @@ export class DataHub {
   constructor(
     private readonly onMessage: (worker: number, message: unknown) => void,
     private readonly logger: Logger,
+    private readonly bound: ChannelBound,
   ) {
     this.server = net.createServer((socket) => this.accept(socket));
   }
@@ -35,9 +43,23 @@ export class DataHub {
     });
   }
 
+  /**
+   * Queues a message for `worker`. A worker with more than `maxBytes` unsent already is too far
+   * behind to deliver in order: dropping what it cannot take would silently break exactly-once
+   * delivery, so its link is closed instead and the worker replaced (its clients reconnect and
+   * recover their sessions elsewhere). One frame may exceed the bound on its own.
+   */
   send(worker: number, message: unknown): void {
     const link = this.links.get(worker);
-    if (link && !link.destroyed) link.write(encodeFrame(message));
+    if (!link || link.destroyed) return;
+    if (link.writableLength > this.bound.maxBytes) {
+      const unsent = link.writableLength;
+      this.links.delete(worker);
+      link.destroy();
+      this.bound.onOverflow(worker, unsent);
+      return;
+    }
+    link.write(encodeFrame(message));
   }
 
   /** Workers with a live data link. */

@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema";
 import { HostMetrics } from "../observability/host-metrics";
 import { createLogger } from "../observability/logger";
+import { LimitReporter } from "../observability/limits";
 import { registerRecoveryMetrics } from "../observability/recovery-metrics";
 import { AdminServer } from "../ops/admin";
 import { ClusterRelay, isAdapterMessage } from "../tiers/cluster/relay";
@@ -24,13 +25,28 @@ export async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel, { role: "primary", host: config.hostId, pid: process.pid });
   let relay: ClusterRelay | undefined;
   let recovery: HostRecovery | undefined;
+  const metrics: HostMetrics = new HostMetrics({
+    workers: () => supervisor.workers(),
+    send: (worker, message) => supervisor.send(worker, message),
+    hostReady: () => supervisor.isHostReady(),
+    sessions: () => balancer.sessionCounts(),
+  });
+  const limits = new LimitReporter(metrics.registry, logger);
   const hub = new DataHub((worker, message) => {
     if (relay?.onMessage(worker, message)) {
       if (isAdapterMessage(message)) metrics.messageRelayed(message.requesterUid === undefined ? "broadcast" : "response");
       return;
     }
     if (isSockfleetMessage(message)) recovery?.onMessage(worker, message as ToPrimary);
-  }, logger);
+  }, logger, {
+    maxBytes: config.maxChannelBytes,
+    // Too far behind to deliver in order (stopped, hung or swamped): replaced now. SIGKILL, as it
+    // may not be running to hear anything gentler; its sessions become recoverable on its exit.
+    onOverflow: (worker, unsent) => {
+      limits.hit("max-channel-bytes", { worker, unsent, maxBytes: config.maxChannelBytes }, "worker too far behind on its data channel: link closed, worker replaced");
+      supervisor.workers().find((w) => w.id === worker)?.process.kill("SIGKILL");
+    },
+  });
   await hub.listen();
   const supervisor = new Supervisor(config, logger, { [DATA_PATH_ENV]: hub.path });
   const isLive = (id: number): boolean => supervisor.workers().some((w) => w.id === id);
@@ -42,12 +58,6 @@ export async function runPrimary(config: Config): Promise<void> {
       ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery)
       : undefined;
   if (bridge) supervisor.setRedisStatus(bridge.status());
-  const metrics = new HostMetrics({
-    workers: () => supervisor.workers(),
-    send: (worker, message) => supervisor.send(worker, message),
-    hostReady: () => supervisor.isHostReady(),
-    sessions: () => balancer.sessionCounts(),
-  });
   if (recovery) {
     const sharedLog = bridge?.sharedLog() ? () => bridge.sharedLog()! : undefined;
     registerRecoveryMetrics(metrics.registry, recovery, sharedLog);

@@ -4,6 +4,18 @@ import { encodeFrame, FrameDecoder } from "../ipc/frames";
 import type { ToPrimary, ToWorker } from "../ipc/messages";
 
 type Reply = Extract<ToWorker, { id: number }>;
+
+/** What the link may hold unsent before new publishes are refused (see {@link DataLink.refuseWhenFull}). */
+export interface LinkBound {
+  maxBytes: number;
+  /** A publish was refused (or, volatile, dropped) with `unsent` bytes waiting. */
+  onFull(unsent: number, dropped: boolean): void;
+}
+
+/** Thrown to the app by a broadcast refused because the primary is not keeping up with this worker. */
+export class ChannelFullError extends Error {
+  readonly code = "SOCKFLEET_CHANNEL_FULL";
+}
 type Request = Extract<ToPrimary, { id: number }>;
 
 /**
@@ -15,7 +27,10 @@ export class DataLink extends EventEmitter<{ message: [message: unknown] }> {
   private nextId = 0;
   private readonly waiting = new Map<number, { settle: (reply: Reply) => void; timer: NodeJS.Timeout }>();
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly bound: LinkBound,
+  ) {
     super();
     this.setMaxListeners(0);
     const decoder = new FrameDecoder();
@@ -24,11 +39,11 @@ export class DataLink extends EventEmitter<{ message: [message: unknown] }> {
     });
   }
 
-  static connect(path: string, worker: number): Promise<DataLink> {
+  static connect(path: string, worker: number, bound: LinkBound): Promise<DataLink> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(path, () => {
         socket.off("error", reject);
-        const link = new DataLink(socket);
+        const link = new DataLink(socket, bound);
         link.send({ hello: worker });
         resolve(link);
       });
@@ -39,6 +54,21 @@ export class DataLink extends EventEmitter<{ message: [message: unknown] }> {
   /** Called once when the primary's end goes away. */
   onClose(listener: () => void): void {
     this.socket.once("close", listener);
+  }
+
+  /**
+   * Before a new publish (a broadcast or server-side emit of the app): with more than `maxBytes`
+   * waiting unsent, the primary is not keeping up. The publish is refused (ChannelFullError, to
+   * the code that emitted) rather than queued without bound; a volatile one is dropped, as
+   * volatile allows. Returns false when it must be dropped. Bookkeeping (rooms, sessions, replies)
+   * is never refused: it is small, and losing it would corrupt what recovery knows.
+   */
+  refuseWhenFull(volatile: boolean): boolean {
+    const unsent = this.socket.writableLength;
+    if (unsent <= this.bound.maxBytes) return true;
+    this.bound.onFull(unsent, volatile);
+    if (volatile) return false;
+    throw new ChannelFullError(`the data channel to the primary holds ${unsent} bytes unsent (--max-channel-bytes ${this.bound.maxBytes}): broadcast refused`);
   }
 
   send(message: unknown): void {

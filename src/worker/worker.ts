@@ -8,6 +8,7 @@ import { createLogger, type Logger } from "../observability/logger";
 import { classicAdapter, shardedAdapter, type WorkerRedisAdapter } from "../tiers/redis/adapter";
 import type { RedisTierStatus } from "../tiers/redis/client";
 import { WorkerMetrics } from "../observability/metrics";
+import { LimitReporter } from "../observability/limits";
 import { ADMIN_UI_NAMESPACE, enableAdminUi } from "../ops/admin-ui";
 import { loadApp } from "./app-loader";
 import { PacedDisconnect } from "./drain";
@@ -60,7 +61,13 @@ export async function runWorker(config: Config): Promise<void> {
 
   const dataPath = process.env[DATA_PATH_ENV];
   if (!dataPath) throw new Error(`${DATA_PATH_ENV} is not set; workers are started by the sockfleet primary`);
-  const link = await DataLink.connect(dataPath, workerId);
+  const metrics = new WorkerMetrics(workerId);
+  const limits = new LimitReporter(metrics.registry, logger);
+  const link = await DataLink.connect(dataPath, workerId, {
+    maxBytes: config.maxChannelBytes,
+    onFull: (unsent, dropped) =>
+      limits.hit("max-channel-bytes", { unsent, maxBytes: config.maxChannelBytes, dropped }, dropped ? "data channel to the primary full: volatile broadcast dropped" : "data channel to the primary full: broadcast refused"),
+  });
   // Like the IPC channel: without the data link this worker can no longer take part.
   link.onClose(() => process.exit(0));
 
@@ -86,7 +93,6 @@ export async function runWorker(config: Config): Promise<void> {
   const server = http.createServer(routes.handle);
   const io = new Server(server, socketIoOptions(config, link, redisAdapter));
   const intake = new ConnectionIntake(server);
-  const metrics = new WorkerMetrics(workerId);
   metrics.instrument(io);
   if (enableAdminUi(io, config, workerId)) logger.debug({ namespace: ADMIN_UI_NAMESPACE }, "admin UI enabled");
 
