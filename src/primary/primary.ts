@@ -55,7 +55,7 @@ export async function runPrimary(config: Config): Promise<void> {
   const balancer = new StickyBalancer(() => supervisor.workers(), logger);
   const bridge =
     config.redisUrl !== undefined && config.redisMode === "bridge"
-      ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery)
+      ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery, limits)
       : undefined;
   if (bridge) supervisor.setRedisStatus(bridge.status());
   if (recovery) {

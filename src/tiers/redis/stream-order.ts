@@ -12,7 +12,10 @@ import type { RedisClient } from "./client";
 export const READ_BACK_TIMEOUT_MS = 2_000;
 const READ_BLOCK_MS = 1_000;
 const READ_COUNT = 500;
-/** Broadcasts delivered here while Redis was unreachable, kept to be shared once it is back. */
+/**
+ * Broadcasts delivered here while Redis was unreachable, kept to be shared once it is back (and
+ * at most --max-channel-bytes of them, encoded).
+ */
 export const LOCAL_QUEUE_LIMIT = 1_000;
 /**
  * This host's own broadcasts read back within this long before Redis went away are appended again
@@ -44,8 +47,16 @@ export interface StreamOrderStats {
   dropped: number;
 }
 
+/** How many bytes the queue of broadcasts delivered alone may hold, and who hears of a drop. */
+export interface QueueBound {
+  maxBytes: number;
+  onDrop(details: Record<string, unknown>): void;
+}
+
 interface Pending {
   message: AdapterMessage;
+  /** Its shared-log entry, encoded once (see {@link encodeEntry}). */
+  encoded: Buffer;
   origin: BroadcastOrigin;
   sentAt: number;
   /** Its stream id, once XADD answered. */
@@ -55,7 +66,8 @@ interface Pending {
 /** A broadcast to append (again): delivered alone, or re-shared after Redis came back. */
 interface Queued {
   token: number;
-  message: AdapterMessage;
+  /** The shared-log entry, encoded: what the queue holds, byte for byte. */
+  encoded: Buffer;
   /** The id of its first append, when known: readers that read that one skip this one. */
   original?: string;
 }
@@ -79,8 +91,10 @@ export class StreamOrder {
   /** Tokens delivered alone, whose entry may still come back through the stream. */
   private readonly aloneTokens = new Set<number>();
   private readonly queue: Queued[] = [];
+  private queueBytes = 0;
   /** Own broadcasts recently read back, with their ids (see TAIL_MS). */
   private readonly recent: Array<Queued & { at: number }> = [];
+  private recentBytes = 0;
   /** Per other bridge, the newest id of its broadcasts this host has read (originals' ids for ones appended again). */
   private readonly lastFrom = new Map<string, string>();
   /** Where this reader started following the log. */
@@ -108,6 +122,7 @@ export class StreamOrder {
     private readonly key: string,
     private readonly bridgeId: string,
     private readonly maxLength: number,
+    private readonly bound: QueueBound,
     private readonly pub: RedisClient,
     private readonly reader: RedisClient,
     private readonly pubUp: () => boolean,
@@ -145,8 +160,8 @@ export class StreamOrder {
   onPubUp(): void {
     if (this.downAt !== undefined) {
       const since = this.downAt - TAIL_MS;
-      const tail = this.recent.filter((entry) => entry.at >= since).map(({ token, message, original }) => ({ token, message, original }));
-      this.queue.unshift(...tail);
+      const tail = this.recent.filter((entry) => entry.at >= since).map(({ token, encoded, original }) => ({ token, encoded, original }));
+      this.requeue(tail);
       this.downAt = undefined;
     }
     this.catchUp();
@@ -160,9 +175,9 @@ export class StreamOrder {
       return this.deliverAlone(message, origin);
     }
     const token = ++this.token;
-    const entry: Pending = { message, origin, sentAt: Date.now() };
+    const entry: Pending = { message, encoded: encodeEntry(message), origin, sentAt: Date.now() };
     this.pending.set(token, entry);
-    this.append(token, message).then((id) => (entry.id = id), () => {
+    this.append(token, entry.encoded).then((id) => (entry.id = id), () => {
       // Unknown whether Redis appended it: deliver it now (and every later one, which must not
       // overtake it), and treat it as a copy if it comes back.
       if (this.pending.has(token)) this.settleAllPending();
@@ -203,11 +218,11 @@ export class StreamOrder {
     return this.pubUp() && this.readerUp;
   }
 
-  private async append(token: number, message: AdapterMessage | undefined, again = false, original?: string): Promise<string> {
+  private async append(token: number, encoded: Buffer | undefined, again = false, original?: string): Promise<string> {
     const fields: Record<string, string | Buffer> = { b: this.bridgeId, t: String(token) };
     if (again) fields.r = "1";
     if (original !== undefined) fields.o = original;
-    if (message) fields.m = encode({ ...message, source: undefined, offset: undefined });
+    if (encoded) fields.m = encoded;
     else fields.k = "marker";
     const id = await this.pub.xAdd(this.key, "*", fields, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: this.maxLength } });
     this.stats.appended++;
@@ -218,20 +233,25 @@ export class StreamOrder {
     const token = ++this.token;
     this.markAlone();
     this.delivery.deliver(message, origin, { localOffset: true });
-    this.share(token, message);
+    this.share(token, encodeEntry(message));
   }
 
   /** Queues a broadcast delivered alone, to append it once Redis is back. */
-  private share(token: number, message: AdapterMessage, original?: string): void {
-    if (this.queue.length >= LOCAL_QUEUE_LIMIT) {
+  private share(token: number, encoded: Buffer, original?: string): void {
+    if (this.queue.length >= LOCAL_QUEUE_LIMIT || this.queueBytes + encoded.length > this.bound.maxBytes) {
       this.stats.dropped++;
-      if (this.stats.dropped === 1 || this.stats.dropped % 1000 === 0) {
-        this.log.warn({ dropped: this.stats.dropped, limit: LOCAL_QUEUE_LIMIT }, "redis unreachable and queue full: broadcasts stay on this host");
-      }
+      this.bound.onDrop({ dropped: this.stats.dropped, messages: this.queue.length, bytes: this.queueBytes, maxMessages: LOCAL_QUEUE_LIMIT, maxBytes: this.bound.maxBytes });
       return;
     }
     this.aloneTokens.add(token);
-    this.queue.push({ token, message, original });
+    this.queue.push({ token, encoded, original });
+    this.queueBytes += encoded.length;
+  }
+
+  /** Puts entries back at the head of the queue (to be appended before what it holds). */
+  private requeue(entries: Queued[]): void {
+    this.queue.unshift(...entries);
+    for (const entry of entries) this.queueBytes += entry.encoded.length;
   }
 
   /**
@@ -243,7 +263,7 @@ export class StreamOrder {
     this.aloneTokens.add(token); // its first append may still come back: a copy then
     this.markAlone();
     this.delivery.deliver(entry.message, entry.origin, { localOffset: true });
-    this.share(token, entry.message, entry.id);
+    this.share(token, entry.encoded, entry.id);
   }
 
   private markAlone(): void {
@@ -276,13 +296,14 @@ export class StreamOrder {
   private catchUp(): void {
     if (!this.canAppend() || this.flushing) return;
     const queued = this.queue.splice(0);
+    this.queueBytes = 0;
     if (queued.length === 0) return this.sendMarker();
     this.flushing = true;
     this.log.info({ messages: queued.length, dropped: this.stats.dropped }, "redis back: sharing broadcasts delivered on this host alone");
-    void Promise.allSettled(queued.map(({ token, message, original }) => this.append(token, message, true, original))).then((results) => {
+    void Promise.allSettled(queued.map(({ token, encoded, original }) => this.append(token, encoded, true, original))).then((results) => {
       this.flushing = false;
       const failed = results.findIndex((result) => result.status === "rejected");
-      if (failed !== -1) this.queue.unshift(...queued.slice(failed));
+      if (failed !== -1) this.requeue(queued.slice(failed));
       else this.catchUp();
     });
   }
@@ -345,7 +366,7 @@ export class StreamOrder {
       const entry = this.pending.get(token);
       if (entry) {
         this.pending.delete(token);
-        this.remember({ token, message: entry.message, original: id });
+        this.remember({ token, encoded: entry.encoded, original: id });
         return this.delivery.deliver(entry.message, entry.origin, { streamId: id, localOffset: this.tainted });
       }
       // Delivered here already (alone, or before Redis restarted): logged for clients from elsewhere.
@@ -371,7 +392,12 @@ export class StreamOrder {
   private remember(entry: Queued): void {
     const now = Date.now();
     this.recent.push({ ...entry, at: now });
-    while (this.recent.length > TAIL_LIMIT || (this.recent.length > 0 && this.recent[0].at < now - TAIL_MS)) this.recent.shift();
+    this.recentBytes += entry.encoded.length;
+    // Bounded like the queue it refills (by count, age and bytes): beyond that, a Redis restart
+    // may lose entries other hosts had not read, as it would without this tail.
+    while (this.recent.length > TAIL_LIMIT || (this.recent.length > 0 && (this.recent[0].at < now - TAIL_MS || this.recentBytes > this.bound.maxBytes))) {
+      this.recentBytes -= this.recent.shift()!.encoded.length;
+    }
   }
 
   /**
@@ -416,3 +442,7 @@ export class StreamOrder {
   }
 }
 
+/** A broadcast as its shared-log entry carries it (field "m"). */
+function encodeEntry(message: AdapterMessage): Buffer {
+  return encode({ ...message, source: undefined, offset: undefined });
+}
