@@ -3,7 +3,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { encodeFrame, FrameDecoder } from "../ipc/frames";
+import { encodeFrame, FrameDecoder, type Frame } from "../ipc/frames";
 import type { Logger } from "../observability/logger";
 
 /** What a data link may hold unsent, and what to do about a worker that falls that far behind. */
@@ -26,7 +26,8 @@ export class DataHub {
   private readonly links = new Map<number, net.Socket>();
 
   constructor(
-    private readonly onMessage: (worker: number, message: unknown) => void,
+    /** `body`: the frame's bytes, valid during the call only. */
+    private readonly onMessage: (worker: number, message: unknown, body: Buffer) => void,
     private readonly logger: Logger,
     private readonly bound: ChannelBound,
   ) {
@@ -77,15 +78,15 @@ export class DataHub {
     const decoder = new FrameDecoder();
     let worker: number | undefined;
     socket.on("data", (chunk: Buffer) => {
-      let messages: unknown[];
+      let frames: Frame[];
       try {
-        messages = decoder.push(chunk);
+        frames = decoder.pushFrames(chunk);
       } catch (err) {
         this.logger.error({ err, worker }, "undecodable frame on a data link; closing it");
         socket.destroy();
         return;
       }
-      for (const message of messages) {
+      for (const { message, body } of frames) {
         if (worker === undefined) {
           // The first frame names the worker.
           worker = (message as { hello?: number }).hello;
@@ -93,7 +94,7 @@ export class DataHub {
           this.links.set(worker, socket);
           continue;
         }
-        this.onMessage(worker, message);
+        this.onMessage(worker, message, body);
       }
     });
     socket.on("error", () => socket.destroy());

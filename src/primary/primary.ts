@@ -32,8 +32,8 @@ export async function runPrimary(config: Config): Promise<void> {
     sessions: () => balancer.sessionCounts(),
   });
   const limits = new LimitReporter(metrics.registry, logger);
-  const hub = new DataHub((worker, message) => {
-    if (relay?.onMessage(worker, message)) {
+  const hub = new DataHub((worker, message, body) => {
+    if (relay?.onMessage(worker, message, body)) {
       if (isAdapterMessage(message)) metrics.messageRelayed(message.requesterUid === undefined ? "broadcast" : "response");
       return;
     }

@@ -79,6 +79,8 @@ export interface AppendOptions {
    * unreachable, seen again in the shared log. Replayed only to clients arriving from other hosts.
    */
   copy?: boolean;
+  /** Its arguments as they arrived (see {@link EncodedArgs}); serialized here when absent. */
+  encoded?: EncodedArgs;
 }
 
 /** A session as the hosts tier shares it, so another host can take it over. */
@@ -160,7 +162,7 @@ export class RecoveryStore {
   append(broadcast: LoggedBroadcast, now = Date.now(), options: AppendOptions = {}): string {
     const seq = ++this.seq;
     const offset = options.copy ? undefined : options.streamId !== undefined && !options.localOffset ? options.streamId : `${this.epoch}:${seq.toString(36)}`;
-    const data = broadcast.encoded ?? encodeArgs(broadcast.data ?? []);
+    const data = options.encoded ?? broadcast.encoded ?? encodeArgs(broadcast.data ?? []);
     const entry: Entry = { nsp: broadcast.nsp, rooms: broadcast.rooms, except: broadcast.except, data, seq, offset, streamId: options.streamId, at: now, bytes: 0 };
     entry.bytes = entrySize(entry);
     this.log.push(entry);

@@ -8,6 +8,7 @@ import { channels, type Channels } from "./channels";
 import { createConnection, type RedisClient, type RedisTierStatus } from "./client";
 import { fromEmitterBroadcast, fromEmitterRequest } from "./emitter";
 import type { HostRecovery } from "../recovery/host";
+import type { EncodedArgs } from "../recovery/store";
 import { SessionMirror } from "./session-mirror";
 import { StreamOrder } from "./stream-order";
 
@@ -142,7 +143,7 @@ export class RedisBridge {
       };
       const order = new StreamOrder(this.channels.log, this.id, config.recoveryMaxPackets, bound, this.pub, this.reader, () => this.pubUp, {
         deliver: (message, origin, options) => relay.deliverOrdered(message, origin, options),
-        record: (message, streamId) => relay.recordOrdered(message, streamId),
+        record: (message, streamId, args) => relay.recordOrdered(message, streamId, args),
         follow: (streamId) => recovery.store.followStream(streamId),
         orderBroke: (streamId) => recovery.store.orderBroke(streamId),
       }, this.log);
@@ -168,7 +169,7 @@ export class RedisBridge {
     relay.setUplink({
       publish: (message) => this.send(this.channels.bus, { b: this.id, m: message }),
       publishResponse: (message) => this.publishResponse(message),
-      ...(this.order ? { order: (message: AdapterMessage, origin: BroadcastOrigin) => this.order!.order(message, origin) } : {}),
+      ...(this.order ? { order: (message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs) => this.order!.order(message, origin, args) } : {}),
     });
     this.timers.push(setInterval(() => this.heartbeat(), BRIDGE_HEARTBEAT_MS));
     this.timers.push(setInterval(() => this.expire(), BRIDGE_HEARTBEAT_MS / 2));

@@ -1,7 +1,8 @@
 import { commandOptions } from "redis";
 import { decode, encode } from "notepack.io";
 import type { Logger } from "../../observability/logger";
-import { compareStreamIds, type AppendOptions } from "../recovery/store";
+import { argsFromEntry } from "../recovery/encoded";
+import { compareStreamIds, type AppendOptions, type EncodedArgs } from "../recovery/store";
 import { ADAPTER_SOURCE, type AdapterMessage, type BroadcastOrigin } from "../cluster/relay";
 import type { RedisClient } from "./client";
 
@@ -31,7 +32,7 @@ export interface OrderedDelivery {
   /** Deliver to this host's workers (the origin gets its offset); returns nothing. */
   deliver(message: AdapterMessage, origin: BroadcastOrigin | undefined, options: AppendOptions): void;
   /** Log only: this host delivered it already, on its own, while Redis was unreachable. */
-  record(message: AdapterMessage, streamId: string): void;
+  record(message: AdapterMessage, streamId: string, args: EncodedArgs): void;
   /** The log follows the shared log from this id on. */
   follow(streamId: string): void;
   /** The log's order broke at this id (see {@link RecoveryStore.orderBroke}). */
@@ -57,6 +58,8 @@ interface Pending {
   message: AdapterMessage;
   /** Its shared-log entry, encoded once (see {@link encodeEntry}). */
   encoded: Buffer;
+  /** Its arguments as they arrived from the worker, for the replay log. */
+  args?: EncodedArgs;
   origin: BroadcastOrigin;
   sentAt: number;
   /** Its stream id, once XADD answered. */
@@ -168,14 +171,14 @@ export class StreamOrder {
   }
 
   /** Orders a recoverable broadcast from a local worker. */
-  order(message: AdapterMessage, origin: BroadcastOrigin): void {
+  order(message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs): void {
     if (!this.canAppend() || this.queue.length > 0) {
       // Whatever still waits to come back goes first: this host's order is the order of calls.
       this.settleAllPending();
-      return this.deliverAlone(message, origin);
+      return this.deliverAlone(message, origin, args);
     }
     const token = ++this.token;
-    const entry: Pending = { message, encoded: encodeEntry(message), origin, sentAt: Date.now() };
+    const entry: Pending = { message, encoded: encodeEntry(message), args, origin, sentAt: Date.now() };
     this.pending.set(token, entry);
     this.append(token, entry.encoded).then((id) => (entry.id = id), () => {
       // Unknown whether Redis appended it: deliver it now (and every later one, which must not
@@ -229,10 +232,10 @@ export class StreamOrder {
     return id;
   }
 
-  private deliverAlone(message: AdapterMessage, origin: BroadcastOrigin | undefined): void {
+  private deliverAlone(message: AdapterMessage, origin: BroadcastOrigin | undefined, args?: EncodedArgs): void {
     const token = ++this.token;
     this.markAlone();
-    this.delivery.deliver(message, origin, { localOffset: true });
+    this.delivery.deliver(message, origin, { localOffset: true, encoded: args });
     this.share(token, encodeEntry(message));
   }
 
@@ -262,7 +265,7 @@ export class StreamOrder {
     this.pending.delete(token);
     this.aloneTokens.add(token); // its first append may still come back: a copy then
     this.markAlone();
-    this.delivery.deliver(entry.message, entry.origin, { localOffset: true });
+    this.delivery.deliver(entry.message, entry.origin, { localOffset: true, encoded: entry.args });
     this.share(token, entry.encoded, entry.id);
   }
 
@@ -367,12 +370,12 @@ export class StreamOrder {
       if (entry) {
         this.pending.delete(token);
         this.remember({ token, encoded: entry.encoded, original: id });
-        return this.delivery.deliver(entry.message, entry.origin, { streamId: id, localOffset: this.tainted });
+        return this.delivery.deliver(entry.message, entry.origin, { streamId: id, localOffset: this.tainted, encoded: entry.args });
       }
       // Delivered here already (alone, or before Redis restarted): logged for clients from elsewhere.
       if (!this.aloneTokens.delete(token) && original === undefined) return;
       const message = this.decode(fields.get("m"));
-      if (message) this.delivery.record(message, id);
+      if (message) this.delivery.record(message, id, argsFromEntry(fields.get("m")!));
       return;
     }
     const bridge = fields.get("b")?.toString() ?? "";
@@ -380,13 +383,13 @@ export class StreamOrder {
     if (!message) return;
     if (original !== undefined) {
       const seen = this.lastFrom.get(bridge) ?? this.floor;
-      if (seen !== undefined && compareStreamIds(original, seen) <= 0) return this.delivery.record(message, id);
+      if (seen !== undefined && compareStreamIds(original, seen) <= 0) return this.delivery.record(message, id, argsFromEntry(fields.get("m")!));
       this.lastFrom.set(bridge, original);
     } else {
       if (this.seenBefore(bridge, token, fields.has("r"))) return;
       if (!fields.has("r")) this.lastFrom.set(bridge, id);
     }
-    this.delivery.deliver(message, undefined, { streamId: id, localOffset: this.tainted });
+    this.delivery.deliver(message, undefined, { streamId: id, localOffset: this.tainted, encoded: argsFromEntry(fields.get("m")!) });
   }
 
   private remember(entry: Queued): void {
