@@ -103,4 +103,44 @@ describe("the data channel between the primary and its workers", function () {
     await request(publisher, "burst", sent, 1, 10);
     assert.equal((await next)[0], sent);
   });
+
+  it("refuses new broadcasts on a worker whose link to a stopped primary holds --max-channel-bytes, keeps that worker serving, and delivers the accepted ones in order once the primary runs again", async () => {
+    host = await SockfleetHost.start({ workers: 2, app: compiledFixture("flood-app"), args: ["--max-channel-bytes", "1048576", "--admin-port", "0"] });
+    const options = { transports: ["websocket"] };
+    const publisher = await connect(host.url, options);
+    clients.push(publisher);
+    const publisherPid = (await whoami(publisher)).pid;
+    let other: Client | undefined;
+    for (let i = 0; i < 10 && !other; i++) {
+      const candidate = await connect(host.url, options);
+      clients.push(candidate);
+      if ((await whoami(candidate)).pid !== publisherPid) other = candidate;
+    }
+    assert.ok(other, "a client on the other worker");
+    const atOther = collect(other);
+    const atPublisher = collect(publisher);
+
+    // Connections already handed over talk to their worker directly: the worker serves on.
+    signal(host.pid, "SIGSTOP");
+    stopped = host.pid;
+    const reply = await request<{ sent: number; refused?: string }>(publisher, "burst", 0, 5_000, 2_000); // 10 MB
+    signal(host.pid, "SIGCONT");
+    stopped = undefined;
+    assert.equal(reply.refused, "SOCKFLEET_CHANNEL_FULL");
+    assert.ok(reply.sent >= 400 && reply.sent < 2_500, `${reply.sent} broadcasts of 2 KB accepted before the refusal`);
+
+    const accepted = Array.from({ length: reply.sent }, (_, i) => i);
+    await waitUntil("the accepted broadcasts on both workers", () => atOther.length >= reply.sent && atPublisher.length >= reply.sent, 15_000);
+    assert.deepEqual(atOther, accepted);
+    assert.deepEqual(atPublisher, accepted);
+    assert.ok(isAlive(publisherPid), "the refusing worker is still up");
+    const samples = await scrapeAdmin(host);
+    assert.ok(total(samples, "sockfleet_limit_hits_total", { limit: "max-channel-bytes" }) >= 1, "the refusal is counted");
+    assert.ok(host.logs.some((l) => l.limit === "max-channel-bytes" && l.role === "worker"), "the refusal is logged by the worker");
+
+    // Once the primary has caught up, broadcasts are accepted again.
+    const next = nextEvent<[number]>(other, "n", 5_000);
+    assert.deepEqual(await request(publisher, "burst", reply.sent, 1, 10), { sent: 1 });
+    assert.equal((await next)[0], reply.sent);
+  });
 });
