@@ -40,7 +40,7 @@ describe("the data channel between the primary and its workers", function () {
     host = await SockfleetHost.start({
       workers: 2,
       app: compiledFixture("flood-app"),
-      args: ["--max-channel-bytes", "1048576", "--recovery-max-bytes", "4000000", "--admin-port", "0"],
+      args: ["--max-channel-bytes", "1048576", "--recovery-max-bytes", "8000000", "--admin-port", "0"],
     });
     const options = { transports: ["websocket"], reconnectionDelay: 100, reconnectionDelayMax: 100, randomizationFactor: 0 };
     const stalledClient = await connect(host.url, options);
@@ -53,6 +53,7 @@ describe("the data channel between the primary and its workers", function () {
       if ((await whoami(candidate)).pid !== stalledPid) publisher = candidate;
     }
     assert.ok(publisher, "a client on the other worker");
+    const publisherPid = (await whoami(publisher)).pid;
     const atStalled = collect(stalledClient);
     const atPublisher = collect(publisher);
     const firstId = stalledClient.id;
@@ -60,7 +61,7 @@ describe("the data channel between the primary and its workers", function () {
     const perRound = 100;
     const bytes = 2_000;
     let sent = 0;
-    // Warm up (and fill the 4 MB replay log) before taking the baseline: 4 MB through every worker.
+    // Warm up before taking the baseline: 4 MB through every worker.
     for (let round = 0; round < 20; round++) {
       await request(publisher, "burst", sent, perRound, bytes);
       sent += perRound;
@@ -89,7 +90,17 @@ describe("the data channel between the primary and its workers", function () {
     assert.ok(total(samples, "sockfleet_limit_hits_total", { limit: "max-channel-bytes" }) >= 1, "the limit hit is counted");
     assert.ok(host.logs.some((l) => l.limit === "max-channel-bytes"), "the limit hit is logged");
 
-    // Its clients come back on another worker with every broadcast they missed.
+    // Its clients come back on another worker with every broadcast they missed, in a recovery
+    // reply larger than the bound: broadcasts going on meanwhile must not make that worker look stalled.
+    for (let round = 0; round < 50 && !(stalledClient.connected && stalledClient.recovered); round++) {
+      await request(publisher, "burst", sent, perRound, bytes);
+      sent += perRound;
+      await waitUntil(`round ${round} delivered while the client recovers`, () => atPublisher.length >= sent, 5_000);
+    }
+    for (let round = 0; round < 3; round++) {
+      await request(publisher, "burst", sent, perRound, bytes);
+      sent += perRound;
+    }
     await waitUntil("the stalled worker's client reconnected", () => stalledClient.connected && stalledClient.recovered, 15_000);
     assert.equal(stalledClient.id, firstId, "same session");
     const all = Array.from({ length: sent }, (_, i) => i);
@@ -97,6 +108,7 @@ describe("the data channel between the primary and its workers", function () {
     assert.deepEqual(atStalled, all, "in order, once");
     assert.deepEqual(atPublisher, all);
 
+    assert.ok(isAlive(publisherPid), "the worker that took the recovery reply is still up");
     // The slot serves again, and the host delivers to every client.
     await host.waitForLog((l) => l.msg === "worker ready" && l.workerPid !== stalledPid && l.workerPid !== undefined && host!.workerPids().length === 2, 15_000);
     const next = nextEvent<[number]>(stalledClient, "n", 5_000);

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { Backlog } from "../ipc/backlog";
 import { encodeFrame, FrameDecoder, type Frame } from "../ipc/frames";
 import type { Logger } from "../observability/logger";
 
@@ -23,7 +24,7 @@ export interface ChannelBound {
 export class DataHub {
   readonly path = path.join(os.tmpdir(), `sockfleet-${process.pid}-${randomBytes(4).toString("hex")}.sock`);
   private readonly server: net.Server;
-  private readonly links = new Map<number, net.Socket>();
+  private readonly links = new Map<number, { socket: net.Socket; backlog: Backlog }>();
 
   constructor(
     /** `body`: the frame's bytes, valid during the call only. */
@@ -45,22 +46,23 @@ export class DataHub {
   }
 
   /**
-   * Queues a message for `worker`. A worker with more than `maxBytes` unsent already is too far
-   * behind to deliver in order: dropping what it cannot take would silently break exactly-once
+   * Queues a message for `worker`. A worker with more than `maxBytes` unsent already (behind the
+   * frame being written, see {@link Backlog}) is too far behind to deliver in order: dropping what it cannot take would silently break exactly-once
    * delivery, so its link is closed instead and the worker replaced (its clients reconnect and
    * recover their sessions elsewhere). One frame may exceed the bound on its own.
    */
   send(worker: number, message: unknown): void {
     const link = this.links.get(worker);
-    if (!link || link.destroyed) return;
-    if (link.writableLength > this.bound.maxBytes) {
-      const unsent = link.writableLength;
+    if (!link || link.socket.destroyed) return;
+    if (link.backlog.behind() > this.bound.maxBytes) {
+      const unsent = link.socket.writableLength;
       this.links.delete(worker);
-      link.destroy();
+      link.socket.destroy();
       this.bound.onOverflow(worker, unsent);
       return;
     }
-    link.write(encodeFrame(message));
+    const frame = encodeFrame(message);
+    link.socket.write(frame, link.backlog.add(frame.length));
   }
 
   /** Workers with a live data link. */
@@ -70,7 +72,7 @@ export class DataHub {
 
   close(): void {
     this.server.close();
-    for (const link of this.links.values()) link.destroy();
+    for (const link of this.links.values()) link.socket.destroy();
     fs.rmSync(this.path, { force: true });
   }
 
@@ -91,7 +93,7 @@ export class DataHub {
           // The first frame names the worker.
           worker = (message as { hello?: number }).hello;
           if (typeof worker !== "number") return void socket.destroy();
-          this.links.set(worker, socket);
+          this.links.set(worker, { socket, backlog: new Backlog() });
           continue;
         }
         this.onMessage(worker, message, body);
@@ -99,7 +101,7 @@ export class DataHub {
     });
     socket.on("error", () => socket.destroy());
     socket.on("close", () => {
-      if (worker !== undefined && this.links.get(worker) === socket) this.links.delete(worker);
+      if (worker !== undefined && this.links.get(worker)?.socket === socket) this.links.delete(worker);
     });
   }
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import net from "node:net";
+import { Backlog } from "../ipc/backlog";
 import { encodeFrame, FrameDecoder } from "../ipc/frames";
 import type { ToPrimary, ToWorker } from "../ipc/messages";
 
@@ -25,6 +26,7 @@ type Request = Extract<ToPrimary, { id: number }>;
  */
 export class DataLink extends EventEmitter<{ message: [message: unknown] }> {
   private nextId = 0;
+  private readonly backlog = new Backlog();
   private readonly waiting = new Map<number, { settle: (reply: Reply) => void; timer: NodeJS.Timeout }>();
 
   private constructor(
@@ -58,21 +60,24 @@ export class DataLink extends EventEmitter<{ message: [message: unknown] }> {
 
   /**
    * Before a new publish (a broadcast or server-side emit of the app): with more than `maxBytes`
-   * waiting unsent, the primary is not keeping up. The publish is refused (ChannelFullError, to
+   * waiting unsent (behind the frame being written, see {@link Backlog}), the primary is not
+   * keeping up. The publish is refused (ChannelFullError, to
    * the code that emitted) rather than queued without bound; a volatile one is dropped, as
    * volatile allows. Returns false when it must be dropped. Bookkeeping (rooms, sessions, replies)
    * is never refused: it is small, and losing it would corrupt what recovery knows.
    */
   refuseWhenFull(volatile: boolean): boolean {
+    if (this.backlog.behind() <= this.bound.maxBytes) return true;
     const unsent = this.socket.writableLength;
-    if (unsent <= this.bound.maxBytes) return true;
     this.bound.onFull(unsent, volatile);
     if (volatile) return false;
     throw new ChannelFullError(`the data channel to the primary holds ${unsent} bytes unsent (--max-channel-bytes ${this.bound.maxBytes}): broadcast refused`);
   }
 
   send(message: unknown): void {
-    if (!this.socket.destroyed) this.socket.write(encodeFrame(message));
+    if (this.socket.destroyed) return;
+    const frame = encodeFrame(message);
+    this.socket.write(frame, this.backlog.add(frame.length));
   }
 
   /** Reserves a request id whose reply goes to `onReply` (or `onTimeout` after `ms`). */
