@@ -4,3 +4,5 @@ export { defineApp } from "./apps/types";
 export type { Config, ConfigInput } from "./config/schema";
 export { loadConfig, ConfigError } from "./config/load";
 export { main } from "./main";
+/** Thrown by a broadcast the data channel refuses (README "sockfleet's own channels"). */
+export { ChannelFullError } from "./worker/data-link";

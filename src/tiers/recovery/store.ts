@@ -16,10 +16,11 @@ export interface LoggedBroadcast {
   nsp: string;
   rooms: string[];
   except: string[];
-  /** The event's arguments (name first), without the offset; serialized here unless `encoded` is given. */
+  /**
+   * The event's arguments (name first), without the offset; serialized here unless
+   * {@link AppendOptions.encoded} brings them encoded already.
+   */
   data?: unknown[];
-  /** The same arguments already encoded (the bytes a broadcast arrived in), kept as they are. */
-  encoded?: EncodedArgs;
 }
 
 /**
@@ -162,7 +163,7 @@ export class RecoveryStore {
   append(broadcast: LoggedBroadcast, now = Date.now(), options: AppendOptions = {}): string {
     const seq = ++this.seq;
     const offset = options.copy ? undefined : options.streamId !== undefined && !options.localOffset ? options.streamId : `${this.epoch}:${seq.toString(36)}`;
-    const data = options.encoded ?? broadcast.encoded ?? encodeArgs(broadcast.data ?? []);
+    const data = options.encoded ?? encodeArgs(broadcast.data ?? []);
     const entry: Entry = { nsp: broadcast.nsp, rooms: broadcast.rooms, except: broadcast.except, data, seq, offset, streamId: options.streamId, at: now, bytes: 0 };
     entry.bytes = entrySize(entry);
     this.log.push(entry);
