@@ -8,3 +8,5 @@ export type { JwtRefusal } from "./auth/jwt-verifier";
 export type { Config, ConfigInput } from "./config/schema";
 export { loadConfig, ConfigError } from "./config/load";
 export { main } from "./main";
+/** Thrown by a broadcast the data channel refuses (README "sockfleet's own channels"). */
+export { ChannelFullError } from "./worker/data-link";

@@ -115,7 +115,7 @@ Security and limits (0 switches a count or rate limit off; see the README's "Sec
   --max-attachments N        binary attachments of one client packet [MAX_ATTACHMENTS] (default 10)
   --max-rooms-per-socket N   rooms one socket may be in [MAX_ROOMS_PER_SOCKET] (default 1000)
   --max-namespaces-per-client N namespaces one connection may join [MAX_NAMESPACES_PER_CLIENT] (default 16)
-  --max-channel-bytes N      unsent bytes on a worker's data channel [MAX_CHANNEL_BYTES] (default 67108864)
+  --max-channel-bytes N      unsent bytes on a worker's data channel, and queued for Redis [MAX_CHANNEL_BYTES] (default 67108864)
   --app-errors log|crash     an app handler's exception: logged, or crashes the worker [APP_ERRORS] (default log)
   --auth-jwt-secret S        require a JWT (HS256) in the handshake's auth.token [AUTH_JWT_SECRET]
   --auth-jwt-public-key FILE require a JWT (RS256/ES256) verified with this PEM key [AUTH_JWT_PUBLIC_KEY]

@@ -104,7 +104,10 @@ export const configSchema = z
     maxRoomsPerSocket: z.coerce.number().int().min(0).max(100_000_000).default(1_000),
     /** Most namespaces one client connection may join. */
     maxNamespacesPerClient: z.coerce.number().int().min(0).max(100_000).default(16),
-    /** Bytes the data channel between a worker and the primary may hold unsent before what is behind is dropped. */
+    /**
+     * Bytes each end of a worker's data channel may hold unsent (beyond it the primary replaces the
+     * worker, a worker refuses new broadcasts), and bytes queued for Redis while it is unreachable.
+     */
     maxChannelBytes: z.coerce.number().int().min(1_048_576).max(8_000_000_000).default(64 * 1_048_576),
     /** What an exception thrown by an app's event handler does: "log" it (the socket stays up) or "crash" the worker. */
     appErrors: z.enum(["log", "crash"]).default("log"),

@@ -12,18 +12,29 @@ export function encodeFrame(message: unknown): Buffer {
   return frame;
 }
 
+/** A decoded frame with its body (a view of the stream's bytes: copy what must outlive the call). */
+export interface Frame {
+  message: unknown;
+  body: Buffer;
+}
+
 /** Splits a byte stream into decoded frames. */
 export class FrameDecoder {
   private buffer: Buffer = Buffer.alloc(0);
 
   push(chunk: Buffer): unknown[] {
+    return this.pushFrames(chunk).map((frame) => frame.message);
+  }
+
+  pushFrames(chunk: Buffer): Frame[] {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-    const messages: unknown[] = [];
+    const messages: Frame[] = [];
     let offset = 0;
     while (this.buffer.length - offset >= 4) {
       const length = this.buffer.readUInt32BE(offset);
       if (this.buffer.length - offset - 4 < length) break;
-      messages.push(v8.deserialize(this.buffer.subarray(offset + 4, offset + 4 + length)));
+      const body = this.buffer.subarray(offset + 4, offset + 4 + length);
+      messages.push({ message: v8.deserialize(body), body });
       offset += 4 + length;
     }
     this.buffer = offset === this.buffer.length ? Buffer.alloc(0) : this.buffer.subarray(offset);

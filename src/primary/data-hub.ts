@@ -3,8 +3,16 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { encodeFrame, FrameDecoder } from "../ipc/frames";
+import { Backlog } from "../ipc/backlog";
+import { encodeFrame, FrameDecoder, type Frame } from "../ipc/frames";
 import type { Logger } from "../observability/logger";
+
+/** What a data link may hold unsent, and what to do about a worker that falls that far behind. */
+export interface ChannelBound {
+  maxBytes: number;
+  /** The link to `worker` was closed with `unsent` bytes waiting: the worker must be replaced. */
+  onOverflow(worker: number, unsent: number): void;
+}
 
 /**
  * The data channel of the cores tier: a Unix socket per worker carrying adapter traffic and
@@ -16,11 +24,13 @@ import type { Logger } from "../observability/logger";
 export class DataHub {
   readonly path = path.join(os.tmpdir(), `sockfleet-${process.pid}-${randomBytes(4).toString("hex")}.sock`);
   private readonly server: net.Server;
-  private readonly links = new Map<number, net.Socket>();
+  private readonly links = new Map<number, { socket: net.Socket; backlog: Backlog }>();
 
   constructor(
-    private readonly onMessage: (worker: number, message: unknown) => void,
+    /** `body`: the frame's bytes, valid during the call only. */
+    private readonly onMessage: (worker: number, message: unknown, body: Buffer) => void,
     private readonly logger: Logger,
+    private readonly bound: ChannelBound,
   ) {
     this.server = net.createServer((socket) => this.accept(socket));
   }
@@ -35,9 +45,24 @@ export class DataHub {
     });
   }
 
+  /**
+   * Queues a message for `worker`. A worker with more than `maxBytes` unsent already (behind the
+   * frame being written, see {@link Backlog}) is too far behind to deliver in order: dropping what it cannot take would silently break exactly-once
+   * delivery, so its link is closed instead and the worker replaced (its clients reconnect and
+   * recover their sessions elsewhere). One frame may exceed the bound on its own.
+   */
   send(worker: number, message: unknown): void {
     const link = this.links.get(worker);
-    if (link && !link.destroyed) link.write(encodeFrame(message));
+    if (!link || link.socket.destroyed) return;
+    if (link.backlog.behind() > this.bound.maxBytes) {
+      const unsent = link.socket.writableLength;
+      this.links.delete(worker);
+      link.socket.destroy();
+      this.bound.onOverflow(worker, unsent);
+      return;
+    }
+    const frame = encodeFrame(message);
+    link.socket.write(frame, link.backlog.add(frame.length));
   }
 
   /** Workers with a live data link. */
@@ -47,7 +72,7 @@ export class DataHub {
 
   close(): void {
     this.server.close();
-    for (const link of this.links.values()) link.destroy();
+    for (const link of this.links.values()) link.socket.destroy();
     fs.rmSync(this.path, { force: true });
   }
 
@@ -55,28 +80,28 @@ export class DataHub {
     const decoder = new FrameDecoder();
     let worker: number | undefined;
     socket.on("data", (chunk: Buffer) => {
-      let messages: unknown[];
+      let frames: Frame[];
       try {
-        messages = decoder.push(chunk);
+        frames = decoder.pushFrames(chunk);
       } catch (err) {
         this.logger.error({ err, worker }, "undecodable frame on a data link; closing it");
         socket.destroy();
         return;
       }
-      for (const message of messages) {
+      for (const { message, body } of frames) {
         if (worker === undefined) {
           // The first frame names the worker.
           worker = (message as { hello?: number }).hello;
           if (typeof worker !== "number") return void socket.destroy();
-          this.links.set(worker, socket);
+          this.links.set(worker, { socket, backlog: new Backlog() });
           continue;
         }
-        this.onMessage(worker, message);
+        this.onMessage(worker, message, body);
       }
     });
     socket.on("error", () => socket.destroy());
     socket.on("close", () => {
-      if (worker !== undefined && this.links.get(worker) === socket) this.links.delete(worker);
+      if (worker !== undefined && this.links.get(worker)?.socket === socket) this.links.delete(worker);
     });
   }
 }

@@ -29,24 +29,7 @@ export async function runPrimary(config: Config): Promise<void> {
   for (const warning of unsafeSettings(config)) logger.warn({ setting: warning.split(":")[0] }, `unsafe setting: ${warning}`);
   let relay: ClusterRelay | undefined;
   let recovery: HostRecovery | undefined;
-  const hub = new DataHub((worker, message) => {
-    if (relay?.onMessage(worker, message)) {
-      if (isAdapterMessage(message)) metrics.messageRelayed(message.requesterUid === undefined ? "broadcast" : "response");
-      return;
-    }
-    if (isSockfleetMessage(message)) recovery?.onMessage(worker, message as ToPrimary);
-  }, logger);
-  await hub.listen();
-  const supervisor = new Supervisor(config, logger, { [DATA_PATH_ENV]: hub.path });
-  const isLive = (id: number): boolean => supervisor.workers().some((w) => w.id === id);
-  recovery = config.recovery ? new HostRecovery(config, isLive, (worker, message) => hub.send(worker, message), logger.child({ component: "recovery" })) : undefined;
-  relay = new ClusterRelay(() => hub.workers(), (worker, message) => hub.send(worker, message), recovery?.sequence);
-  const bridge =
-    config.redisUrl !== undefined && config.redisMode === "bridge"
-      ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery)
-      : undefined;
-  if (bridge) supervisor.setRedisStatus(bridge.status());
-  const metrics = new HostMetrics({
+  const metrics: HostMetrics = new HostMetrics({
     workers: () => supervisor.workers(),
     send: (worker, message) => supervisor.send(worker, message),
     hostReady: () => supervisor.isHostReady(),
@@ -54,6 +37,31 @@ export async function runPrimary(config: Config): Promise<void> {
     crashLoopingSlots: () => supervisor.crashLoopingSlots(),
   });
   const limits = new LimitReporter(metrics.registry, logger);
+  const hub = new DataHub((worker, message, body) => {
+    if (relay?.onMessage(worker, message, body)) {
+      if (isAdapterMessage(message)) metrics.messageRelayed(message.requesterUid === undefined ? "broadcast" : "response");
+      return;
+    }
+    if (isSockfleetMessage(message)) recovery?.onMessage(worker, message as ToPrimary);
+  }, logger, {
+    maxBytes: config.maxChannelBytes,
+    // Too far behind to deliver in order (stopped, hung or swamped): replaced now. SIGKILL, as it
+    // may not be running to hear anything gentler; its sessions become recoverable on its exit.
+    onOverflow: (worker, unsent) => {
+      limits.hit("max-channel-bytes", { worker, unsent, maxBytes: config.maxChannelBytes }, "worker too far behind on its data channel: link closed, worker replaced");
+      supervisor.workers().find((w) => w.id === worker)?.process.kill("SIGKILL");
+    },
+  });
+  await hub.listen();
+  const supervisor = new Supervisor(config, logger, { [DATA_PATH_ENV]: hub.path });
+  const isLive = (id: number): boolean => supervisor.workers().some((w) => w.id === id);
+  recovery = config.recovery ? new HostRecovery(config, isLive, (worker, message) => hub.send(worker, message), logger.child({ component: "recovery" })) : undefined;
+  relay = new ClusterRelay(() => hub.workers(), (worker, message) => hub.send(worker, message), recovery?.sequence);
+  const bridge =
+    config.redisUrl !== undefined && config.redisMode === "bridge"
+      ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery, limits)
+      : undefined;
+  if (bridge) supervisor.setRedisStatus(bridge.status());
   const capacity = intakeCapacity(config);
   const intake = new Intake(config, capacity, limits, metrics.registry, (socket, head, ticket) => balancer.route(socket, head, ticket));
   const balancer = new StickyBalancer(() => supervisor.workers(), logger, (ticket) => intake.admission.release(ticket));

@@ -1,9 +1,22 @@
 import { EventEmitter } from "node:events";
 import net from "node:net";
+import { Backlog } from "../ipc/backlog";
 import { encodeFrame, FrameDecoder } from "../ipc/frames";
 import type { ToPrimary, ToWorker } from "../ipc/messages";
 
 type Reply = Extract<ToWorker, { id: number }>;
+
+/** What the link may hold unsent before new publishes are refused (see {@link DataLink.refuseWhenFull}). */
+export interface LinkBound {
+  maxBytes: number;
+  /** A publish was refused (or, volatile, dropped) with `unsent` bytes waiting. */
+  onFull(unsent: number, dropped: boolean): void;
+}
+
+/** Thrown to the app by a broadcast refused because the primary is not keeping up with this worker. */
+export class ChannelFullError extends Error {
+  readonly code = "SOCKFLEET_CHANNEL_FULL";
+}
 type Request = Extract<ToPrimary, { id: number }>;
 
 /**
@@ -13,9 +26,13 @@ type Request = Extract<ToPrimary, { id: number }>;
  */
 export class DataLink extends EventEmitter<{ message: [message: unknown] }> {
   private nextId = 0;
+  private readonly backlog = new Backlog();
   private readonly waiting = new Map<number, { settle: (reply: Reply) => void; timer: NodeJS.Timeout }>();
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly bound: LinkBound,
+  ) {
     super();
     this.setMaxListeners(0);
     const decoder = new FrameDecoder();
@@ -24,11 +41,11 @@ export class DataLink extends EventEmitter<{ message: [message: unknown] }> {
     });
   }
 
-  static connect(path: string, worker: number): Promise<DataLink> {
+  static connect(path: string, worker: number, bound: LinkBound): Promise<DataLink> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(path, () => {
         socket.off("error", reject);
-        const link = new DataLink(socket);
+        const link = new DataLink(socket, bound);
         link.send({ hello: worker });
         resolve(link);
       });
@@ -41,8 +58,26 @@ export class DataLink extends EventEmitter<{ message: [message: unknown] }> {
     this.socket.once("close", listener);
   }
 
+  /**
+   * Before a new publish (a broadcast or server-side emit of the app): with more than `maxBytes`
+   * waiting unsent (behind the frame being written, see {@link Backlog}), the primary is not
+   * keeping up. The publish is refused (ChannelFullError, to
+   * the code that emitted) rather than queued without bound; a volatile one is dropped, as
+   * volatile allows. Returns false when it must be dropped. Bookkeeping (rooms, sessions, replies)
+   * is never refused: it is small, and losing it would corrupt what recovery knows.
+   */
+  refuseWhenFull(volatile: boolean): boolean {
+    if (this.backlog.behind() <= this.bound.maxBytes) return true;
+    const unsent = this.socket.writableLength;
+    this.bound.onFull(unsent, volatile);
+    if (volatile) return false;
+    throw new ChannelFullError(`the data channel to the primary holds ${unsent} bytes unsent (--max-channel-bytes ${this.bound.maxBytes}): broadcast refused`);
+  }
+
   send(message: unknown): void {
-    if (!this.socket.destroyed) this.socket.write(encodeFrame(message));
+    if (this.socket.destroyed) return;
+    const frame = encodeFrame(message);
+    this.socket.write(frame, this.backlog.add(frame.length));
   }
 
   /** Reserves a request id whose reply goes to `onReply` (or `onTimeout` after `ms`). */

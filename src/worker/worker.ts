@@ -86,7 +86,13 @@ export async function runWorker(config: Config): Promise<void> {
 
   const dataPath = process.env[DATA_PATH_ENV];
   if (!dataPath) throw new Error(`${DATA_PATH_ENV} is not set; workers are started by the sockfleet primary`);
-  const link = await DataLink.connect(dataPath, workerId);
+  const metrics = new WorkerMetrics(workerId);
+  const limits = new LimitReporter(metrics.registry, logger);
+  const link = await DataLink.connect(dataPath, workerId, {
+    maxBytes: config.maxChannelBytes,
+    onFull: (unsent, dropped) =>
+      limits.hit("max-channel-bytes", { unsent, maxBytes: config.maxChannelBytes, dropped }, dropped ? "data channel to the primary full: volatile broadcast dropped" : "data channel to the primary full: broadcast refused"),
+  });
   // Like the IPC channel: without the data link this worker can no longer take part.
   link.onClose(() => process.exit(0));
 
@@ -104,8 +110,6 @@ export async function runWorker(config: Config): Promise<void> {
       process.exit(EXIT_FATAL_STARTUP);
     }
   }
-  const metrics = new WorkerMetrics(workerId);
-  const limits = new LimitReporter(metrics.registry, logger);
   const routes = new WorkerHttp(
     {
       ready: () => hostReady,

@@ -107,7 +107,24 @@ export class FleetAdapter extends NodeClusterAdapter {
     return Promise.resolve();
   }
 
-  override async broadcast(packet: Packet, opts: BroadcastOptions): Promise<void> {
+  // Synchronous, so that a refusal (see DataLink.refuseWhenFull) throws to the code that emitted,
+  // before anything is delivered, locally or elsewhere.
+  override broadcast(packet: Packet, opts: BroadcastOptions): Promise<void> {
+    if (!opts.flags?.local && !this.link.refuseWhenFull(opts.flags?.volatile === true)) return Promise.resolve();
+    return this.broadcastNow(packet, opts);
+  }
+
+  override broadcastWithAck(...args: Parameters<NodeClusterAdapter["broadcastWithAck"]>): void {
+    if (!args[1].flags?.local) this.link.refuseWhenFull(false);
+    super.broadcastWithAck(...args);
+  }
+
+  override serverSideEmit(packet: unknown[]): Promise<unknown> {
+    this.link.refuseWhenFull(false);
+    return super.serverSideEmit(packet);
+  }
+
+  private async broadcastNow(packet: Packet, opts: BroadcastOptions): Promise<void> {
     const recoverable = this.recovery && !opts.flags?.local && !opts.flags?.volatile && packet.type === EVENT && packet.id === undefined;
     if (!recoverable) return super.broadcast(packet as never, opts);
     const deliver = (offset: string | undefined): void => {

@@ -1,4 +1,5 @@
-import type { AppendOptions } from "../recovery/store";
+import { argsFromFrame } from "../recovery/encoded";
+import type { AppendOptions, EncodedArgs } from "../recovery/store";
 
 /** Tag the cluster adapter puts on its IPC messages. */
 export const ADAPTER_SOURCE = "_sio_adapter";
@@ -55,7 +56,7 @@ export interface RelayUplink {
    * Present when the hosts tier orders recoverable broadcasts fleet-wide: it takes them and hands
    * each back through {@link ClusterRelay.deliverOrdered} once its place is known.
    */
-  order?(message: AdapterMessage, origin: BroadcastOrigin): void;
+  order?(message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs): void;
 }
 
 /**
@@ -107,8 +108,11 @@ export class ClusterRelay {
     return owner !== undefined;
   }
 
-  /** Handles one message from a worker; returns false when it is not adapter traffic. */
-  onMessage(from: number, message: unknown): boolean {
+  /**
+   * Handles one message from a worker; returns false when it is not adapter traffic. `body`, the
+   * bytes it arrived in, is what the replay log keeps of a recoverable broadcast.
+   */
+  onMessage(from: number, message: unknown, body?: Buffer): boolean {
     if (!isAdapterMessage(message)) return false;
     if (!this.owners.has(message.uid)) this.owners.set(message.uid, { worker: from, nsp: message.nsp });
     if (message.requesterUid !== undefined) {
@@ -119,9 +123,10 @@ export class ClusterRelay {
     if (message.sequence !== undefined) {
       const origin = { worker: from, requestId: message.sequence };
       message.sequence = undefined;
-      if (this.uplink?.order) this.uplink.order(message, origin);
+      const args = body && this.sequencer ? argsFromFrame(body) : undefined;
+      if (this.uplink?.order) this.uplink.order(message, origin, args);
       else {
-        this.deliverOrdered(message, origin);
+        this.deliverOrdered(message, origin, { encoded: args });
         this.uplink?.publish(message);
       }
       return true;
@@ -144,8 +149,8 @@ export class ClusterRelay {
   }
 
   /** Logs, without delivering, a broadcast this host already delivered (see AppendOptions.copy). */
-  recordOrdered(message: AdapterMessage, streamId: string): void {
-    this.sequencer?.(message, { streamId, copy: true });
+  recordOrdered(message: AdapterMessage, streamId: string, args?: EncodedArgs): void {
+    this.sequencer?.(message, { streamId, copy: true, encoded: args });
   }
 
   /** Worker `id` exited: its adapters will never answer again. */

@@ -53,7 +53,9 @@ export class HostRecovery {
   /** The relay's sequencer: logs a recoverable broadcast, returns its offset. */
   readonly sequence = (message: AdapterMessage, options?: AppendOptions): string => {
     const { packet, opts } = message.data as { packet: { data: unknown[] }; opts: { rooms: string[]; except: string[] } };
-    return this.store.append({ nsp: message.nsp, rooms: opts.rooms, except: opts.except ?? [], data: packet.data }, Date.now(), options);
+    // The arguments are decoded only when the bytes they arrived in are not at hand.
+    const data = options?.encoded ? undefined : packet.data;
+    return this.store.append({ nsp: message.nsp, rooms: opts.rooms, except: opts.except ?? [], data }, Date.now(), options);
   };
 
   /** Handles a worker's recovery message; returns false for other messages. */

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import v8 from "node:v8";
 
 /** What a worker needs to rebuild a socket: socket.io's `Session` plus the packets it missed. */
 export interface RecoveredSession {
@@ -15,8 +16,27 @@ export interface LoggedBroadcast {
   nsp: string;
   rooms: string[];
   except: string[];
-  /** The event's arguments (name first), without the offset. */
-  data: unknown[];
+  /**
+   * The event's arguments (name first), without the offset; serialized here unless
+   * {@link AppendOptions.encoded} brings them encoded already.
+   */
+  data?: unknown[];
+}
+
+/**
+ * A broadcast's arguments as the log keeps them: bytes, decoded on replay only. The log's byte
+ * bound counts these bytes, exactly what it retains whatever the payload's shape (decoded, a deeply
+ * nested value costs many times its encoded size).
+ */
+export interface EncodedArgs {
+  bytes: Buffer;
+  /** Turns `bytes` back into the event's arguments (one function per encoding, shared). */
+  decode: (bytes: Buffer) => unknown[];
+}
+
+/** Structured clone, as on the data channel: what the store uses for arguments given decoded. */
+export function encodeArgs(data: unknown[]): EncodedArgs {
+  return { bytes: v8.serialize(data), decode: v8.deserialize as (bytes: Buffer) => unknown[] };
 }
 
 export interface RecoveryLimits {
@@ -24,13 +44,17 @@ export interface RecoveryLimits {
   windowMs: number;
   /** Most broadcasts kept for replay. */
   maxPackets: number;
-  /** Most bytes (serialized) kept for replay. */
+  /** Most bytes kept for replay: the serialized broadcasts, which is what the log holds. */
   maxBytes: number;
   /** Most disconnected sessions kept. */
   maxSessions: number;
 }
 
-interface Entry extends LoggedBroadcast {
+interface Entry {
+  nsp: string;
+  rooms: string[];
+  except: string[];
+  data: EncodedArgs;
   /** Position in this host's log (its delivery order). */
   seq: number;
   /** The offset this host handed out with it; undefined for a copy (see {@link AppendOptions}). */
@@ -56,6 +80,8 @@ export interface AppendOptions {
    * unreachable, seen again in the shared log. Replayed only to clients arriving from other hosts.
    */
   copy?: boolean;
+  /** Its arguments as they arrived (see {@link EncodedArgs}); serialized here when absent. */
+  encoded?: EncodedArgs;
 }
 
 /** A session as the hosts tier shares it, so another host can take it over. */
@@ -137,13 +163,14 @@ export class RecoveryStore {
   append(broadcast: LoggedBroadcast, now = Date.now(), options: AppendOptions = {}): string {
     const seq = ++this.seq;
     const offset = options.copy ? undefined : options.streamId !== undefined && !options.localOffset ? options.streamId : `${this.epoch}:${seq.toString(36)}`;
-    const bytes = approximateSize(broadcast.data) + 64;
-    const entry: Entry = { ...broadcast, seq, offset, streamId: options.streamId, at: now, bytes };
+    const data = options.encoded ?? encodeArgs(broadcast.data ?? []);
+    const entry: Entry = { nsp: broadcast.nsp, rooms: broadcast.rooms, except: broadcast.except, data, seq, offset, streamId: options.streamId, at: now, bytes: 0 };
+    entry.bytes = entrySize(entry);
     this.log.push(entry);
     // Local offsets are parsed back (see positionOf); only stream ids need the index.
     if (offset !== undefined && options.streamId === offset) this.offsets.set(offset, seq);
     if (entry.streamId !== undefined) this.streamed.push(entry);
-    this.bytes += bytes;
+    this.bytes += entry.bytes;
     this.evictLog(now);
     return offset ?? "";
   }
@@ -301,7 +328,7 @@ export class RecoveryStore {
     const missed: unknown[][] = [];
     for (let i = this.firstAfter(seq); i < this.log.length; i++) {
       const entry = this.log[i];
-      if (entry.offset !== undefined && entry.nsp === nsp && matches(entry, rooms)) missed.push([...entry.data, entry.offset]);
+      if (entry.offset !== undefined && entry.nsp === nsp && matches(entry, rooms)) missed.push([...decode(entry), entry.offset]);
     }
     return missed;
   }
@@ -325,7 +352,7 @@ export class RecoveryStore {
     const missed: unknown[][] = [];
     for (let i = low; i < this.streamed.length; i++) {
       const entry = this.streamed[i];
-      if (entry.nsp === nsp && matches(entry, rooms)) missed.push([...entry.data, entry.offset ?? entry.streamId]);
+      if (entry.nsp === nsp && matches(entry, rooms)) missed.push([...decode(entry), entry.offset ?? entry.streamId]);
     }
     return missed;
   }
@@ -426,33 +453,30 @@ export class RecoveryStore {
 }
 
 /**
- * A cheap estimate of a value's size in memory, for the byte bound of the log: exact serialization
- * of every broadcast would cost the primary more than the relaying itself.
+ * Bytes an entry holds besides its encoded arguments: the entry, its Buffer and their allocator
+ * overhead (measured: about 500 bytes an entry beside the data, on Node 20).
  */
-export function approximateSize(value: unknown, depth = 0): number {
-  switch (typeof value) {
-    case "string":
-      return 16 + value.length * 2;
-    case "number":
-    case "boolean":
-    case "undefined":
-      return 8;
-    case "object": {
-      if (value === null) return 8;
-      if (ArrayBuffer.isView(value)) return 32 + value.byteLength;
-      if (value instanceof ArrayBuffer) return 32 + value.byteLength;
-      if (depth > 8) return 64;
-      let size = 32;
-      if (Array.isArray(value)) for (const item of value) size += approximateSize(item, depth + 1);
-      else for (const [key, item] of Object.entries(value)) size += 16 + key.length * 2 + approximateSize(item, depth + 1);
-      return size;
-    }
-    default:
-      return 32;
-  }
+const ENTRY_OVERHEAD = 512;
+const STRING_OVERHEAD = 24;
+
+/**
+ * What an entry retains: its serialized data byte for byte, plus its room names, ids and fixed
+ * overhead (strings counted at two bytes a character, V8's widest).
+ */
+function entrySize(entry: Entry): number {
+  let size = ENTRY_OVERHEAD + entry.data.bytes.length + STRING_OVERHEAD + entry.nsp.length * 2;
+  for (const room of entry.rooms) size += STRING_OVERHEAD + room.length * 2 + 8;
+  for (const room of entry.except) size += STRING_OVERHEAD + room.length * 2 + 8;
+  if (entry.offset !== undefined) size += STRING_OVERHEAD + entry.offset.length * 2;
+  if (entry.streamId !== undefined && entry.streamId !== entry.offset) size += STRING_OVERHEAD + entry.streamId.length * 2;
+  return size;
 }
 
-function matches(entry: LoggedBroadcast, rooms: Set<string>): boolean {
+function decode(entry: Entry): unknown[] {
+  return entry.data.decode(entry.data.bytes);
+}
+
+function matches(entry: { rooms: string[]; except: string[] }, rooms: Set<string>): boolean {
   if (entry.except.some((room) => rooms.has(room))) return false;
   return entry.rooms.length === 0 || entry.rooms.some((room) => rooms.has(room));
 }

@@ -2,11 +2,13 @@ import { randomBytes } from "node:crypto";
 import { decode, encode } from "notepack.io";
 import type { Config } from "../../config/schema";
 import type { Logger } from "../../observability/logger";
+import type { LimitReporter } from "../../observability/limits";
 import { ADAPTER_SOURCE, MessageType, type AdapterMessage, type BroadcastOrigin, type ClusterRelay } from "../cluster/relay";
 import { channels, type Channels } from "./channels";
 import { createConnection, type RedisClient, type RedisTierStatus } from "./client";
 import { fromEmitterBroadcast, fromEmitterRequest } from "./emitter";
 import type { HostRecovery } from "../recovery/host";
+import type { EncodedArgs } from "../recovery/store";
 import { SessionMirror } from "./session-mirror";
 import { StreamOrder } from "./stream-order";
 
@@ -19,8 +21,9 @@ export const BRIDGE_HEARTBEAT_MS = 1_000;
  */
 export const BRIDGE_TIMEOUT_MS = 3_000;
 /**
- * Messages kept while Redis is unreachable, then published when it is back. Beyond this they are
- * dropped and counted: a long outage must not grow memory without bound.
+ * Messages kept while Redis is unreachable, then published when it is back. Beyond this count (or
+ * --max-channel-bytes of them) they are dropped and counted: a long outage must not grow memory
+ * without bound.
  */
 export const OUTBOX_LIMIT = 1_000;
 
@@ -74,6 +77,8 @@ export class RedisBridge {
   /** adapter uid -> id of the bridge of its host, for routing responses. */
   private readonly remoteOwners = new Map<string, string>();
   private readonly outbox: Array<{ channel: string; payload: Buffer }> = [];
+  private outboxBytes = 0;
+  private readonly maxOutboxBytes: number;
   private readonly stats: BridgeStats = { published: 0, received: 0, dropped: 0, queued: 0 };
   private pubUp = false;
   private subUp = false;
@@ -87,9 +92,11 @@ export class RedisBridge {
     logger: Logger,
     private readonly relay: ClusterRelay,
     private readonly onStatus: (status: RedisTierStatus) => void,
-    recovery?: HostRecovery,
+    recovery: HostRecovery | undefined,
+    private readonly limits: LimitReporter,
   ) {
     this.id = `${config.hostId}:${randomBytes(4).toString("hex")}`;
+    this.maxOutboxBytes = config.maxChannelBytes;
     this.channels = channels(config.redisPrefix);
     this.log = logger.child({ component: "redis-bridge", bridge: this.id });
     this.pub = createConnection(config, logger, {
@@ -130,9 +137,13 @@ export class RedisBridge {
           this.reportStatus();
         },
       });
-      const order = new StreamOrder(this.channels.log, this.id, config.recoveryMaxPackets, this.pub, this.reader, () => this.pubUp, {
+      const bound = {
+        maxBytes: config.maxChannelBytes,
+        onDrop: (details: Record<string, unknown>) => limits.hit("max-channel-bytes", { queue: "shared-log", ...details }, "redis unreachable and queue full: broadcasts stay on this host"),
+      };
+      const order = new StreamOrder(this.channels.log, this.id, config.recoveryMaxPackets, bound, this.pub, this.reader, () => this.pubUp, {
         deliver: (message, origin, options) => relay.deliverOrdered(message, origin, options),
-        record: (message, streamId) => relay.recordOrdered(message, streamId),
+        record: (message, streamId, args) => relay.recordOrdered(message, streamId, args),
         follow: (streamId) => recovery.store.followStream(streamId),
         orderBroke: (streamId) => recovery.store.orderBroke(streamId),
       }, this.log);
@@ -158,7 +169,7 @@ export class RedisBridge {
     relay.setUplink({
       publish: (message) => this.send(this.channels.bus, { b: this.id, m: message }),
       publishResponse: (message) => this.publishResponse(message),
-      ...(this.order ? { order: (message: AdapterMessage, origin: BroadcastOrigin) => this.order!.order(message, origin) } : {}),
+      ...(this.order ? { order: (message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs) => this.order!.order(message, origin, args) } : {}),
     });
     this.timers.push(setInterval(() => this.heartbeat(), BRIDGE_HEARTBEAT_MS));
     this.timers.push(setInterval(() => this.expire(), BRIDGE_HEARTBEAT_MS / 2));
@@ -230,14 +241,17 @@ export class RedisBridge {
   private send(channel: string, envelope: Envelope): void {
     const payload = encode(envelope);
     if (this.pubUp && this.outbox.length === 0) return this.publishNow(channel, payload);
-    if (this.outbox.length >= OUTBOX_LIMIT) {
+    if (this.outbox.length >= OUTBOX_LIMIT || this.outboxBytes + payload.length > this.maxOutboxBytes) {
       this.stats.dropped++;
-      if (this.stats.dropped === 1 || this.stats.dropped % 1000 === 0) {
-        this.log.warn({ dropped: this.stats.dropped, limit: OUTBOX_LIMIT }, "redis unreachable and outbox full: dropping cross-host messages");
-      }
+      this.limits.hit(
+        "max-channel-bytes",
+        { queue: "redis-outbox", dropped: this.stats.dropped, messages: this.outbox.length, bytes: this.outboxBytes, maxMessages: OUTBOX_LIMIT, maxBytes: this.maxOutboxBytes },
+        "redis unreachable and outbox full: dropping cross-host messages",
+      );
       return;
     }
     this.outbox.push({ channel, payload });
+    this.outboxBytes += payload.length;
   }
 
   private publishNow(channel: string, payload: Buffer): void {
@@ -251,6 +265,7 @@ export class RedisBridge {
 
   private flush(): void {
     const pending = this.outbox.splice(0);
+    this.outboxBytes = 0;
     if (pending.length > 0) this.log.info({ messages: pending.length }, "redis back: publishing queued messages");
     for (const { channel, payload } of pending) this.publishNow(channel, payload);
   }

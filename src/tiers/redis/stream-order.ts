@@ -1,7 +1,8 @@
 import { commandOptions } from "redis";
 import { decode, encode } from "notepack.io";
 import type { Logger } from "../../observability/logger";
-import { compareStreamIds, type AppendOptions } from "../recovery/store";
+import { argsFromEntry } from "../recovery/encoded";
+import { compareStreamIds, type AppendOptions, type EncodedArgs } from "../recovery/store";
 import { ADAPTER_SOURCE, type AdapterMessage, type BroadcastOrigin } from "../cluster/relay";
 import type { RedisClient } from "./client";
 
@@ -12,7 +13,10 @@ import type { RedisClient } from "./client";
 export const READ_BACK_TIMEOUT_MS = 2_000;
 const READ_BLOCK_MS = 1_000;
 const READ_COUNT = 500;
-/** Broadcasts delivered here while Redis was unreachable, kept to be shared once it is back. */
+/**
+ * Broadcasts delivered here while Redis was unreachable, kept to be shared once it is back (and
+ * at most --max-channel-bytes of them, encoded).
+ */
 export const LOCAL_QUEUE_LIMIT = 1_000;
 /**
  * This host's own broadcasts read back within this long before Redis went away are appended again
@@ -28,7 +32,7 @@ export interface OrderedDelivery {
   /** Deliver to this host's workers (the origin gets its offset); returns nothing. */
   deliver(message: AdapterMessage, origin: BroadcastOrigin | undefined, options: AppendOptions): void;
   /** Log only: this host delivered it already, on its own, while Redis was unreachable. */
-  record(message: AdapterMessage, streamId: string): void;
+  record(message: AdapterMessage, streamId: string, args: EncodedArgs): void;
   /** The log follows the shared log from this id on. */
   follow(streamId: string): void;
   /** The log's order broke at this id (see {@link RecoveryStore.orderBroke}). */
@@ -44,8 +48,18 @@ export interface StreamOrderStats {
   dropped: number;
 }
 
+/** How many bytes the queue of broadcasts delivered alone may hold, and who hears of a drop. */
+export interface QueueBound {
+  maxBytes: number;
+  onDrop(details: Record<string, unknown>): void;
+}
+
 interface Pending {
   message: AdapterMessage;
+  /** Its shared-log entry, encoded once (see {@link encodeEntry}). */
+  encoded: Buffer;
+  /** Its arguments as they arrived from the worker, for the replay log. */
+  args?: EncodedArgs;
   origin: BroadcastOrigin;
   sentAt: number;
   /** Its stream id, once XADD answered. */
@@ -55,7 +69,8 @@ interface Pending {
 /** A broadcast to append (again): delivered alone, or re-shared after Redis came back. */
 interface Queued {
   token: number;
-  message: AdapterMessage;
+  /** The shared-log entry, encoded: what the queue holds, byte for byte. */
+  encoded: Buffer;
   /** The id of its first append, when known: readers that read that one skip this one. */
   original?: string;
 }
@@ -79,8 +94,10 @@ export class StreamOrder {
   /** Tokens delivered alone, whose entry may still come back through the stream. */
   private readonly aloneTokens = new Set<number>();
   private readonly queue: Queued[] = [];
+  private queueBytes = 0;
   /** Own broadcasts recently read back, with their ids (see TAIL_MS). */
   private readonly recent: Array<Queued & { at: number }> = [];
+  private recentBytes = 0;
   /** Per other bridge, the newest id of its broadcasts this host has read (originals' ids for ones appended again). */
   private readonly lastFrom = new Map<string, string>();
   /** Where this reader started following the log. */
@@ -108,6 +125,7 @@ export class StreamOrder {
     private readonly key: string,
     private readonly bridgeId: string,
     private readonly maxLength: number,
+    private readonly bound: QueueBound,
     private readonly pub: RedisClient,
     private readonly reader: RedisClient,
     private readonly pubUp: () => boolean,
@@ -145,24 +163,24 @@ export class StreamOrder {
   onPubUp(): void {
     if (this.downAt !== undefined) {
       const since = this.downAt - TAIL_MS;
-      const tail = this.recent.filter((entry) => entry.at >= since).map(({ token, message, original }) => ({ token, message, original }));
-      this.queue.unshift(...tail);
+      const tail = this.recent.filter((entry) => entry.at >= since).map(({ token, encoded, original }) => ({ token, encoded, original }));
+      this.requeue(tail);
       this.downAt = undefined;
     }
     this.catchUp();
   }
 
   /** Orders a recoverable broadcast from a local worker. */
-  order(message: AdapterMessage, origin: BroadcastOrigin): void {
+  order(message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs): void {
     if (!this.canAppend() || this.queue.length > 0) {
       // Whatever still waits to come back goes first: this host's order is the order of calls.
       this.settleAllPending();
-      return this.deliverAlone(message, origin);
+      return this.deliverAlone(message, origin, args);
     }
     const token = ++this.token;
-    const entry: Pending = { message, origin, sentAt: Date.now() };
+    const entry: Pending = { message, encoded: encodeEntry(message), args, origin, sentAt: Date.now() };
     this.pending.set(token, entry);
-    this.append(token, message).then((id) => (entry.id = id), () => {
+    this.append(token, entry.encoded).then((id) => (entry.id = id), () => {
       // Unknown whether Redis appended it: deliver it now (and every later one, which must not
       // overtake it), and treat it as a copy if it comes back.
       if (this.pending.has(token)) this.settleAllPending();
@@ -203,35 +221,40 @@ export class StreamOrder {
     return this.pubUp() && this.readerUp;
   }
 
-  private async append(token: number, message: AdapterMessage | undefined, again = false, original?: string): Promise<string> {
+  private async append(token: number, encoded: Buffer | undefined, again = false, original?: string): Promise<string> {
     const fields: Record<string, string | Buffer> = { b: this.bridgeId, t: String(token) };
     if (again) fields.r = "1";
     if (original !== undefined) fields.o = original;
-    if (message) fields.m = encode({ ...message, source: undefined, offset: undefined });
+    if (encoded) fields.m = encoded;
     else fields.k = "marker";
     const id = await this.pub.xAdd(this.key, "*", fields, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: this.maxLength } });
     this.stats.appended++;
     return id;
   }
 
-  private deliverAlone(message: AdapterMessage, origin: BroadcastOrigin | undefined): void {
+  private deliverAlone(message: AdapterMessage, origin: BroadcastOrigin | undefined, args?: EncodedArgs): void {
     const token = ++this.token;
     this.markAlone();
-    this.delivery.deliver(message, origin, { localOffset: true });
-    this.share(token, message);
+    this.delivery.deliver(message, origin, { localOffset: true, encoded: args });
+    this.share(token, encodeEntry(message));
   }
 
   /** Queues a broadcast delivered alone, to append it once Redis is back. */
-  private share(token: number, message: AdapterMessage, original?: string): void {
-    if (this.queue.length >= LOCAL_QUEUE_LIMIT) {
+  private share(token: number, encoded: Buffer, original?: string): void {
+    if (this.queue.length >= LOCAL_QUEUE_LIMIT || this.queueBytes + encoded.length > this.bound.maxBytes) {
       this.stats.dropped++;
-      if (this.stats.dropped === 1 || this.stats.dropped % 1000 === 0) {
-        this.log.warn({ dropped: this.stats.dropped, limit: LOCAL_QUEUE_LIMIT }, "redis unreachable and queue full: broadcasts stay on this host");
-      }
+      this.bound.onDrop({ dropped: this.stats.dropped, messages: this.queue.length, bytes: this.queueBytes, maxMessages: LOCAL_QUEUE_LIMIT, maxBytes: this.bound.maxBytes });
       return;
     }
     this.aloneTokens.add(token);
-    this.queue.push({ token, message, original });
+    this.queue.push({ token, encoded, original });
+    this.queueBytes += encoded.length;
+  }
+
+  /** Puts entries back at the head of the queue (to be appended before what it holds). */
+  private requeue(entries: Queued[]): void {
+    this.queue.unshift(...entries);
+    for (const entry of entries) this.queueBytes += entry.encoded.length;
   }
 
   /**
@@ -242,8 +265,8 @@ export class StreamOrder {
     this.pending.delete(token);
     this.aloneTokens.add(token); // its first append may still come back: a copy then
     this.markAlone();
-    this.delivery.deliver(entry.message, entry.origin, { localOffset: true });
-    this.share(token, entry.message, entry.id);
+    this.delivery.deliver(entry.message, entry.origin, { localOffset: true, encoded: entry.args });
+    this.share(token, entry.encoded, entry.id);
   }
 
   private markAlone(): void {
@@ -276,13 +299,14 @@ export class StreamOrder {
   private catchUp(): void {
     if (!this.canAppend() || this.flushing) return;
     const queued = this.queue.splice(0);
+    this.queueBytes = 0;
     if (queued.length === 0) return this.sendMarker();
     this.flushing = true;
     this.log.info({ messages: queued.length, dropped: this.stats.dropped }, "redis back: sharing broadcasts delivered on this host alone");
-    void Promise.allSettled(queued.map(({ token, message, original }) => this.append(token, message, true, original))).then((results) => {
+    void Promise.allSettled(queued.map(({ token, encoded, original }) => this.append(token, encoded, true, original))).then((results) => {
       this.flushing = false;
       const failed = results.findIndex((result) => result.status === "rejected");
-      if (failed !== -1) this.queue.unshift(...queued.slice(failed));
+      if (failed !== -1) this.requeue(queued.slice(failed));
       else this.catchUp();
     });
   }
@@ -345,13 +369,13 @@ export class StreamOrder {
       const entry = this.pending.get(token);
       if (entry) {
         this.pending.delete(token);
-        this.remember({ token, message: entry.message, original: id });
-        return this.delivery.deliver(entry.message, entry.origin, { streamId: id, localOffset: this.tainted });
+        this.remember({ token, encoded: entry.encoded, original: id });
+        return this.delivery.deliver(entry.message, entry.origin, { streamId: id, localOffset: this.tainted, encoded: entry.args });
       }
       // Delivered here already (alone, or before Redis restarted): logged for clients from elsewhere.
       if (!this.aloneTokens.delete(token) && original === undefined) return;
       const message = this.decode(fields.get("m"));
-      if (message) this.delivery.record(message, id);
+      if (message) this.delivery.record(message, id, argsFromEntry(fields.get("m")!));
       return;
     }
     const bridge = fields.get("b")?.toString() ?? "";
@@ -359,19 +383,24 @@ export class StreamOrder {
     if (!message) return;
     if (original !== undefined) {
       const seen = this.lastFrom.get(bridge) ?? this.floor;
-      if (seen !== undefined && compareStreamIds(original, seen) <= 0) return this.delivery.record(message, id);
+      if (seen !== undefined && compareStreamIds(original, seen) <= 0) return this.delivery.record(message, id, argsFromEntry(fields.get("m")!));
       this.lastFrom.set(bridge, original);
     } else {
       if (this.seenBefore(bridge, token, fields.has("r"))) return;
       if (!fields.has("r")) this.lastFrom.set(bridge, id);
     }
-    this.delivery.deliver(message, undefined, { streamId: id, localOffset: this.tainted });
+    this.delivery.deliver(message, undefined, { streamId: id, localOffset: this.tainted, encoded: argsFromEntry(fields.get("m")!) });
   }
 
   private remember(entry: Queued): void {
     const now = Date.now();
     this.recent.push({ ...entry, at: now });
-    while (this.recent.length > TAIL_LIMIT || (this.recent.length > 0 && this.recent[0].at < now - TAIL_MS)) this.recent.shift();
+    this.recentBytes += entry.encoded.length;
+    // Bounded like the queue it refills (by count, age and bytes): beyond that, a Redis restart
+    // may lose entries other hosts had not read, as it would without this tail.
+    while (this.recent.length > TAIL_LIMIT || (this.recent.length > 0 && (this.recent[0].at < now - TAIL_MS || this.recentBytes > this.bound.maxBytes))) {
+      this.recentBytes -= this.recent.shift()!.encoded.length;
+    }
   }
 
   /**
@@ -416,3 +445,7 @@ export class StreamOrder {
   }
 }
 
+/** A broadcast as its shared-log entry carries it (field "m"). */
+function encodeEntry(message: AdapterMessage): Buffer {
+  return encode({ ...message, source: undefined, offset: undefined });
+}
