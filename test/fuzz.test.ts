@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { closeClients, whoami } from "./helpers/clients";
-import { scrapeAdmin, total } from "./helpers/metrics";
+import { scrapeAdmin, total, values, type Sample } from "./helpers/metrics";
 import { cpuSeconds, mb, rssBytes } from "./helpers/rss";
 import { SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
@@ -19,6 +19,8 @@ const settings = settingsFromEnv(seed, { packets: 100_000, seconds: 50 });
 /** Good clients: half long-polling, half WebSocket, each sending this many numbered messages a second. */
 const GOOD_TRANSPORTS: ("polling" | "websocket")[] = ["polling", "websocket", "polling", "websocket", "polling", "websocket"];
 const GOOD_RATE = 20;
+/** Recovery window of the host under test (default 120 s), shorter than the settle wait below. */
+const RECOVERY_WINDOW_MS = 10_000;
 /** RSS may stay this far above its baseline once the run is over (heaps do not shrink to where they started). */
 const RSS_SLACK = 100 * 1024 * 1024;
 
@@ -27,7 +29,9 @@ describe("fuzz: generated hostile input against a running host", function () {
 
   it(`serves well-behaved clients without a restart, a lost message or lasting memory growth while ${settings.packets} bad packets and request heads arrive (seed ${seed})`, async () => {
     console.log(`      fuzz seed ${seed} (FUZZ_SEED=${seed} replays it), ${settings.packets} packets${settings.only.length ? `, only ${settings.only}` : ""}${settings.skip.length ? `, skipping ${settings.skip}` : ""}`);
-    const host = await SockfleetHost.start({ workers: 2, args: ["--admin-port", "0"] });
+    // Hostile sessions that drop are kept for connection-state recovery for the recovery window (by
+    // design, bounded); a short window lets the memory check see past that retention within the settle.
+    const host = await SockfleetHost.start({ workers: 2, args: ["--admin-port", "0", "--recovery-window", String(RECOVERY_WINDOW_MS)] });
     const adminPort = host.logs.find((l) => l.msg === "ready")!.adminPort as number;
     const watch = new CrashWatch(host);
     const exchange = await ChatExchange.connect(host.url, GOOD_TRANSPORTS);
@@ -38,6 +42,7 @@ describe("fuzz: generated hostile input against a running host", function () {
       const pids = [host.pid, ...workerPids];
       const baseline = new Map(pids.map((pid) => [pid, rssBytes(pid)!]));
       const cpuBefore = pids.map((pid) => cpuSeconds(pid) ?? 0);
+      const heapBefore = heaps(await scrapeAdmin(host));
 
       exchange.start(GOOD_RATE);
       const result = await runFuzz(host.port, adminPort, settings, () => watch.crashed()).finally(() => exchange.stop());
@@ -73,10 +78,13 @@ describe("fuzz: generated hostile input against a running host", function () {
         },
         30_000,
         250,
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}: ${pids.map((pid) => `${pid} ${mb(baseline.get(pid))} -> ${mb(rssBytes(pid))}`).join(", ")}`);
+      ).catch(async (err: Error) => {
+        // The heap figures tell a leak (heap or external memory still up) from pages not yet returned.
+        const rss = pids.map((pid) => `${pid} ${mb(baseline.get(pid))} -> ${mb(rssBytes(pid))}`).join(", ");
+        throw new Error(`${err.message}: ${rss}; heap used + external before: ${heapBefore}, now: ${heaps(await scrapeAdmin(host))}`);
       });
       console.log(`      RSS settled: ${pids.map((pid, i) => `${i === 0 ? "primary" : "worker"} ${mb(baseline.get(pid))} -> ${mb(settled[i])}`).join(", ")}`);
+      console.log(`      heap used + external before: ${heapBefore}, now: ${heaps(await scrapeAdmin(host))}`);
 
       assert.equal((await host.fetch("/healthz")).status, 200, "the public port answers /healthz");
       assert.equal((await fetch(`http://127.0.0.1:${adminPort}/healthz`)).status, 200, "the admin port answers /healthz");
@@ -87,5 +95,12 @@ describe("fuzz: generated hostile input against a running host", function () {
     }
   });
 });
+
+/** Heap used and external memory of each process, from the host's Node.js default metrics. */
+function heaps(samples: Sample[]): string {
+  return values(samples, "nodejs_heap_size_used_bytes")
+    .map((s) => `${s.labels.worker} ${mb(s.value)} + ${mb(total(samples, "nodejs_external_memory_bytes", { worker: s.labels.worker }))}`)
+    .join(", ");
+}
 
 const indent = (text: string): string => text.split("\n").map((l) => `        ${l}`).join("\n");
