@@ -165,7 +165,9 @@ async function loop(name: string, pool: Pool, seed: number, stopped: () => boole
   let empty = 0;
   for (let n = 0; !stopped(); n++) {
     const rng = Prng.derive(seed, `${name}@${n}`);
-    const budget = pool.reserve(name.startsWith("ws#") || name.startsWith("polling#") ? rng.int(50, 400) : SMALL_SESSION);
+    // Half the sessions are short, so that kinds which end a session (one per session) are not rare.
+    const size = rng.chance(0.5) ? rng.int(1, 20) : rng.int(50, 400);
+    const budget = pool.reserve(name.startsWith("ws#") || name.startsWith("polling#") ? size : SMALL_SESSION);
     if (budget === 0) return true;
     const started = Date.now();
     const sent = await session(rng, budget);
