@@ -22,7 +22,7 @@ const LANES = {
 } as const;
 type Lane = keyof typeof LANES;
 
-/** The kinds each lane can send (a lane without an enabled kind is left out, its share spread over the others). */
+/** The kinds each lane can send (a lane without an enabled kind is left out). */
 const LANE_KINDS: Record<Lane, string[]> = {
   ws: PACKET_KINDS,
   polling: PACKET_KINDS,
@@ -40,7 +40,7 @@ const SOURCE_ADDRESSES = 6;
 export interface FuzzSettings {
   seed: number;
   packets: number;
-  /** Kind filters: a kind runs when it matches an `only` prefix (if any) and no `skip` prefix. */
+  /** Kind filters ("ws/bad-json", a lane "head", or a kind on every lane "bad-json"): a kind runs when it matches `only` (if set) and not `skip`. */
   only: string[];
   skip: string[];
   /** The run stops after this long even if the budget is not spent. */
