@@ -155,4 +155,30 @@ describe("the data channel between the primary and its workers", function () {
     assert.deepEqual(await request(publisher, "burst", reply.sent, 1, 10), { sent: 1 });
     assert.equal((await next)[0], reply.sent);
   });
+
+  for (const depth of [2_500, 50_000]) {
+    it(`fails only the emit of an app broadcast nested ${depth} deep, which the data channel cannot carry, and every process serves on`, async () => {
+      host = await SockfleetHost.start({ workers: 2, app: compiledFixture("flood-app"), args: ["--admin-port", "0"] });
+      const sender = await connect(host.url, { transports: ["websocket"] });
+      clients.push(sender);
+      const listener = await connect(host.url, { transports: ["websocket"] });
+      clients.push(listener);
+      const pids = host.workerPids().sort();
+      const deep: number[] = [];
+      listener.on("deep", (i: number) => deep.push(i));
+      // Wherever it cannot be (de)serialized, the emit throws in the app's handler (logged and
+      // counted, no ack) or the frame is dropped and logged; the ack says nothing either way.
+      await sender.timeout(2_000).emitWithAck("deep", { depth, bytes: 10, count: 1 }).catch(() => undefined);
+      await host.waitForLog((l) => (l.err as { type?: string } | undefined)?.type === "FrameEncodingError", 5_000);
+      const numbered = collect(listener);
+      assert.deepEqual(await request(sender, "burst", 0, 3, 10), { sent: 3 });
+      await waitUntil("the next broadcasts at the other client", () => numbered.length === 3, 5_000);
+      assert.deepEqual(numbered, [0, 1, 2]);
+      assert.deepEqual(host.workerPids().sort(), pids, "no worker restarted");
+      assert.equal(host.child.exitCode, null, "the primary serves on");
+      assert.ok(deep.length <= 1, "delivered at most once, never in pieces");
+      const samples = await scrapeAdmin(host);
+      assert.equal(total(samples, "sockfleet_worker_restarts_total", { reason: "crash" }), 0);
+    });
+  }
 });

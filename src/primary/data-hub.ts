@@ -4,7 +4,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Backlog } from "../ipc/backlog";
-import { encodeFrame, FrameDecoder, type Frame } from "../ipc/frames";
+import { encodeFrame, FrameDecoder } from "../ipc/frames";
 import type { Logger } from "../observability/logger";
 
 /** What a data link may hold unsent, and what to do about a worker that falls that far behind. */
@@ -61,7 +61,15 @@ export class DataHub {
       this.bound.onOverflow(worker, unsent);
       return;
     }
-    const frame = encodeFrame(message);
+    let frame: Buffer;
+    try {
+      frame = encodeFrame(message);
+    } catch (err) {
+      // The worker that published it could serialize it, so this is rare; lose this one message
+      // for this worker rather than the primary.
+      this.logger.error({ err, worker }, "message cannot be sent on a data link; dropped");
+      return;
+    }
     link.socket.write(frame, link.backlog.add(frame.length));
   }
 
@@ -77,18 +85,10 @@ export class DataHub {
   }
 
   private accept(socket: net.Socket): void {
-    const decoder = new FrameDecoder();
     let worker: number | undefined;
+    const decoder = new FrameDecoder((err, bytes) => this.logger.error({ err, worker, bytes }, "undecodable frame on a data link; skipped"));
     socket.on("data", (chunk: Buffer) => {
-      let frames: Frame[];
-      try {
-        frames = decoder.pushFrames(chunk);
-      } catch (err) {
-        this.logger.error({ err, worker }, "undecodable frame on a data link; closing it");
-        socket.destroy();
-        return;
-      }
-      for (const { message, body } of frames) {
+      for (const { message, body } of decoder.pushFrames(chunk)) {
         if (worker === undefined) {
           // The first frame names the worker.
           worker = (message as { hello?: number }).hello;

@@ -24,7 +24,7 @@ type Request = Extract<ToPrimary, { id: number }>;
  * messages, in order, plus request/response matched by id. Replies are handled synchronously in
  * the order they arrive, interleaved with the other messages exactly as the primary sent them.
  */
-export class DataLink extends EventEmitter<{ message: [message: unknown] }> {
+export class DataLink extends EventEmitter<{ message: [message: unknown]; undecodable: [err: unknown, bytes: number] }> {
   private nextId = 0;
   private readonly backlog = new Backlog();
   private readonly waiting = new Map<number, { settle: (reply: Reply) => void; timer: NodeJS.Timeout }>();
@@ -35,10 +35,12 @@ export class DataLink extends EventEmitter<{ message: [message: unknown] }> {
   ) {
     super();
     this.setMaxListeners(0);
-    const decoder = new FrameDecoder();
+    const decoder = new FrameDecoder((err, bytes) => this.emit("undecodable", err, bytes));
     socket.on("data", (chunk: Buffer) => {
       for (const message of decoder.push(chunk)) this.dispatch(message);
     });
+    // A reset or broken pipe ends the link ("close" follows), not the process.
+    socket.on("error", () => socket.destroy());
   }
 
   static connect(path: string, worker: number, bound: LinkBound): Promise<DataLink> {
