@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import { closeClients, connect, whoami, type Client } from "./helpers/clients";
+import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
 import { scrapeAdmin, total } from "./helpers/metrics";
 import { closeAllRaw, RawSocketIo } from "./helpers/raw-socketio";
-import { SockfleetHost } from "./helpers/sockfleet";
+import { compiledFixture, SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
 
 /** Resident memory of a process in MB, from /proc. */
@@ -152,5 +152,42 @@ describe("slow consumers (max-buffered-bytes): a blind-pong client", function ()
     // It outlived the ping timeout (pingInterval + pingTimeout = 3 s): its pongs kept it alive, the cap did not.
     assert.equal(hits, hitsBefore + 1);
     assert.ok(took > 3_000, `dropped after ${took} ms`);
+  });
+});
+
+describe("slow consumers and connection-state recovery", function () {
+  this.timeout(60_000);
+  let host: SockfleetHost;
+  let clients: Client[] = [];
+  before(async () => {
+    host = await SockfleetHost.start({ workers: 2, app: compiledFixture("flood-app"), args: ["--max-buffered-bytes", "65536"] });
+  });
+  afterEach(() => {
+    closeClients(clients);
+    clients = [];
+  });
+  after(async () => {
+    await host.stop();
+  });
+
+  it("replays more missed packets than --max-buffered-bytes to a recovering client that reads them, without cutting it off", async () => {
+    const reader = await connect(host.url, { transports: ["websocket"] });
+    const publisher = await connect(host.url, { transports: ["websocket"] });
+    clients.push(reader, publisher);
+    const seen: number[] = [];
+    reader.on("n", (i: number) => seen.push(i));
+    await request(publisher, "burst", 0, 1, 10);
+    await waitUntil("the first broadcast (an offset to recover from)", () => seen.length === 1, 5_000);
+    const disconnects: string[] = [];
+    reader.on("disconnect", (reason) => disconnects.push(reason));
+    // Drop the reader's transport; while it is away, 400 KB are broadcast: six times the cap.
+    (reader.io.engine as unknown as { close(): void }).close();
+    await waitUntil("the reader gone", () => !reader.connected, 5_000);
+    for (let from = 1; from < 201; from += 50) await request(publisher, "burst", from, 50, 2_000);
+    await waitUntil("the reader recovered with every missed broadcast", () => reader.connected && seen.length === 201, 15_000);
+    assert.equal(reader.recovered, true);
+    assert.deepEqual(seen, Array.from({ length: 201 }, (_, i) => i));
+    assert.deepEqual(disconnects, ["forced close"], "cut off only by the test, not as a slow consumer");
+    assert.ok(!host.logs.some((l) => l.limit === "max-buffered-bytes"), "no slow-consumer disconnect");
   });
 });

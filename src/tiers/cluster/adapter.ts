@@ -1,4 +1,5 @@
 import { NodeClusterAdapter } from "@socket.io/cluster-adapter";
+import { asOneBurst } from "../../worker/guard/slow-consumer";
 import type { Namespace } from "socket.io";
 import { Adapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { DataLink } from "../../worker/data-link";
@@ -222,7 +223,9 @@ export class FleetAdapter extends NodeClusterAdapter {
     if (!entry) return;
     this.recovering.delete(socket.id);
     if (!socket.recovered) return;
-    const write = (socket as unknown as { packet(packet: { type: number; data: unknown[] }): void }).packet.bind(socket);
-    for (const data of entry.missed) write({ type: EVENT, data });
+    const { packet, conn } = socket as unknown as { packet(packet: { type: number; data: unknown[] }): void; conn: object };
+    asOneBurst(conn, () => {
+      for (const data of entry.missed) packet.call(socket, { type: EVENT, data });
+    });
   }
 }

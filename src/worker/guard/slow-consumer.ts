@@ -17,29 +17,85 @@ export interface SlowConsumerHooks {
 const sizeOf = (data: unknown): number =>
   typeof data === "string" ? data.length : Buffer.isBuffer(data) || ArrayBuffer.isView(data) || data instanceof ArrayBuffer ? (data as ArrayBuffer).byteLength : 0;
 
+/** Per client: bytes queued in engine.io since its last flush, and the catch-up allowance. */
+interface Watch {
+  conn: EngineSocket;
+  maxBytes: number;
+  hooks: SlowConsumerHooks;
+  queued: number;
+  /** Bytes written inside {@link asOneBurst} still allowed on top of the cap. */
+  allowance: number;
+  bursting: boolean;
+  dropped: boolean;
+}
+
+const watches = new WeakMap<object, Watch>();
+/** Clients written to in this event-loop turn, checked once after it (see {@link check}). */
+const dirty = new Set<Watch>();
+let scheduled = false;
+
+/**
+ * Packets written to a client inside `write` (a recovered session's missed packets, already
+ * bounded by --recovery-max-bytes) are allowed on top of the cap until the client has read
+ * below the cap once: a reader that keeps up must not be cut off for catching up.
+ */
+export function asOneBurst(conn: object, write: () => void): void {
+  const watch = watches.get(conn);
+  if (!watch) return write();
+  watch.bursting = true;
+  try {
+    write();
+  } finally {
+    watch.bursting = false;
+  }
+}
+
 /**
  * Disconnects a client whose pending outgoing data passes `maxBytes`: engine.io's write queue
  * (which has no bound) plus, over WebSocket, what `ws` holds because the kernel would not take it.
- * The queue is tracked as packets are created and reset when engine.io hands it to the transport,
- * so the cost per delivery is one addition and one read of ws's bufferedAmount, no walk.
+ * The check runs once per event-loop turn for the clients written to in it, after engine.io and
+ * ws have handed what they could to the kernel: a burst emitted in one turn to a client that
+ * reads is not mistaken for a stalled reader, and a delivery costs one addition and a Set insert.
  */
 export function watchSlowConsumer(conn: EngineSocket, maxBytes: number, hooks: SlowConsumerHooks): void {
-  let queued = 0;
-  let dropped = false;
+  const watch: Watch = { conn, maxBytes, hooks, queued: 0, allowance: 0, bursting: false, dropped: false };
+  watches.set(conn, watch);
   conn.on("flush", () => {
-    queued = 0;
+    watch.queued = 0;
   });
   conn.on("packetCreate", (packet) => {
-    queued += sizeOf(packet.data);
-    if (dropped) return;
-    const ws = conn.transport.name === "websocket" ? conn.transport.socket : undefined;
-    const pending = queued + (ws?.bufferedAmount ?? 0);
-    if (pending <= maxBytes) return;
-    dropped = true;
-    hooks.hit("max-buffered-bytes", { sid: conn.id, transport: conn.transport.name, pending, max: maxBytes, reason: "slow consumer" }, "client disconnected: slow consumer");
-    // Free its memory now: a close handshake would wait behind the full buffer (ws waits 30 s),
-    // and engine.io's plain close() waits for the queue to drain, which it never will.
-    if (ws) ws.terminate();
-    else conn.close(true);
+    const size = sizeOf(packet.data);
+    watch.queued += size;
+    if (watch.bursting) watch.allowance += size;
+    if (watch.dropped) return;
+    dirty.add(watch);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(checkDirty);
+    }
   });
+}
+
+function checkDirty(): void {
+  scheduled = false;
+  for (const watch of dirty) check(watch);
+  dirty.clear();
+}
+
+function check(watch: Watch): void {
+  const { conn, maxBytes } = watch;
+  if (watch.dropped || conn.readyState === "closed") return;
+  const ws = conn.transport.name === "websocket" ? conn.transport.socket : undefined;
+  const pending = watch.queued + (ws?.bufferedAmount ?? 0);
+  if (pending <= maxBytes) {
+    watch.allowance = 0;
+    return;
+  }
+  if (pending <= maxBytes + watch.allowance) return;
+  watch.dropped = true;
+  watch.hooks.hit("max-buffered-bytes", { sid: conn.id, transport: conn.transport.name, pending, max: maxBytes, reason: "slow consumer" }, "client disconnected: slow consumer");
+  // Free its memory now: a close handshake would wait behind the full buffer (ws waits 30 s),
+  // and engine.io's plain close() waits for the queue to drain, which it never will.
+  if (ws) ws.terminate();
+  else conn.close(true);
 }
