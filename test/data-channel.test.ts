@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
-import { MB, rssOf } from "./helpers/memory";
+import { MB, rssOf } from "./helpers/rss";
 import { scrapeAdmin, total } from "./helpers/metrics";
 import { isAlive } from "./helpers/processes";
 import { compiledFixture, SockfleetHost } from "./helpers/sockfleet";

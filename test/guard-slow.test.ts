@@ -1,17 +1,13 @@
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
 import { scrapeAdmin, total } from "./helpers/metrics";
+import { rssOf } from "./helpers/rss";
 import { closeAllRaw, RawSocketIo } from "./helpers/raw-socketio";
 import { compiledFixture, SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
 
-/** Resident memory of a process in MB, from /proc. */
-function rssMb(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-  assert.ok(match, `VmRSS of ${pid}`);
-  return Number(match[1]) / 1024;
-}
+/** Resident memory of a process in MiB. */
+const rssMb = (pid: number): number => rssOf(pid) / 1_048_576;
 
 const KB = "x".repeat(1024);
 

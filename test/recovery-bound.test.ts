@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import v8 from "node:v8";
 import { RecoveryStore } from "../src/tiers/recovery/store";
 import { closeClients, connect, request, type Client } from "./helpers/clients";
-import { MB, rssOf } from "./helpers/memory";
+import { MB, rssOf } from "./helpers/rss";
 import { scrapeAdmin, total } from "./helpers/metrics";
 import { compiledFixture, SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";

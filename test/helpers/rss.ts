@@ -11,6 +11,15 @@ export function rssBytes(pid: number): number | undefined {
   }
 }
 
+/** Resident set size of a live process `pid` in bytes; throws if it is gone. */
+export function rssOf(pid: number): number {
+  const bytes = rssBytes(pid);
+  if (bytes === undefined) throw new Error(`no VmRSS for process ${pid}`);
+  return bytes;
+}
+
+export const MB = 1_000_000;
+
 export const mb = (bytes: number | undefined): string => (bytes === undefined ? "gone" : `${(bytes / 1024 / 1024).toFixed(0)} MB`);
 
 /** CPU time (user + system) process `pid` has used so far, in seconds, from /proc (Linux). */
