@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
+import { scrapeAdmin, total } from "./helpers/metrics";
 import { isAlive, killTree, waitForExit } from "./helpers/processes";
 import { SockfleetHost, sourceFixture } from "./helpers/sockfleet";
 import { nextEvent, waitUntil } from "./helpers/wait";
@@ -81,6 +82,35 @@ describe("process lifecycle", function () {
       assert.notEqual((await whoami(client)).pid, victim);
       assert.ok(isAlive(host.pid));
       assert.ok(host.logs.some((l) => l.msg === "uncaught exception, worker exits"));
+    } finally {
+      await host.stop();
+    }
+  });
+
+  it("keeps respawning a worker that crash-loops after the host was ready, instead of stopping the host", async function () {
+    // Eleven crashes reach the crash-loop threshold after about 53 s of real backoff (100 ms doubling to 10 s).
+    this.timeout(150_000);
+    const host = await SockfleetHost.start({ workers: 1, app: sourceFixture("throwing-app.cjs"), args: ["--admin-port", "0"] });
+    try {
+      const crashLines = (): number => host.logs.filter((l) => l.msg === "worker crashed" || l.msg === "crash loop: worker respawned at the longest backoff").length;
+      for (let crash = 1; crash <= 11; crash++) {
+        await waitUntil(`worker ${crash} serving`, () => host.logs.filter((l) => l.msg === "worker ready").length === crash, 20_000);
+        const client = await connect(host.url, { transports: ["websocket"], reconnection: false });
+        clients.push(client);
+        client.emit("crash");
+        await waitUntil(`crash ${crash} noticed`, () => crashLines() === crash, 10_000);
+      }
+      const loop = host.logs.find((l) => l.msg === "crash loop: worker respawned at the longest backoff");
+      assert.ok(loop, "the crash loop is logged");
+      assert.equal(loop.respawnInMs, 10_000);
+      const samples = await scrapeAdmin(host);
+      assert.equal(total(samples, "sockfleet_crash_looping_slots"), 1);
+      // ...and the slot serves again after the longest backoff: the host never gave up.
+      await waitUntil("the slot serving again", () => host.logs.filter((l) => l.msg === "worker ready").length === 12, 15_000);
+      const client = await connect(host.url, { transports: ["websocket"] });
+      clients.push(client);
+      assert.ok((await whoami(client)).pid > 0);
+      assert.equal(host.child.exitCode, null, "the primary still runs");
     } finally {
       await host.stop();
     }
