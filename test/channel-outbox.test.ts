@@ -2,18 +2,10 @@ import assert from "node:assert/strict";
 import { closeClients, connect, request, type Client } from "./helpers/clients";
 import { startHosts, waitForFleet } from "./helpers/hosts";
 import { scrapeAdmin, total } from "./helpers/metrics";
+import { sequences } from "./helpers/numbered";
 import { RedisServer } from "./helpers/redis";
 import type { SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
-
-/** The `seq` of every "event" broadcast a client receives, in order. */
-function sequences(client: Client): number[] {
-  const seen: number[] = [];
-  client.on("event", (payload: { seq?: number }) => {
-    if (typeof payload?.seq === "number") seen.push(payload.seq);
-  });
-  return seen;
-}
 
 describe("what a host queues for Redis while it is unreachable", function () {
   this.timeout(45_000);

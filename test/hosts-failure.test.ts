@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
 import { startHosts, waitForFleet } from "./helpers/hosts";
 import { killTree } from "./helpers/processes";
+import { sequences } from "./helpers/numbered";
 import { RedisServer } from "./helpers/redis";
 import type { SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
@@ -9,15 +10,6 @@ import { waitUntil } from "./helpers/wait";
 async function readiness(host: SockfleetHost): Promise<{ code: number; body: { status: string; redis?: string } }> {
   const res = await host.fetch("/readyz");
   return { code: res.status, body: (await res.json()) as { status: string; redis?: string } };
-}
-
-/** Sequence numbers of the "event" broadcasts a client receives. */
-function sequences(client: Client): number[] {
-  const seen: number[] = [];
-  client.on("event", (payload: unknown) => {
-    if (typeof payload === "object" && payload !== null && "seq" in payload) seen.push((payload as { seq: number }).seq);
-  });
-  return seen;
 }
 
 describe("the hosts tier when Redis or a host fails", function () {

@@ -15,6 +15,15 @@ export function numbered(client: Client): Map<string, number[]> {
   return streams;
 }
 
+/** The `seq` of every "event" broadcast a client receives (adapter-app fixture), in arrival order. */
+export function sequences(client: Client): number[] {
+  const seen: number[] = [];
+  client.on("event", (payload: { seq?: unknown } | null) => {
+    if (typeof payload?.seq === "number") seen.push(payload.seq);
+  });
+  return seen;
+}
+
 export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** Numbered broadcasts to all, to room "blue" and to the socket id `target` (captured while connected). */
