@@ -88,10 +88,11 @@ describe("configuration", () => {
   });
 
   describe("unsafe settings are named at start", () => {
+    /** Each warning as "setting: message", as the start-up log line words it. */
     function warnings(args: string[]): string[] {
       const result = loadConfig(args, {});
       assert.ok(!result.help);
-      return unsafeSettings(result.config);
+      return unsafeSettings(result.config).map(({ setting, message }) => `${setting}: ${message}`);
     }
 
     it("warns of a Redis password sent in clear text to another machine, not over TLS or to loopback", () => {

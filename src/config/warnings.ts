@@ -12,23 +12,29 @@ function isLoopback(host: string): boolean {
   return false;
 }
 
+/** A setting that works but exposes the host, and why. */
+export interface UnsafeSetting {
+  setting: keyof Config;
+  message: string;
+}
+
 /**
- * Settings that work but expose the host, each as one sentence naming the setting. The primary
- * logs them at start; they are not errors because each has a legitimate use (a private network).
+ * Settings that work but expose the host. The primary logs them at start; they are not errors
+ * because each has a legitimate use (a private network).
  */
-export function unsafeSettings(config: Config): string[] {
-  const warnings: string[] = [];
+export function unsafeSettings(config: Config): UnsafeSetting[] {
+  const warnings: UnsafeSetting[] = [];
   if (config.redisUrl !== undefined) {
     const url = new URL(config.redisUrl);
     if (url.protocol === "redis:" && url.password !== "" && !isLoopback(url.hostname)) {
-      warnings.push(`redisUrl: the Redis password travels in clear text to ${url.hostname}; use rediss:// (TLS) off this machine`);
+      warnings.push({ setting: "redisUrl", message: `the Redis password travels in clear text to ${url.hostname}; use rediss:// (TLS) off this machine` });
     }
   }
   if (config.corsOrigins.includes(ANY_ORIGIN)) {
-    warnings.push("corsOrigins: * lets any web site open sockets to this server (without cookies); list the front-end origins instead");
+    warnings.push({ setting: "corsOrigins", message: "* lets any web site open sockets to this server (without cookies); list the front-end origins instead" });
   }
   if (config.adminPort !== undefined && !isLoopback(config.adminHost) && config.adminUiUser === undefined) {
-    warnings.push(`adminHost: the admin listener (/metrics) is reachable on ${config.adminHost} without authentication; keep it on loopback or firewall it`);
+    warnings.push({ setting: "adminHost", message: `the admin listener (/metrics) is reachable on ${config.adminHost} without authentication; keep it on loopback or firewall it` });
   }
   return warnings;
 }

@@ -26,7 +26,7 @@ export const EXIT_CANNOT_SERVE = 1;
  */
 export async function runPrimary(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel, { role: "primary", host: config.hostId, pid: process.pid });
-  for (const warning of unsafeSettings(config)) logger.warn({ setting: warning.split(":")[0] }, `unsafe setting: ${warning}`);
+  for (const { setting, message } of unsafeSettings(config)) logger.warn({ setting }, `unsafe setting: ${setting}: ${message}`);
   let relay: ClusterRelay | undefined;
   let recovery: HostRecovery | undefined;
   const metrics: HostMetrics = new HostMetrics({
