@@ -25,6 +25,9 @@ export type LimitName =
   | "join-refused"
   | "app-error";
 
+/** What code that enforces a limit needs of the reporter (so it can be handed a stand-in). */
+export type LimitHits = Pick<LimitReporter, "hit">;
+
 /** One log line per limit per window at most: a flood must not flood the log too. */
 export const LIMIT_LOG_WINDOW_MS = 10_000;
 

@@ -1,5 +1,5 @@
 import { Decoder as SioDecoder, Encoder, PacketType } from "socket.io-parser";
-import type { LimitName } from "../../observability/limits";
+import type { LimitHits, LimitName } from "../../observability/limits";
 import { EventRate, type RateSettings } from "./event-rate";
 import { BINARY_EVENT, checkPacket, EVENT, readHeader, type PacketLimits } from "./packet-limits";
 
@@ -12,10 +12,6 @@ export interface EngineConn {
   write(data: string): unknown;
 }
 
-/** Where the decoder reports what it refused. */
-export interface DecoderHooks {
-  hit(limit: LimitName, details: Record<string, unknown>, message: string): void;
-}
 
 /** A refusal thrown out of `Decoder.add`: socket.io then closes the client's connection. */
 export class PacketRefused extends Error {
@@ -45,7 +41,7 @@ export interface GuardedParser {
   attach(engine: { prependListener(event: "connection", fn: (conn: EngineConn) => void): unknown }): void;
 }
 
-export function guardedParser(limits: PacketLimits, rate: RateSettings, hooks: DecoderHooks): GuardedParser {
+export function guardedParser(limits: PacketLimits, rate: RateSettings, hooks: LimitHits): GuardedParser {
   let arriving: EngineConn | undefined;
   const encoder = new Encoder();
 

@@ -1,9 +1,5 @@
 import type { Socket } from "socket.io";
-import type { LimitName } from "../../observability/limits";
-
-export interface RoomHooks {
-  hit(limit: LimitName, details: Record<string, unknown>, message: string): void;
-}
+import type { LimitHits } from "../../observability/limits";
 
 /** Thrown by `socket.join` past `--max-rooms-per-socket`; the join does not happen. */
 export class RoomLimitError extends Error {
@@ -19,7 +15,7 @@ export class RoomLimitError extends Error {
  * the client) instead of the socket growing without bound. Joins made through the adapter
  * (`io.in(...).socketsJoin`) are the server's own doing and are not capped.
  */
-export function capRooms(socket: Socket, max: number, hooks: RoomHooks): void {
+export function capRooms(socket: Socket, max: number, hooks: LimitHits): void {
   const join = socket.join.bind(socket);
   socket.join = (rooms) => {
     const current = socket.rooms;
@@ -43,7 +39,7 @@ export const NAMESPACE_LIMIT_MESSAGE = "namespace limit reached";
  * disconnects: socket.io records a client's namespaces only after every middleware has run, so
  * CONNECT packets arriving together would all see the old count.
  */
-export function namespaceCap(max: number, hooks: RoomHooks) {
+export function namespaceCap(max: number, hooks: LimitHits) {
   const claims = new WeakMap<object, Set<string>>();
   return (socket: Socket, next: (err?: Error) => void): void => {
     // socket.nsp, not the namespace the middleware was added to: a dynamic namespace's children run copies of its middlewares.

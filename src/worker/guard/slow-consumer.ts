@@ -1,4 +1,4 @@
-import type { LimitName } from "../../observability/limits";
+import type { LimitHits } from "../../observability/limits";
 
 /** The parts of an Engine.IO socket and its transport the slow-consumer check reads. */
 interface EngineSocket {
@@ -10,9 +10,6 @@ interface EngineSocket {
   close(discard?: boolean): unknown;
 }
 
-export interface SlowConsumerHooks {
-  hit(limit: LimitName, details: Record<string, unknown>, message: string): void;
-}
 
 const sizeOf = (data: unknown): number =>
   typeof data === "string" ? data.length : Buffer.isBuffer(data) || ArrayBuffer.isView(data) || data instanceof ArrayBuffer ? (data as ArrayBuffer).byteLength : 0;
@@ -21,7 +18,7 @@ const sizeOf = (data: unknown): number =>
 interface Watch {
   conn: EngineSocket;
   maxBytes: number;
-  hooks: SlowConsumerHooks;
+  hooks: LimitHits;
   queued: number;
   /** Bytes written inside {@link asOneBurst} still allowed on top of the cap. */
   allowance: number;
@@ -57,7 +54,7 @@ export function asOneBurst(conn: object, write: () => void): void {
  * ws have handed what they could to the kernel: a burst emitted in one turn to a client that
  * reads is not mistaken for a stalled reader, and a delivery costs one addition and a Set insert.
  */
-export function watchSlowConsumer(conn: EngineSocket, maxBytes: number, hooks: SlowConsumerHooks): void {
+export function watchSlowConsumer(conn: EngineSocket, maxBytes: number, hooks: LimitHits): void {
   const watch: Watch = { conn, maxBytes, hooks, queued: 0, allowance: 0, bursting: false, dropped: false };
   watches.set(conn, watch);
   conn.on("flush", () => {
