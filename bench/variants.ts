@@ -14,7 +14,14 @@ export const ROOT = path.resolve(__dirname, "..", "..");
 const SERVERS = path.join(__dirname, "servers");
 export const SOCKFLEET_CLI = path.join(ROOT, "dist", "src", "cli.js");
 
-export type VariantKey = "plain" | "stock" | "seed" | "sockfleet" | "sf-bridge" | "sf-adapter" | "seed-2h" | "rawws";
+export type VariantKey = "plain" | "stock" | "seed" | "sockfleet" | "sf-norec" | "sf-base" | "sf-bridge" | "sf-adapter" | "seed-2h" | "rawws";
+
+/**
+ * `BENCH_BASELINE_CLI=/path/to/other/dist/src/cli.js`: another build of sockfleet (say, main before
+ * a change) run as its own variant, `sf-base`, so that a change is measured against it in the same
+ * run on the same noisy machine instead of across runs.
+ */
+const BASELINE_CLI = process.env.BENCH_BASELINE_CLI;
 
 export interface VariantDef {
   key: VariantKey;
@@ -61,8 +68,8 @@ function redisMissing(): string | undefined {
 
 // --max-connections-per-ip 0: a benchmark's load generators are a few 127.0.0.x addresses holding
 // thousands of clients each, which the per-address limit (default 1000) exists to refuse.
-const sockfleet = (extra: (redisUrl: string | undefined) => string[]) => (o: { workers: number; redisUrl: string | undefined; hostName: string }) => [
-  SOCKFLEET_CLI, "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--host-id", o.hostName,
+const sockfleet = (extra: (redisUrl: string | undefined) => string[], cli = SOCKFLEET_CLI) => (o: { workers: number; redisUrl: string | undefined; hostName: string }) => [
+  cli, "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--host-id", o.hostName,
   "--max-connections-per-ip", "0",
   // Publishers in the benchmark send hundreds of events per second by design: no per-socket event rate limit.
   "--max-events-per-second", "0",
@@ -89,6 +96,18 @@ export const VARIANTS: readonly VariantDef[] = [
     key: "sockfleet", number: "4", label: "sockfleet, 1 host", hosts: 1, workersPerHost: (w) => w, redis: false, polling: true,
     unavailable: sockfleetMissing,
     command: sockfleet(() => []),
+  },
+  {
+    // Recovery off: no offset round trip through the primary, no replay log. How much of the
+    // distance to stock is the price of recovery, and how much the rest of the delivery path.
+    key: "sf-norec", number: "4b", label: "sockfleet, 1 host, --recovery off", hosts: 1, workersPerHost: (w) => w, redis: false, polling: true,
+    unavailable: sockfleetMissing,
+    command: sockfleet(() => ["--recovery", "off"]),
+  },
+  {
+    key: "sf-base", number: "4c", label: "sockfleet, baseline build (BENCH_BASELINE_CLI)", hosts: 1, workersPerHost: (w) => w, redis: false, polling: true,
+    unavailable: () => (BASELINE_CLI === undefined ? "BENCH_BASELINE_CLI not set" : fs.existsSync(BASELINE_CLI) ? undefined : `${BASELINE_CLI} not found`),
+    command: sockfleet(() => [], BASELINE_CLI),
   },
   {
     key: "sf-bridge", number: "5", label: "sockfleet, 2 hosts, bridge mode", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,

@@ -111,6 +111,34 @@ describe("default connection limit", function () {
   });
 });
 
+describe("open-file limit", function () {
+  this.timeout(30_000);
+
+  it("runs the primary and every worker at the hard open-file limit when started with a lower soft one, and exports the capacity that follows", async () => {
+    const hard = Number(/^Max open files\s+\d+\s+(\d+)/m.exec(fs.readFileSync("/proc/self/limits", "utf8"))![1]);
+    const host = await SockfleetHost.start({ workers: 2, launcher: ["prlimit", `--nofile=1000:${hard}`], args: ["--admin-port", "0"] });
+    try {
+      assert.equal(host.logs.find((l) => l.msg === "connection limits")?.openFileLimit, hard);
+      const soft = (pid: number): number => Number(/^Max open files\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/limits`, "utf8"))![1]);
+      const workers = await waitUntil("both workers ready", () => (host.workerPids().length === 2 ? host.workerPids() : undefined), 10_000);
+      assert.deepEqual([host.pid, ...workers].map(soft), [hard, hard, hard]);
+      assert.equal(total(await scrapeAdmin(host), "sockfleet_connection_capacity"), 2 * (hard - 64));
+    } finally {
+      assert.equal(await host.stop(), 0);
+    }
+  });
+
+  it("warns when --max-connections is above workers x the open-file limit", async () => {
+    const host = await SockfleetHost.start({ workers: 1, launcher: ["prlimit", "--nofile=500:500"], args: ["--max-connections", "1000"] });
+    try {
+      const warning = host.logs.find((l) => typeof l.msg === "string" && l.msg.startsWith("max-connections is off or above what the open-file limit"));
+      assert.equal(warning?.capacity, 500 - 64);
+    } finally {
+      assert.equal(await host.stop(), 0);
+    }
+  });
+});
+
 describe("client address from X-Forwarded-For (--trusted-proxies)", function () {
   this.timeout(40_000);
   let host: SockfleetHost;

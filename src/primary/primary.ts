@@ -12,7 +12,7 @@ import { HostRecovery } from "../tiers/recovery/host";
 import { DATA_PATH_ENV, isSockfleetMessage, type ToPrimary } from "../ipc/messages";
 import { StickyBalancer } from "./balancer";
 import { DataHub } from "./data-hub";
-import { intakeCapacity, logCapacity } from "./intake/capacity";
+import { intakeCapacity, logCapacity, registerCapacityMetric } from "./intake/capacity";
 import { Intake } from "./intake/intake";
 import { RollingRestart } from "./roll";
 import { Supervisor } from "./supervisor";
@@ -66,6 +66,7 @@ export async function runPrimary(config: Config): Promise<void> {
   const intake = new Intake(config, capacity, limits, metrics.registry, (socket, head, ticket) => balancer.route(socket, head, ticket));
   const balancer = new StickyBalancer(() => supervisor.workers(), logger, (ticket) => intake.admission.release(ticket));
   logCapacity(logger, capacity, config);
+  registerCapacityMetric(metrics.registry, capacity);
   if (recovery) {
     const sharedLog = bridge?.sharedLog() ? () => bridge.sharedLog()! : undefined;
     registerRecoveryMetrics(metrics.registry, recovery, sharedLog);

@@ -13,6 +13,8 @@ export interface StartOptions {
   app?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /** A command that execs node in its own process (so the pid stays the host's), e.g. ["prlimit", "--nofile=1000:2000"]. */
+  launcher?: string[];
   /** How long to wait for the ready line. */
   readyMs?: number;
 }
@@ -38,7 +40,8 @@ export class SockfleetHost {
     const args = [CLI, "--port", "0", "--host", "127.0.0.1", "--workers", String(options.workers ?? 2)];
     if (options.app) args.push("--app", options.app);
     args.push(...(options.args ?? []));
-    const child = spawnTracked(process.execPath, args, {
+    const [command, ...prefix] = [...(options.launcher ?? []), process.execPath];
+    const child = spawnTracked(command!, [...prefix, ...args], {
       env: { ...process.env, LOG_FORMAT: "json", LOG_LEVEL: "info", ...options.env },
     });
     const host = new SockfleetHost(child);

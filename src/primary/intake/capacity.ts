@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import { Gauge, type Registry } from "prom-client";
 import type { Config } from "../../config/schema";
 import type { Logger } from "../../observability/logger";
 
@@ -7,11 +8,15 @@ export const FD_RESERVE = 64;
 /** Assumed soft open-file limit when /proc/self/limits cannot be read (the usual Linux default). */
 export const FALLBACK_OPEN_FILES = 1024;
 
-/** The soft "Max open files" limit of this process (workers inherit it), or the fallback. */
-export function openFileLimit(limitsPath = "/proc/self/limits"): { limit: number; source: string } {
+/**
+ * The soft "Max open files" limit of this process (workers inherit it), or the fallback, and the
+ * hard one. There is nothing to raise here: Node itself raises its soft limit to the hard one as
+ * it starts (POSIX platforms), so a soft limit still below the hard one means that failed.
+ */
+export function openFileLimit(limitsPath = "/proc/self/limits"): { limit: number; hard?: number; source: string } {
   try {
-    const match = /^Max open files\s+(\d+|unlimited)\s/m.exec(fs.readFileSync(limitsPath, "utf8"));
-    if (match && match[1] !== "unlimited") return { limit: Number(match[1]), source: limitsPath };
+    const match = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)\s/m.exec(fs.readFileSync(limitsPath, "utf8"));
+    if (match && match[1] !== "unlimited") return { limit: Number(match[1]), hard: match[2] === "unlimited" ? Infinity : Number(match[2]), source: limitsPath };
   } catch {
     // Not Linux, or /proc not mounted: assume the common default.
   }
@@ -25,6 +30,8 @@ export interface IntakeCapacity {
   maxPendingHeads: number;
   /** How the values were found, for the start-up log line. */
   openFileLimit: number;
+  /** The hard limit, where known: what the soft one should have been raised to at start. */
+  hardOpenFileLimit?: number;
   openFileLimitSource: string;
   derived: boolean;
   /** What the descriptors allow (the default of maxConnections), also when maxConnections is set. */
@@ -49,10 +56,20 @@ export function intakeCapacity(
     maxConnections: settings.maxConnections ?? capacity,
     maxPendingHeads: Math.min(settings.maxPendingHeads, perProcess),
     openFileLimit: files.limit,
+    hardOpenFileLimit: files.hard,
     openFileLimitSource: files.source,
     derived: settings.maxConnections === undefined,
     capacity,
   };
+}
+
+/** `sockfleet_connection_capacity`: what the descriptors let this host's workers hold, to alert on before EMFILE does. */
+export function registerCapacityMetric(registry: Registry, capacity: IntakeCapacity): void {
+  new Gauge({
+    name: "sockfleet_connection_capacity",
+    help: `Client connections this host's workers can hold with their open-file limit: workers x (soft open-file limit - ${FD_RESERVE}).`,
+    registers: [registry],
+  }).set(capacity.capacity);
 }
 
 /** The start-up line with the effective connection limits, and a warning when they exceed the descriptors. */
@@ -60,6 +77,7 @@ export function logCapacity(logger: Logger, capacity: IntakeCapacity, config: Co
   logger.info(
     {
       maxConnections: capacity.maxConnections,
+      connectionCapacity: capacity.capacity,
       maxConnectionsFrom: capacity.derived ? `workers x (open-file limit - ${FD_RESERVE})` : "setting",
       openFileLimit: capacity.openFileLimit,
       openFileLimitSource: capacity.openFileLimitSource,
@@ -71,10 +89,16 @@ export function logCapacity(logger: Logger, capacity: IntakeCapacity, config: Co
     },
     "connection limits",
   );
+  if (capacity.hardOpenFileLimit !== undefined && capacity.openFileLimit < capacity.hardOpenFileLimit) {
+    logger.warn(
+      { openFileLimit: capacity.openFileLimit, hardOpenFileLimit: capacity.hardOpenFileLimit },
+      "the soft open-file limit is below the hard one (Node raises it at start; here that failed): connection capacity follows the soft limit",
+    );
+  }
   if (capacity.maxConnections === 0 || capacity.maxConnections > capacity.capacity) {
     logger.warn(
       { maxConnections: capacity.maxConnections, capacity: capacity.capacity, openFileLimit: capacity.openFileLimit },
-      "max-connections is off or above what the open-file limit lets the workers hold: past that, connections fail with EMFILE instead of being refused",
+      "max-connections is off or above what the open-file limit lets the workers hold (workers x (limit - 64)): past that, connections fail with EMFILE instead of being refused",
     );
   }
 }
