@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { closeClients, connectMany, request, whoami, type Client } from "./helpers/clients";
 import { record } from "./helpers/fleet";
-import { SockfleetHost } from "./helpers/sockfleet";
+import { compiledFixture, SockfleetHost } from "./helpers/sockfleet";
 import { parse, total, values, type Sample } from "./helpers/metrics";
 import { waitUntil } from "./helpers/wait";
 
@@ -129,3 +129,36 @@ describe("metrics across restarts", function () {
     }
   });
 });
+
+for (const recovery of ["on", "off"]) {
+  describe(`delivery counts with --recovery ${recovery}`, function () {
+    this.timeout(60_000);
+    const CLIENTS = 6;
+    let host: SockfleetHost;
+    let clients: Client[] = [];
+
+    before(async () => {
+      host = await SockfleetHost.start({ workers: 2, app: compiledFixture("adapter-app"), args: ["--admin-port", "0", "--recovery", recovery] });
+      clients = await connectMany(host.url, CLIENTS, { transports: ["websocket"] });
+    });
+    after(async () => {
+      closeClients(clients);
+      assert.equal(await host.stop(), 0);
+    });
+
+    it("counts a broadcast once per recipient and a direct emit once", async () => {
+      const adminUrl = `http://127.0.0.1:${host.logs.find((l) => l.msg === "ready")!.adminPort as number}`;
+      const scrape = async (): Promise<Sample[]> => parse(await (await fetch(`${adminUrl}/metrics`)).text());
+      const before = await scrape();
+      const events = record(clients, "event");
+      const echoes = record(clients, "echo");
+      await request(clients[0], "broadcast", "to all");
+      await request(clients[1], "echo", "to me");
+      await waitUntil("every client to receive the broadcast, and the echo", () => [...events.values()].every((got) => got.length === 1) && echoes.get(clients[1])!.length === 1);
+      const after = await scrape();
+      const delta = (event: string): number => total(after, "sockfleet_events_emitted_total", { event }) - total(before, "sockfleet_events_emitted_total", { event });
+      assert.equal(delta("event"), CLIENTS);
+      assert.equal(delta("echo"), 1);
+    });
+  });
+}

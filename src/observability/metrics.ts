@@ -9,6 +9,22 @@ import type { MetricsSnapshot } from "../ipc/messages";
 export const MAX_EVENT_NAMES = 64;
 export const OTHER_EVENTS = "other";
 
+/**
+ * The two steps of socket.io-adapter's in-memory `broadcast` (and `broadcastWithAck`), through
+ * which every local delivery of every adapter passes (the cluster, fleet and Redis adapters all
+ * deliver locally with it): `_encode` once per broadcast, then `apply` over the recipients. Other
+ * callers of `apply` (fetchSockets, socketsJoin, ...) do not encode first.
+ */
+interface DeliveringAdapter {
+  _encode(packet: { data?: unknown[] }, options: unknown): unknown;
+  apply(options: unknown, callback: (socket: unknown) => void): void;
+}
+
+/** The part of a Socket.IO socket the metrics count direct emits on. */
+interface EmittingSocket {
+  emit(event: string, ...args: unknown[]): boolean;
+}
+
 /** The part of an Engine.IO socket the metrics read. */
 interface EngineSocket {
   once(event: "close", listener: (reason: string) => void): void;
@@ -34,7 +50,7 @@ export class WorkerMetrics {
     this.opened = new Counter({ name: "sockfleet_connections_opened_total", help: "Engine.IO connections (clients) opened on this worker.", registers });
     this.closed = new Counter({ name: "sockfleet_connections_closed_total", help: "Engine.IO connections closed on this worker, by reason.", labelNames: ["reason"], registers });
     this.received = new Counter({ name: "sockfleet_events_received_total", help: `Socket.IO events received from clients, by event name (at most ${MAX_EVENT_NAMES} names, then "${OTHER_EVENTS}").`, labelNames: ["event"], registers });
-    this.emitted = new Counter({ name: "sockfleet_events_emitted_total", help: `Socket.IO events delivered to this worker's clients (a broadcast counts once per recipient), by event name.`, labelNames: ["event"], registers });
+    this.emitted = new Counter({ name: "sockfleet_events_emitted_total", help: `Socket.IO events delivered to this worker's clients (a broadcast counts once per recipient), by event name (at most ${MAX_EVENT_NAMES} names, then "${OTHER_EVENTS}").`, labelNames: ["event"], registers });
   }
 
   /** Counts the connections and events of `io`; call before the app attaches its handlers. */
@@ -61,10 +77,50 @@ export class WorkerMetrics {
   }
 
   private instrumentNamespace(nsp: ReturnType<Server["of"]>): void {
+    this.countBroadcasts(nsp.adapter as unknown as DeliveringAdapter);
+    // With connection-state recovery on, socket.emit goes through the adapter too (to be logged).
+    const emitsBypassAdapter = !(nsp.server as unknown as { opts: { connectionStateRecovery?: unknown } }).opts.connectionStateRecovery;
+    const metrics = this;
+    function countedEmit(this: EmittingSocket, event: string, ...args: unknown[]): boolean {
+      const sent = Object.getPrototypeOf(this).emit.call(this, event, ...args) as boolean;
+      metrics.emitted.inc({ event: metrics.eventClass(event) });
+      return sent;
+    }
     nsp.on("connection", (socket) => {
       socket.onAny((event: unknown) => this.received.inc({ event: this.eventClass(event) }));
-      socket.onAnyOutgoing((event: unknown) => this.emitted.inc({ event: this.eventClass(event) }));
+      // One shared function, not a listener per socket (onAnyOutgoing would also run per recipient of every broadcast).
+      if (emitsBypassAdapter) (socket as unknown as EmittingSocket).emit = countedEmit;
     });
+  }
+
+  /**
+   * Counts deliveries once per broadcast, with its number of recipients, where the adapter knows
+   * them: label hashing per recipient (what a per-socket onAnyOutgoing listener costs) was a
+   * measurable share of the delivery path at high fan-out.
+   */
+  private countBroadcasts(adapter: DeliveringAdapter): void {
+    const encode = adapter._encode;
+    const apply = adapter.apply;
+    if (typeof encode !== "function" || typeof apply !== "function") throw new Error("socket.io-adapter without _encode/apply: delivery metrics cannot be counted");
+    let event: unknown;
+    let encoded = false;
+    const emitted = this.emitted;
+    const eventClass = (name: unknown): string => this.eventClass(name);
+    adapter._encode = function (packet, options) {
+      event = packet.data?.[0];
+      encoded = true;
+      return encode.call(this, packet, options);
+    };
+    adapter.apply = function (options, callback) {
+      if (!encoded) return apply.call(this, options, callback);
+      encoded = false;
+      let recipients = 0;
+      apply.call(this, options, (socket) => {
+        recipients++;
+        callback(socket);
+      });
+      if (recipients > 0) emitted.inc({ event: eventClass(event) }, recipients);
+    };
   }
 
   private eventClass(event: unknown): string {
