@@ -169,7 +169,8 @@ describe("the data channel between the primary and its workers", function () {
       // Wherever it cannot be (de)serialized, the emit throws in the app's handler (logged and
       // counted, no ack) or the frame is dropped and logged; the ack says nothing either way.
       await sender.timeout(2_000).emitWithAck("deep", { depth, bytes: 10, count: 1 }).catch(() => undefined);
-      await host.waitForLog((l) => (l.err as { type?: string } | undefined)?.type === "FrameEncodingError", 5_000);
+      // Where: the publishing worker cannot encode it (FrameEncodingError), or a receiving one cannot decode or deliver it.
+      await host.waitForLog((l) => (l.err as { type?: string } | undefined)?.type === "FrameEncodingError" || l.msg === "frame from the primary cannot be decoded or delivered; skipped", 5_000);
       const numbered = collect(listener);
       assert.deepEqual(await request(sender, "burst", 0, 3, 10), { sent: 3 });
       await waitUntil("the next broadcasts at the other client", () => numbered.length === 3, 5_000);

@@ -2,7 +2,7 @@ import v8 from "node:v8";
 
 /**
  * Length-prefixed structured-clone frames, for the data channel between the primary and its
- * workers. Structured clone (like Node's "advanced" IPC serialization) carries binary payloads.
+ * workers (a Unix socket each, see primary/data-hub.ts). Structured clone carries binary payloads.
  */
 /**
  * A message structured clone cannot serialize: nested deeper than V8's serializer can recurse
@@ -17,23 +17,48 @@ export class FrameEncodingError extends Error {
   }
 }
 
-export function encodeFrame(message: unknown): Buffer {
-  let body: Buffer;
+/**
+ * A frame on the wire: `u32 length` (of what follows), `u16 tagLength`, `tag` (UTF-8), `body`.
+ * The body is the structured clone of one message. The tag is a short string the primary adds
+ * without touching the body: the offset it assigned to a recoverable broadcast. So the primary
+ * forwards a worker's broadcast as the bytes it arrived in, encodes what it builds itself once,
+ * and writes the same bytes to every worker.
+ */
+const LENGTH_BYTES = 4;
+const TAG_LENGTH_BYTES = 2;
+const HEADER_BYTES = LENGTH_BYTES + TAG_LENGTH_BYTES;
+const MAX_TAG_BYTES = 0xffff;
+
+function serialize(message: unknown): Buffer {
   try {
-    body = v8.serialize(message);
+    return v8.serialize(message);
   } catch (err) {
     throw new FrameEncodingError(err);
   }
-  const frame = Buffer.allocUnsafe(4 + body.length);
-  frame.writeUInt32BE(body.length, 0);
-  body.copy(frame, 4);
+}
+
+/** A frame around `body` (a structured clone, e.g. one received in another frame), tagged with `tag`. */
+export function frameFromBody(body: Buffer, tag = ""): Buffer {
+  const tagBytes = Buffer.byteLength(tag);
+  if (tagBytes > MAX_TAG_BYTES) throw new RangeError(`frame tag of ${tagBytes} bytes exceeds ${MAX_TAG_BYTES}`);
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + tagBytes + body.length);
+  frame.writeUInt32BE(TAG_LENGTH_BYTES + tagBytes + body.length, 0);
+  frame.writeUInt16BE(tagBytes, LENGTH_BYTES);
+  if (tagBytes > 0) frame.write(tag, HEADER_BYTES, "utf8");
+  body.copy(frame, HEADER_BYTES + tagBytes);
   return frame;
+}
+
+export function encodeFrame(message: unknown, tag = ""): Buffer {
+  return frameFromBody(serialize(message), tag);
 }
 
 /** A decoded frame with its body (a view of the stream's bytes: copy what must outlive the call). */
 export interface Frame {
   message: unknown;
   body: Buffer;
+  /** "" when the sender tagged nothing. */
+  tag: string;
 }
 
 /**
@@ -46,19 +71,22 @@ export class FrameDecoder {
 
   constructor(private readonly onUndecodable: (err: unknown, bytes: number) => void) {}
 
-  push(chunk: Buffer): unknown[] {
-    return this.pushFrames(chunk).map((frame) => frame.message);
-  }
-
   pushFrames(chunk: Buffer): Frame[] {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-    const messages: Frame[] = [];
+    const frames: Frame[] = [];
     let offset = 0;
-    while (this.buffer.length - offset >= 4) {
+    while (this.buffer.length - offset >= LENGTH_BYTES) {
       const length = this.buffer.readUInt32BE(offset);
-      if (this.buffer.length - offset - 4 < length) break;
-      const body = this.buffer.subarray(offset + 4, offset + 4 + length);
-      offset += 4 + length;
+      if (this.buffer.length - offset - LENGTH_BYTES < length) break;
+      const start = offset + LENGTH_BYTES;
+      offset = start + length;
+      const tagBytes = length >= TAG_LENGTH_BYTES ? this.buffer.readUInt16BE(start) : -1;
+      if (tagBytes < 0 || TAG_LENGTH_BYTES + tagBytes > length) {
+        this.onUndecodable(new RangeError(`malformed frame header (length ${length}, tag ${tagBytes})`), length);
+        continue;
+      }
+      const tag = tagBytes === 0 ? "" : this.buffer.toString("utf8", start + TAG_LENGTH_BYTES, start + TAG_LENGTH_BYTES + tagBytes);
+      const body = this.buffer.subarray(start + TAG_LENGTH_BYTES + tagBytes, offset);
       let message: unknown;
       try {
         message = v8.deserialize(body);
@@ -66,9 +94,9 @@ export class FrameDecoder {
         this.onUndecodable(err, length);
         continue;
       }
-      messages.push({ message, body });
+      frames.push({ message, body, tag });
     }
     this.buffer = offset === this.buffer.length ? Buffer.alloc(0) : this.buffer.subarray(offset);
-    return messages;
+    return frames;
   }
 }

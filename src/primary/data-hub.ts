@@ -46,12 +46,12 @@ export class DataHub {
   }
 
   /**
-   * Queues a message for `worker`. A worker with more than `maxBytes` unsent already (behind the
+   * Queues an encoded frame for `worker` (the same buffer may go to several). A worker with more than `maxBytes` unsent already (behind the
    * frame being written, see {@link Backlog}) is too far behind to deliver in order: dropping what it cannot take would silently break exactly-once
    * delivery, so its link is closed instead and the worker replaced (its clients reconnect and
    * recover their sessions elsewhere). One frame may exceed the bound on its own.
    */
-  send(worker: number, message: unknown): void {
+  sendFrame(worker: number, frame: Buffer): void {
     const link = this.links.get(worker);
     if (!link || link.socket.destroyed) return;
     if (link.backlog.behind() > this.bound.maxBytes) {
@@ -61,16 +61,28 @@ export class DataHub {
       this.bound.onOverflow(worker, unsent);
       return;
     }
-    let frame: Buffer;
+    link.socket.write(frame, link.backlog.add(frame.length));
+  }
+
+  /** Encodes `message` and queues it for `worker` (see {@link sendFrame}). */
+  send(worker: number, message: unknown): void {
+    const frame = this.encode(message, worker);
+    if (frame) this.sendFrame(worker, frame);
+  }
+
+  /**
+   * One frame for every worker a message goes to: encode once, then {@link sendFrame} the same
+   * bytes to each. Undefined when it cannot be encoded (logged).
+   */
+  encode(message: unknown, worker?: number): Buffer | undefined {
     try {
-      frame = encodeFrame(message);
+      return encodeFrame(message);
     } catch (err) {
       // The worker that published it could serialize it, so this is rare; lose this one message
-      // for this worker rather than the primary.
+      // rather than the primary.
       this.logger.error({ err, worker }, "message cannot be sent on a data link; dropped");
-      return;
+      return undefined;
     }
-    link.socket.write(frame, link.backlog.add(frame.length));
   }
 
   /** Workers with a live data link. */

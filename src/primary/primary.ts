@@ -56,7 +56,7 @@ export async function runPrimary(config: Config): Promise<void> {
   const supervisor = new Supervisor(config, logger, { [DATA_PATH_ENV]: hub.path });
   const isLive = (id: number): boolean => supervisor.workers().some((w) => w.id === id);
   recovery = config.recovery ? new HostRecovery(config, isLive, (worker, message) => hub.send(worker, message), logger.child({ component: "recovery" })) : undefined;
-  relay = new ClusterRelay(() => hub.workers(), (worker, message) => hub.send(worker, message), recovery?.sequence);
+  relay = new ClusterRelay(() => hub.workers(), hub, recovery?.sequence);
   const bridge =
     config.redisUrl !== undefined && config.redisMode === "bridge"
       ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery, limits)

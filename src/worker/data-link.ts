@@ -37,7 +37,18 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
     this.setMaxListeners(0);
     const decoder = new FrameDecoder((err, bytes) => this.emit("undecodable", err, bytes));
     socket.on("data", (chunk: Buffer) => {
-      for (const message of decoder.push(chunk)) this.dispatch(message);
+      for (const { message, body, tag } of decoder.pushFrames(chunk)) {
+        // A recoverable broadcast forwarded as the publishing worker encoded it, its offset in the tag.
+        if (tag !== "") Object.assign(message as object, { offset: tag, sequence: undefined });
+        try {
+          this.dispatch(message);
+        } catch (err) {
+          // A payload this worker decodes but cannot deliver (nested too deep for the Socket.IO
+          // encoder) fails before any client gets it: skip it, as an undecodable one, rather than
+          // end the process (the primary forwards broadcasts without decoding them again).
+          this.emit("undecodable", err, body.length);
+        }
+      }
     });
     // A reset or broken pipe ends the link ("close" follows), not the process.
     socket.on("error", () => socket.destroy());

@@ -95,7 +95,7 @@ export async function runWorker(config: Config): Promise<void> {
   });
   // Like the IPC channel: without the data link this worker can no longer take part.
   link.onClose(() => process.exit(0));
-  link.on("undecodable", (err, bytes) => logger.error({ err, bytes }, "undecodable frame from the primary; skipped"));
+  link.on("undecodable", (err, bytes) => logger.error({ err, bytes }, "frame from the primary cannot be decoded or delivered; skipped"));
 
   let hostReady = false;
   let closing = false;

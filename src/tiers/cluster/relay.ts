@@ -1,3 +1,4 @@
+import { frameFromBody } from "../../ipc/frames";
 import { argsFromFrame } from "../recovery/encoded";
 import type { AppendOptions, EncodedArgs } from "../recovery/store";
 
@@ -59,6 +60,13 @@ export interface RelayUplink {
   order?(message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs): void;
 }
 
+/** How the relay writes to workers: frames encoded once and written, as the same bytes, to each (primary/data-hub.ts). */
+export interface RelayLinks {
+  /** Undefined when the message cannot be encoded (logged there). */
+  encode(message: unknown): Buffer | undefined;
+  sendFrame(worker: number, frame: Buffer): void;
+}
+
 /**
  * The local bus of the cores tier, in the primary: relays the cluster adapter's messages between
  * workers. Requests and broadcasts go to every other worker; responses (fetchSockets and
@@ -78,7 +86,7 @@ export class ClusterRelay {
    */
   constructor(
     private readonly workers: () => number[],
-    private readonly send: (worker: number, message: unknown) => void,
+    private readonly links: RelayLinks,
     private readonly sequencer?: Sequencer,
   ) {}
 
@@ -103,9 +111,15 @@ export class ClusterRelay {
   /** A response from another host to a local requester; false when no local worker owns it. */
   deliverResponse(message: AdapterMessage): boolean {
     if (message.requesterUid === undefined) return false;
-    const owner = this.owners.get(message.requesterUid);
-    if (owner) this.send(owner.worker, message);
-    return owner !== undefined;
+    return this.respond(message, undefined);
+  }
+
+  private respond(message: AdapterMessage, body: Buffer | undefined): boolean {
+    const owner = this.owners.get(message.requesterUid!);
+    if (!owner) return false;
+    const frame = body ? frameFromBody(body) : this.links.encode(message);
+    if (frame) this.links.sendFrame(owner.worker, frame);
+    return true;
   }
 
   /**
@@ -117,7 +131,7 @@ export class ClusterRelay {
     if (!this.owners.has(message.uid)) this.owners.set(message.uid, { worker: from, nsp: message.nsp });
     if (message.requesterUid !== undefined) {
       // Not a local requester: it lives on another host (the bridge knows which) or is gone.
-      if (!this.deliverResponse(message)) this.uplink?.publishResponse(message as AdapterMessage & { requesterUid: string });
+      if (!this.respond(message, body)) this.uplink?.publishResponse(message as AdapterMessage & { requesterUid: string });
       return true;
     }
     if (message.sequence !== undefined) {
@@ -126,12 +140,13 @@ export class ClusterRelay {
       const args = body && this.sequencer ? argsFromFrame(body) : undefined;
       if (this.uplink?.order) this.uplink.order(message, origin, args);
       else {
-        this.deliverOrdered(message, origin, { encoded: args });
+        this.deliverOrdered(message, origin, { encoded: args }, body);
         this.uplink?.publish(message);
       }
       return true;
     }
-    this.broadcast(message, from);
+    // Forwarded as it arrived: the relay reads these messages but never changes them.
+    this.broadcast(message, from, body && frameFromBody(body));
     this.uplink?.publish(message);
     return true;
   }
@@ -140,12 +155,20 @@ export class ClusterRelay {
    * Delivers a recoverable broadcast to this host's workers in the order calls come: sequenced
    * (logged, given its offset), the offset sent back to its origin worker, which delivers it to
    * its own clients, and the broadcast to every other worker.
+   *
+   * `body`: the bytes the broadcast arrived in from a local worker (valid during the call). The
+   * other workers get them as they are, with the offset in the frame's tag, instead of the
+   * message encoded again.
    */
-  deliverOrdered(message: AdapterMessage, origin?: BroadcastOrigin, options?: AppendOptions): void {
+  deliverOrdered(message: AdapterMessage, origin?: BroadcastOrigin, options?: AppendOptions, body?: Buffer): void {
     const offset = this.sequencer?.(message, options) ?? "";
     message.offset = offset;
-    if (origin) this.send(origin.worker, { sf: "offset", id: origin.requestId, offset });
-    this.broadcast(message, origin?.worker);
+    if (origin) {
+      const reply = this.links.encode({ sf: "offset", id: origin.requestId, offset });
+      if (reply) this.links.sendFrame(origin.worker, reply);
+    }
+    // Without an offset (recovery off in the primary) the tag stays empty and the worker reads none.
+    this.broadcast(message, origin?.worker, body && offset !== "" ? frameFromBody(body, offset) : undefined);
   }
 
   /** Logs, without delivering, a broadcast this host already delivered (see AppendOptions.copy). */
@@ -164,7 +187,14 @@ export class ClusterRelay {
     }
   }
 
-  private broadcast(message: AdapterMessage, except: number | undefined): void {
-    for (const worker of this.workers()) if (worker !== except) this.send(worker, message);
+  /** `message` to every worker but `except`, as `frame` when given (its bytes), else encoded here once. */
+  private broadcast(message: AdapterMessage, except: number | undefined, frame?: Buffer): void {
+    let bytes = frame;
+    for (const worker of this.workers()) {
+      if (worker === except) continue;
+      bytes ??= this.links.encode(message);
+      if (!bytes) return;
+      this.links.sendFrame(worker, bytes);
+    }
   }
 }
