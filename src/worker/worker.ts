@@ -21,6 +21,7 @@ import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
 import { FleetAdapter } from "../tiers/cluster/adapter";
 import { DataLink } from "./data-link";
+import { slimRequests } from "./slim-request";
 import { WorkerGuard } from "./guard";
 
 /** Exit code of a worker whose start-up failed in a way a respawn cannot fix. */
@@ -125,6 +126,7 @@ export async function runWorker(config: Config): Promise<void> {
   const guard = new WorkerGuard(config, limits);
   const io = new Server(server, socketIoOptions(config, link, redisAdapter, guard));
   guard.install(io);
+  slimRequests(io);
   const intake = new ConnectionIntake(server);
   metrics.instrument(io);
   // Before the admin UI and the app create namespaces, so both guards see every one of them.
