@@ -210,6 +210,14 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
     }
   }
 
+  // Hand-written reading of the profiles (what each microsecond of a delivery is spent on, what was
+  // tried): kept in its own file so that a new run keeps it; update it when the profiles move.
+  const analysis = path.join(__dirname, "..", "..", "..", "bench", "analysis.md");
+  if (fs.existsSync(analysis)) {
+    md.push(fs.readFileSync(analysis, "utf8").trimEnd());
+    md.push("");
+  }
+
   if (r.skipped.length > 0 || r.errors.length > 0) {
     md.push("## Skipped and errors");
     md.push("");
