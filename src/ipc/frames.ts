@@ -18,15 +18,19 @@ export class FrameEncodingError extends Error {
 }
 
 /**
- * A frame on the wire: `u32 length` (of what follows), `u16 tagLength`, `tag` (UTF-8), `body`.
- * The body is the structured clone of one message. The tag is a short string the primary adds
- * without touching the body: the offset it assigned to a recoverable broadcast. So the primary
- * forwards a worker's broadcast as the bytes it arrived in, encodes what it builds itself once,
- * and writes the same bytes to every worker.
+ * A frame on the wire: `u32 length` (of what follows), then either the body alone, or a tag
+ * marker byte, `u16 tagLength`, the tag (UTF-8) and the body. The body is the structured clone of
+ * one message, which always starts with V8's version byte 0xff, so the marker (0x01) cannot be
+ * mistaken for it, and an untagged frame is exactly the format before tags existed: workers
+ * forked by a rolling restart from newer code still talk to a primary started from older code
+ * (only the primary writes tags, and the primary's own workers always run its code or newer).
+ * The tag is the offset the primary assigned to a recoverable broadcast, added without touching
+ * the body: the primary forwards a worker's broadcast as the bytes it arrived in, encodes what it
+ * builds itself once, and writes the same bytes to every worker.
  */
 const LENGTH_BYTES = 4;
-const TAG_LENGTH_BYTES = 2;
-const HEADER_BYTES = LENGTH_BYTES + TAG_LENGTH_BYTES;
+const TAG_MARKER = 0x01;
+const TAG_HEADER_BYTES = 1 + 2;
 const MAX_TAG_BYTES = 0xffff;
 
 function serialize(message: unknown): Buffer {
@@ -37,15 +41,19 @@ function serialize(message: unknown): Buffer {
   }
 }
 
-/** A frame around `body` (a structured clone, e.g. one received in another frame), tagged with `tag`. */
+/** A frame around `body` (a structured clone, e.g. one received in another frame), tagged with `tag` unless empty. */
 export function frameFromBody(body: Buffer, tag = ""): Buffer {
   const tagBytes = Buffer.byteLength(tag);
   if (tagBytes > MAX_TAG_BYTES) throw new RangeError(`frame tag of ${tagBytes} bytes exceeds ${MAX_TAG_BYTES}`);
-  const frame = Buffer.allocUnsafe(HEADER_BYTES + tagBytes + body.length);
-  frame.writeUInt32BE(TAG_LENGTH_BYTES + tagBytes + body.length, 0);
-  frame.writeUInt16BE(tagBytes, LENGTH_BYTES);
-  if (tagBytes > 0) frame.write(tag, HEADER_BYTES, "utf8");
-  body.copy(frame, HEADER_BYTES + tagBytes);
+  const header = tagBytes === 0 ? 0 : TAG_HEADER_BYTES + tagBytes;
+  const frame = Buffer.allocUnsafe(LENGTH_BYTES + header + body.length);
+  frame.writeUInt32BE(header + body.length, 0);
+  if (header > 0) {
+    frame[LENGTH_BYTES] = TAG_MARKER;
+    frame.writeUInt16BE(tagBytes, LENGTH_BYTES + 1);
+    frame.write(tag, LENGTH_BYTES + TAG_HEADER_BYTES, "utf8");
+  }
+  body.copy(frame, LENGTH_BYTES + header);
   return frame;
 }
 
@@ -80,13 +88,18 @@ export class FrameDecoder {
       if (this.buffer.length - offset - LENGTH_BYTES < length) break;
       const start = offset + LENGTH_BYTES;
       offset = start + length;
-      const tagBytes = length >= TAG_LENGTH_BYTES ? this.buffer.readUInt16BE(start) : -1;
-      if (tagBytes < 0 || TAG_LENGTH_BYTES + tagBytes > length) {
-        this.onUndecodable(new RangeError(`malformed frame header (length ${length}, tag ${tagBytes})`), length);
-        continue;
+      let tag = "";
+      let bodyStart = start;
+      if (length > 0 && this.buffer[start] === TAG_MARKER) {
+        const tagBytes = length >= TAG_HEADER_BYTES ? this.buffer.readUInt16BE(start + 1) : -1;
+        if (tagBytes < 0 || TAG_HEADER_BYTES + tagBytes > length) {
+          this.onUndecodable(new RangeError(`malformed frame tag (frame ${length} bytes, tag ${tagBytes})`), length);
+          continue;
+        }
+        tag = this.buffer.toString("utf8", start + TAG_HEADER_BYTES, start + TAG_HEADER_BYTES + tagBytes);
+        bodyStart = start + TAG_HEADER_BYTES + tagBytes;
       }
-      const tag = tagBytes === 0 ? "" : this.buffer.toString("utf8", start + TAG_LENGTH_BYTES, start + TAG_LENGTH_BYTES + tagBytes);
-      const body = this.buffer.subarray(start + TAG_LENGTH_BYTES + tagBytes, offset);
+      const body = this.buffer.subarray(bodyStart, offset);
       let message: unknown;
       try {
         message = v8.deserialize(body);
