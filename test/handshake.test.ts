@@ -40,8 +40,8 @@ describe("handshake fields after the request object is released", function () {
     clients.push(main);
     await request(main, "whoami");
     // Same Manager, so the same Engine.IO connection: the namespace CONNECT comes after the release.
+    // (Manager.socket connects by itself; a second connect() would send a second CONNECT.)
     const custom = main.io.socket("/custom");
-    custom.connect();
     const seen = await request<Record<string, unknown>>(custom, "handshake");
     custom.disconnect();
     assert.equal(seen.header, "later");
