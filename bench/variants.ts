@@ -104,11 +104,14 @@ export const VARIANTS: readonly VariantDef[] = [
     unavailable: sockfleetMissing,
     command: sockfleet(() => ["--recovery", "off"]),
   },
-  {
-    key: "sf-base", number: "4c", label: "sockfleet, baseline build (BENCH_BASELINE_CLI)", hosts: 1, workersPerHost: (w) => w, redis: false, polling: true,
-    unavailable: () => (BASELINE_CLI === undefined ? "BENCH_BASELINE_CLI not set" : fs.existsSync(BASELINE_CLI) ? undefined : `${BASELINE_CLI} not found`),
-    command: sockfleet(() => [], BASELINE_CLI),
-  },
+  // Listed only when BENCH_BASELINE_CLI names a build, so that ordinary reports do not show it.
+  ...(BASELINE_CLI === undefined
+    ? []
+    : [{
+        key: "sf-base", number: "4c", label: "sockfleet, baseline build (BENCH_BASELINE_CLI)", hosts: 1, workersPerHost: (w: number) => w, redis: false, polling: true,
+        unavailable: () => (fs.existsSync(BASELINE_CLI) ? undefined : `${BASELINE_CLI} not found`),
+        command: sockfleet(() => [], BASELINE_CLI),
+      } satisfies VariantDef]),
   {
     key: "sf-bridge", number: "5", label: "sockfleet, 2 hosts, bridge mode", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,
     unavailable: () => sockfleetMissing() ?? redisMissing() ?? redisModeMissing(),
