@@ -70,6 +70,12 @@ export const configSchema = z
     recoveryMaxBytes: z.coerce.number().int().min(1_000_000).max(8_000_000_000).default(64_000_000),
     /** Most disconnected sessions kept for recovery on one host (oldest forgotten first). */
     recoveryMaxSessions: z.coerce.number().int().min(100).max(100_000_000).default(1_000_000),
+    /**
+     * Which clients get the recovery offset as an extra last argument of broadcasts (README
+     * "Which clients get offsets"): "auto" socket.io-client and clients that opt in, "opt-in" only
+     * those, "all" every client (stock socket.io).
+     */
+    recoveryOffsets: z.enum(["auto", "opt-in", "all"]).default("auto"),
     // Security and limits (README "Security and limits"). 0 switches a count or rate limit off.
     /**
      * Connections (TCP) the host holds at once; beyond it the primary refuses new ones. Unset: derived

@@ -52,7 +52,7 @@ export type ToPrimary =
   /** Start-up failed for a reason a respawn cannot fix (for example the app module throws on load). */
   | { sf: "fatal"; message: string }
   /** Connection-state recovery: a socket connected (pid and data on its first join) or joined rooms. */
-  | { sf: "rooms-joined"; nsp: string; sid: string; rooms: string[]; pid?: string; data?: unknown }
+  | { sf: "rooms-joined"; nsp: string; sid: string; rooms: string[]; pid?: string; data?: unknown; offsets?: boolean }
   /** ...left rooms. */
   | { sf: "rooms-left"; nsp: string; sid: string; rooms: string[] }
   /** ...is gone from this worker. */
