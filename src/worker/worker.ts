@@ -125,6 +125,12 @@ export async function runWorker(config: Config): Promise<void> {
   const guard = new WorkerGuard(config, limits);
   const io = new Server(server, socketIoOptions(config, link, redisAdapter, guard));
   guard.install(io);
+  // The balancer routes a TCP connection by its first request head, but a browser reuses a kept-alive
+  // connection for any later request to the origin: another tab's session, or its own session after
+  // the page itself was served by another worker; such a request would fail ("Session ID unknown").
+  // So a worker answers every HTTP request with Connection: close (WebSocket is unaffected).
+  // Registered after socket.io attached, so it runs before engine.io's handler too.
+  server.prependListener("request", (_req: http.IncomingMessage, res: http.ServerResponse) => res.setHeader("connection", "close"));
   const intake = new ConnectionIntake(server);
   metrics.instrument(io);
   // Before the admin UI and the app create namespaces, so both guards see every one of them.

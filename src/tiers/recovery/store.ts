@@ -275,7 +275,9 @@ export class RecoveryStore {
   share(pid: string): SharedSession | undefined {
     const record = this.sessions.get(pid);
     if (!record) return undefined;
-    return { nsp: record.nsp, sid: record.sid, pid, rooms: [...record.rooms], data: record.data, connected: record.disconnectedAt === undefined, start: record.offsets ? record.startStreamId : undefined };
+    const shared: SharedSession = { nsp: record.nsp, sid: record.sid, pid, rooms: [...record.rooms], data: record.data, connected: record.disconnectedAt === undefined };
+    if (record.offsets && record.startStreamId !== undefined) shared.start = record.startStreamId;
+    return shared;
   }
 
   /** A worker died: every session it held is now disconnected and recoverable. */
