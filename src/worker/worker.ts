@@ -10,7 +10,7 @@ import { classicAdapter, shardedAdapter, type WorkerRedisAdapter } from "../tier
 import type { RedisTierStatus } from "../tiers/redis/client";
 import { LimitReporter } from "../observability/limits";
 import { WorkerMetrics } from "../observability/metrics";
-import { ADMIN_UI_NAMESPACE, enableAdminUi } from "../ops/admin-ui";
+import { ADMIN_UI_NAMESPACE, ADMIN_UI_PATH, adminUiPage, enableAdminUi } from "../ops/admin-ui";
 import { requireJwt } from "../auth/handshake-guard";
 import { JoinGuard } from "../auth/join-guard";
 import { JwtVerifier } from "../auth/jwt-verifier";
@@ -137,7 +137,11 @@ export async function runWorker(config: Config): Promise<void> {
   if (jwt) requireJwt(io, jwt, limits, (name) => name === ADMIN_UI_NAMESPACE);
   const joins = new JoinGuard(limits);
   joins.install(io);
-  if (enableAdminUi(io, config, workerId)) logger.debug({ namespace: ADMIN_UI_NAMESPACE }, "admin UI enabled");
+  if (enableAdminUi(io, config, workerId)) {
+    const page = adminUiPage();
+    routes.mount(ADMIN_UI_PATH, page.dir, page.index);
+    logger.debug({ namespace: ADMIN_UI_NAMESPACE, path: ADMIN_UI_PATH }, "admin UI enabled");
+  }
 
   io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
     sendToPrimary({ sf: "session", sid: socket.id, open: true });
