@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
 import { numbered, publishNumbered, range } from "./helpers/numbered";
-import { compiledFixture, SockfleetHost } from "./helpers/sockfleet";
+import { compiledFixture, runCli, SockfleetHost } from "./helpers/sockfleet";
 import { nextEvent, waitUntil } from "./helpers/wait";
 
 type Transport = "polling" | "websocket";
@@ -112,6 +112,12 @@ describe("recovery of clients that received no broadcast, and who gets offsets",
     await waitUntil("both to get it", () => plainArgs.length === 1 && optedInArgs.length === 1);
     assert.deepEqual(plainArgs, [["x"]]);
     assert.equal(optedInArgs[0].length, 2);
+  });
+
+  it("refuses a --recovery-offsets other than auto, opt-in or all, naming the setting", async () => {
+    const { code, stderr } = await runCli(["--recovery-offsets", "sometimes"]);
+    assert.equal(code, 2);
+    assert.match(stderr, /^sockfleet: invalid setting recoveryOffsets from --recovery-offsets: .*/);
   });
 
   it("gives a client that gets no offsets a new session after its worker dies, never a replay of what it already has", async () => {
