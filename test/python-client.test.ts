@@ -5,7 +5,7 @@ import { SockfleetHost } from "./helpers/sockfleet";
 
 /** Debian's python3 with python3-socketio (5.7.2); not whatever `python3` comes first on PATH. */
 const PYTHON = process.env.SOCKETIO_PYTHON ?? "/usr/bin/python3";
-const SCRIPT = path.resolve(__dirname, "..", "..", "test", "python", "chat_client.py");
+const SCRIPTS = path.resolve(__dirname, "..", "..", "test", "python");
 
 interface Outcome {
   ok: boolean;
@@ -14,9 +14,9 @@ interface Outcome {
   stderr: string;
 }
 
-/** Runs test/python/chat_client.py against `url`; its last stdout line is the outcome (JSON). */
-async function runPythonClient(url: string, transports: string): Promise<Outcome> {
-  const child = spawnTracked(PYTHON, [SCRIPT, url, transports]);
+/** Runs a script of test/python/ against `url`; its last stdout line is the outcome (JSON). */
+async function runPython(script: string, ...args: string[]): Promise<Outcome> {
+  const child = spawnTracked(PYTHON, [path.join(SCRIPTS, script), ...args]);
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -52,15 +52,21 @@ describe("python-socketio 5.7 (Debian python3-socketio) against 2 workers", func
   for (const transports of ["polling", "websocket", "polling,websocket"]) {
     it(`exchanges chat and room messages, binary and acknowledgements with one-argument handlers (${transports})`, async () => {
       host = await SockfleetHost.start({ workers: 2 });
-      const outcome = await runPythonClient(host.url, transports);
+      const outcome = await runPython("chat_client.py", host.url, transports);
       assert.ok(outcome.ok, `${outcome.error}\n${outcome.stderr}`);
       assert.equal(new Set(outcome.pids).size, 2, "the two python clients are on different workers");
     });
   }
 
+  it("gets the offset as the last argument once it opts in with auth offsets: true", async () => {
+    host = await SockfleetHost.start({ workers: 2 });
+    const outcome = await runPython("opt_in_client.py", host.url);
+    assert.ok(outcome.ok, `${outcome.error ?? ""}\n${outcome.stderr}`);
+  });
+
   it("loses events to TypeError when given offsets (--recovery-offsets all), which is why it gets none by default", async () => {
     host = await SockfleetHost.start({ workers: 2, args: ["--recovery-offsets", "all"] });
-    const outcome = await runPythonClient(host.url, "websocket");
+    const outcome = await runPython("chat_client.py", host.url, "websocket");
     assert.equal(outcome.ok, false);
     assert.match(outcome.stderr, /TypeError: .*takes 1 positional argument but 2 were given/);
   });
