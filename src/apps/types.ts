@@ -2,6 +2,23 @@ import type { Server } from "socket.io";
 import type { Logger } from "pino";
 import type { JoinAuthorizer, JoinRefusedError } from "../auth/join-guard";
 
+/**
+ * Broadcasts sent from another host that never reached this host's clients: Redis cut this host's
+ * subscription (it read too slowly, see README "Missed broadcasts") with connection-state recovery
+ * off. Every worker of the host hears of it once per gap.
+ */
+export interface MissedMessages {
+  /** The other host's `--host-id`. */
+  readonly origin: string;
+  /** How many of its broadcasts were missed (to any room or namespace). */
+  readonly missed: number;
+}
+
+/** Events sockfleet tells an app about, by name. */
+export interface AppEvents {
+  "missed-messages": [gap: MissedMessages];
+}
+
 /** What sockfleet hands to an app module, besides the Socket.IO server. */
 export interface AppContext {
   /** Name of this host in the fleet (`--host-id`, default the machine's hostname). */
@@ -20,6 +37,11 @@ export interface AppContext {
    * stays out of it. Every authoriser must allow; the socket's own id room is always allowed.
    */
   authorizeJoin(authorizer: JoinAuthorizer): void;
+  /**
+   * Listens for a fleet event. "missed-messages": this host's clients missed broadcasts from another
+   * host; an app resynchronises them, e.g. by `io.local.emit("resync")` so clients fetch fresh state.
+   */
+  on<E extends keyof AppEvents>(event: E, listener: (...args: AppEvents[E]) => void): void;
 }
 
 /**

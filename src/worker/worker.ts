@@ -1,7 +1,8 @@
 import cluster from "node:cluster";
+import { EventEmitter } from "node:events";
 import http from "node:http";
 import { Server, type ServerOptions } from "socket.io";
-import type { AppContext } from "../apps/types";
+import type { AppContext, AppEvents } from "../apps/types";
 import type { Config } from "../config/schema";
 import { ANY_ORIGIN } from "../config/warnings";
 import { DATA_PATH_ENV, isSockfleetMessage, sendToPrimary } from "../ipc/messages";
@@ -10,6 +11,7 @@ import { classicAdapter, shardedAdapter, type WorkerRedisAdapter } from "../tier
 import type { RedisTierStatus } from "../tiers/redis/client";
 import { LimitReporter } from "../observability/limits";
 import { WorkerMetrics } from "../observability/metrics";
+import { registerProcessHeadroom } from "../observability/process-headroom";
 import { ADMIN_UI_NAMESPACE, enableAdminUi } from "../ops/admin-ui";
 import { requireJwt } from "../auth/handshake-guard";
 import { JoinGuard } from "../auth/join-guard";
@@ -87,6 +89,7 @@ export async function runWorker(config: Config): Promise<void> {
   const dataPath = process.env[DATA_PATH_ENV];
   if (!dataPath) throw new Error(`${DATA_PATH_ENV} is not set; workers are started by the sockfleet primary`);
   const metrics = new WorkerMetrics(workerId);
+  registerProcessHeadroom(metrics.registry);
   const limits = new LimitReporter(metrics.registry, logger);
   const link = await DataLink.connect(dataPath, workerId, {
     maxBytes: config.maxChannelBytes,
@@ -139,6 +142,26 @@ export async function runWorker(config: Config): Promise<void> {
   });
 
   const pacer = new PacedDisconnect();
+  const appEvents = new EventEmitter<AppEvents>();
+  /**
+   * The whole host drains: every client is told to reconnect (the host's balancer refuses new
+   * sessions, so they land on other hosts); clients whose handshake was under way when the drain
+   * began are caught by the passes that follow. The worker then serves on, empty, until stopped.
+   */
+  let drainingClients = false;
+  const drainClients = async (spreadMs: number): Promise<void> => {
+    if (drainingClients || closing) return;
+    drainingClients = true;
+    const started = Date.now();
+    logger.info({ clients: io.engine.clientsCount, spreadMs }, "host draining: clients are told to reconnect to other hosts");
+    let told = await pacer.run(io, spreadMs);
+    for (let pass = 0; pass < 10 && io.engine.clientsCount > 0 && !closing; pass++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      told += await pacer.run(io, 0);
+    }
+    logger.info({ clients: told, durationMs: Date.now() - started }, "host drained: no clients left on this worker");
+    sendToPrimary({ sf: "clients-drained", clients: told });
+  };
   /** Shutdown (spreadMs 0) or drain after a rolling restart replaced this worker (spreadMs > 0). */
   const shutdown = async (spreadMs = 0): Promise<void> => {
     if (closing) {
@@ -164,6 +187,8 @@ export async function runWorker(config: Config): Promise<void> {
       bridgeStatus = message.redis;
     } else if (message.sf === "shutdown") void shutdown();
     else if (message.sf === "drain") void shutdown(message.spreadMs);
+    else if (message.sf === "drain-clients") void drainClients(message.spreadMs);
+    else if (message.sf === "missed-messages") appEvents.emit("missed-messages", { origin: message.origin, missed: message.missed });
     else if (message.sf === "metrics-request") void metrics.snapshot().then((snapshot) => sendToPrimary({ sf: "metrics", id: message.id, metrics: snapshot }));
   });
   // A worker signalled directly (for example by a process manager) also closes gracefully.
@@ -178,6 +203,7 @@ export async function runWorker(config: Config): Promise<void> {
     logger: logger.child({ component: "app" }),
     serveStatic: (dir) => routes.serveStatic(dir),
     authorizeJoin: (authorizer) => joins.add(authorizer),
+    on: (event, listener) => void appEvents.on(event, listener as never),
   };
   try {
     const app = await loadApp(config.app);

@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import { closeClients, connect, whoami, type Client } from "./helpers/clients";
+import { startHosts, waitForFleet } from "./helpers/hosts";
+import { scrapeAdmin, total } from "./helpers/metrics";
+import { sequences, range } from "./helpers/numbered";
+import { RedisServer } from "./helpers/redis";
+import type { SockfleetHost } from "./helpers/sockfleet";
+import { waitUntil } from "./helpers/wait";
+
+/** The scenario of the scaling guide's warning, shortened: 1 KB broadcasts at 500/s, one host stopped 10 s (shorter, and the kernel's socket buffers on loopback absorb the whole stall: Redis never has to cut the host off). */
+const RATE = 500;
+const COUNT = 6_000;
+const BYTES = 1_000;
+const STALL_MS = 10_000;
+
+/** Redis disconnects a subscriber holding 256 KB of output, or 128 KB for 5 s: about half a second of this load. */
+const SMALL_PUBSUB_BUFFER = ["--client-output-buffer-limit", "pubsub", "256kb", "128kb", "5"];
+
+/**
+ * A host that cannot keep up (its primary SIGSTOPped while another host broadcasts): with recovery
+ * on it catches up from the shared log; with recovery off Redis cuts its subscription and the loss
+ * is counted, logged and told to the app, exactly.
+ */
+describe("a slow host cut off by Redis (client-output-buffer-limit)", function () {
+  this.timeout(120_000);
+  const figures: string[] = [];
+  let redis: RedisServer;
+  let hosts: SockfleetHost[] = [];
+  let clients: Client[] = [];
+  let stopped: number | undefined;
+
+  beforeEach(async () => {
+    redis = await RedisServer.start(SMALL_PUBSUB_BUFFER);
+  });
+  afterEach(async () => {
+    if (stopped !== undefined) process.kill(stopped, "SIGCONT");
+    stopped = undefined;
+    closeClients(clients.splice(0));
+    for (const host of hosts.splice(0)) await host.stop();
+    await redis.stop();
+  });
+  after(() => console.log(`      slow host (2 hosts x 1 worker, ${COUNT} x ${BYTES} B at ${RATE}/s, stalled ${STALL_MS} ms):\n${figures.map((f) => `        ${f}`).join("\n")}`));
+
+  /** Host B broadcasts while host A's primary is stopped; returns what host A's client saw. */
+  async function stallWhileBroadcasting(recovery: "on" | "off"): Promise<{ seen: number[]; sent: number; told: Array<{ origin: string; missed: number }> }> {
+    hosts = await startHosts(redis.url, "bridge", 2, 1, ["--admin-port", "0", "--recovery", recovery, "--max-buffered-bytes", "67108864", ...(process.env.SLOW_DEBUG ? ["--log-level", "debug"] : [])]);
+    await waitForFleet(hosts, 2);
+    const [a, b] = hosts;
+    const subscriber = await connect(a.url, { transports: ["websocket"] });
+    const publisher = await connect(b.url, { transports: ["websocket"] });
+    clients.push(subscriber, publisher);
+    assert.equal((await whoami(subscriber)).host, "host-a");
+    assert.equal((await whoami(publisher)).host, "host-b");
+    const seen = sequences(subscriber);
+    const told: Array<{ origin: string; missed: number }> = [];
+    subscriber.on("missed", (gap: { origin: string; missed: number }) => told.push(gap));
+    const done = publisher.timeout(90_000).emitWithAck("broadcast-many", { count: COUNT, perSecond: RATE, bytes: BYTES }) as Promise<{ sent: number }>;
+    await waitUntil("broadcasts to flow to host A", () => seen.length >= RATE / 2, 20_000);
+    stopped = a.pid;
+    process.kill(a.pid, "SIGSTOP");
+    const before = seen.length;
+    await new Promise((resolve) => setTimeout(resolve, STALL_MS)); // the stall itself is the scenario
+    const during = seen.length - before;
+    process.kill(a.pid, "SIGCONT");
+    stopped = undefined;
+    const { sent } = await done;
+    assert.equal(sent, COUNT);
+    // A few may have been on their way through host A's worker when its primary stopped.
+    assert.ok(during < RATE / 5, `host A's client got ${during} broadcasts while its primary was stopped`);
+    return { seen, sent, told };
+  }
+
+  it("with recovery on, every broadcast reaches the stalled host's clients exactly once, in order", async () => {
+    const started = Date.now();
+    const { seen, sent, told } = await stallWhileBroadcasting("on");
+    await waitUntil(`all ${sent} broadcasts on host A (got ${seen.length})`, () => seen.length >= sent, 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // a duplicate would arrive right behind
+    assert.deepEqual(seen, range(1, sent));
+    const metrics = await scrapeAdmin(hosts[0]);
+    assert.equal(total(metrics, "sockfleet_redis_missed_messages_total"), 0);
+    assert.deepEqual(told, []);
+    figures.push(`recovery on: ${seen.length} of ${sent} delivered to host A, no duplicate, none missed (${Date.now() - started} ms)`);
+  });
+
+  it("with recovery off, /metrics counts exactly the broadcasts the stalled host's clients missed, and the log and the app name the gap", async () => {
+    const started = Date.now();
+    const { seen, sent, told } = await stallWhileBroadcasting("off");
+    const a = hosts[0];
+    let missed = 0;
+    // The gap shows once the subscription is back and host B's next heartbeat (1 s) names its newest number.
+    await waitUntil("host A to account for every broadcast", async () => {
+      missed = total(await scrapeAdmin(a), "sockfleet_redis_missed_messages_total", { origin: "host-b" });
+      return seen.length + missed >= sent;
+    }, 20_000, 250).catch((err: Error) => {
+      const redisLines = a.logs.filter((l) => l.component === "redis" || l.component === "redis-bridge").map((l) => JSON.stringify(l));
+      throw new Error(`${err.message}: ${seen.length} seen + ${missed} missed of ${sent}\n${redisLines.join("\n")}`);
+    });
+    const received = new Set(seen);
+    assert.equal(received.size, seen.length, "no broadcast twice");
+    assert.ok(missed > 0, "Redis cut host A off: some broadcasts were lost");
+    assert.equal(missed, sent - seen.length);
+
+    const gaps = a.logs.filter((l) => l.msg === "broadcasts from another host were missed");
+    assert.ok(gaps.length > 0);
+    for (const gap of gaps) assert.equal(gap.origin, "host-b");
+    assert.equal(gaps.reduce((sum, g) => sum + (g.missed as number), 0), missed);
+    // Each gap's numbers are exactly the broadcasts the client lacks.
+    const lacking = range(1, sent).filter((n) => !received.has(n));
+    assert.deepEqual(gaps.flatMap((g) => range(g.from as number, g.to as number)), lacking);
+    const cut = a.logs.find((l) => l.reason === "client-output-buffer-limit");
+    assert.ok(cut, "the subscriber's disconnection is recognised");
+    await waitUntil("the app to tell its clients of every gap", () => told.reduce((sum, g) => sum + g.missed, 0) >= missed, 5_000);
+    assert.deepEqual(told, gaps.map((g) => ({ origin: "host-b", missed: g.missed })));
+    figures.push(`recovery off: ${seen.length} of ${sent} delivered to host A, ${missed} missed (${((missed / sent) * 100).toFixed(0)}%), counted and logged in ${gaps.length} gap(s) (${Date.now() - started} ms)`);
+  });
+});
