@@ -1,6 +1,6 @@
 import type { Server } from "socket.io";
 
-/** Clients are told to reconnect in batches this far apart. */
+/** Clients are told to reconnect in batches at least this far apart. */
 const TICK_MS = 50;
 
 /** The part of an Engine.IO socket the drain uses. */
@@ -26,11 +26,14 @@ export class PacedDisconnect {
   async run(io: Server, spreadMs: number): Promise<number> {
     // engine.clients is protected in the typings but is the documented way to reach every session.
     const clients = Object.values((io.engine as unknown as { clients: Record<string, EngineClient> }).clients);
-    const ticks = Math.max(1, Math.floor(spreadMs / TICK_MS));
+    // Evenly over the whole spread, also with fewer clients than ticks: the last batch goes at
+    // about spreadMs, so the hosts taking them see a steady trickle, not a burst.
+    const ticks = Math.max(1, Math.min(clients.length, Math.floor(spreadMs / TICK_MS)));
     const perTick = Math.max(1, Math.ceil(clients.length / ticks));
+    const pauseMs = spreadMs / ticks;
     for (let i = 0; i < clients.length; i += perTick) {
       for (const client of clients.slice(i, i + perTick)) if (client.readyState === "open") client.close();
-      if (i + perTick < clients.length) await this.pause(TICK_MS);
+      if (i + perTick < clients.length) await this.pause(pauseMs);
     }
     return clients.length;
   }
