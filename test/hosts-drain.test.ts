@@ -94,6 +94,20 @@ describe("draining a host", function () {
     hosts.shift();
   });
 
+  it("drains on SIGUSR2 too (pm2 sendSignal SIGUSR2): a host without clients is drained at once and stays up, not ready", async () => {
+    const [a, b] = hosts;
+    process.kill(a.pid, "SIGUSR2");
+    await a.waitForLog((l) => l.msg === "host drained: it serves no clients and stays not ready until stopped", 10_000);
+    const readyz = await fetch(adminUrl(a, "/readyz"));
+    assert.equal(readyz.status, 503);
+    assert.deepEqual(await readyz.json(), { status: "drained" });
+    // Asking again answers the state; the other host is untouched.
+    const again = await fetch(adminUrl(a, "/drain"), { method: "POST" });
+    assert.deepEqual(await again.json(), { status: "drained", spreadMs: DRAIN_MS });
+    assert.equal((await fetch(adminUrl(b, "/readyz"))).status, 200);
+    assert.equal(a.child.exitCode, null);
+  });
+
   it("answers 405 to GET /drain and leaves the host ready", async () => {
     const res = await fetch(adminUrl(hosts[0], "/drain"));
     assert.equal(res.status, 405);
