@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { closeClients, connect, whoami, type Client } from "./helpers/clients";
+import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
 import { startHosts, waitForFleet } from "./helpers/hosts";
 import { scrapeAdmin, total } from "./helpers/metrics";
 import { sequences, range } from "./helpers/numbered";
@@ -43,7 +43,7 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
 
   /** Host B broadcasts while host A's primary is stopped; returns what host A's client saw. */
   async function stallWhileBroadcasting(recovery: "on" | "off"): Promise<{ seen: number[]; sent: number; told: Array<{ origin: string; missed: number }> }> {
-    hosts = await startHosts(redis.url, "bridge", 2, 1, ["--admin-port", "0", "--recovery", recovery, "--max-buffered-bytes", "67108864", ...(process.env.SLOW_DEBUG ? ["--log-level", "debug"] : [])]);
+    hosts = await startHosts(redis.url, "bridge", 2, 1, ["--admin-port", "0", "--recovery", recovery, "--max-buffered-bytes", "67108864"]);
     await waitForFleet(hosts, 2);
     const [a, b] = hosts;
     const subscriber = await connect(a.url, { transports: ["websocket"] });
@@ -112,5 +112,40 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
     await waitUntil("the app to tell its clients of every gap", () => told.reduce((sum, g) => sum + g.missed, 0) >= missed, 5_000);
     assert.deepEqual(told, gaps.map((g) => ({ origin: "host-b", missed: g.missed })));
     figures.push(`recovery off: ${seen.length} of ${sent} delivered to host A, ${missed} missed (${((missed / sent) * 100).toFixed(0)}%), counted and logged in ${gaps.length} gap(s) (${Date.now() - started} ms)`);
+  });
+  it("in adapter mode, a worker whose subscription Redis cut keeps serving: the cut is logged, the app is told, and its subscription comes back", async () => {
+    hosts = await startHosts(redis.url, "adapter", 2, 1, ["--max-buffered-bytes", "67108864"]);
+    await waitForFleet(hosts, 2);
+    const [a, b] = hosts;
+    const subscriber = await connect(a.url, { transports: ["websocket"] });
+    const publisher = await connect(b.url, { transports: ["websocket"] });
+    clients.push(subscriber, publisher);
+    const { pid } = await whoami(subscriber);
+    const seen = sequences(subscriber);
+    const told: unknown[] = [];
+    subscriber.on("missed", (gap: unknown) => told.push(gap));
+    const done = publisher.timeout(90_000).emitWithAck("broadcast-many", { count: COUNT, perSecond: RATE, bytes: BYTES }) as Promise<{ sent: number }>;
+    await waitUntil("broadcasts to flow to host A", () => seen.length >= RATE / 2, 20_000);
+    // In adapter mode the worker holds the subscription.
+    stopped = pid;
+    process.kill(pid, "SIGSTOP");
+    await new Promise((resolve) => setTimeout(resolve, STALL_MS));
+    process.kill(pid, "SIGCONT");
+    stopped = undefined;
+    const { sent } = await done;
+    await a.waitForLog((l) => l.reason === "client-output-buffer-limit" && l.connection === "worker:sub", 10_000);
+    await waitUntil("the app to tell its clients", () => told.length > 0, 5_000);
+    assert.deepEqual(told, [{}]);
+    assert.ok(seen.length < sent, `${seen.length} of ${sent}: Redis cut the worker off`);
+    // Same worker, same session, subscription back: the next broadcast from host B arrives.
+    assert.equal(subscriber.connected, true);
+    assert.equal((await whoami(subscriber)).pid, pid);
+    assert.deepEqual(a.logs.filter((l) => l.msg === "worker crashed"), []);
+    const marker = sent + 1;
+    await waitUntil("a broadcast from host B after the cut", async () => {
+      await request(publisher, "broadcast", { seq: marker });
+      return seen.includes(marker);
+    }, 10_000, 500);
+    figures.push(`adapter mode: ${seen.length - 1} of ${sent} delivered to host A's worker, ${sent + 1 - seen.length} missed; the cut logged and told to the app (count unknown)`);
   });
 });

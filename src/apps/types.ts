@@ -4,14 +4,16 @@ import type { JoinAuthorizer, JoinRefusedError } from "../auth/join-guard";
 
 /**
  * Broadcasts sent from another host that never reached this host's clients: Redis cut this host's
- * subscription (it read too slowly, see README "Missed broadcasts") with connection-state recovery
- * off. Every worker of the host hears of it once per gap.
+ * subscription (it read too slowly, see README "Missed broadcasts"). Bridge mode with recovery off:
+ * every worker of the host hears of it once per gap, with its origin and size. Adapter mode: the
+ * worker whose subscription was cut hears of it, without origin or size (the redis-adapter's
+ * messages are not numbered).
  */
 export interface MissedMessages {
-  /** The other host's `--host-id`. */
-  readonly origin: string;
-  /** How many of its broadcasts were missed (to any room or namespace). */
-  readonly missed: number;
+  /** The other host's `--host-id`; undefined in adapter mode. */
+  readonly origin?: string;
+  /** How many of its broadcasts were missed (to any room or namespace); undefined in adapter mode. */
+  readonly missed?: number;
 }
 
 /** Events sockfleet tells an app about, by name. */

@@ -105,9 +105,12 @@ export async function runWorker(config: Config): Promise<void> {
   // Bridge mode (and no Redis): the cluster adapter, whose traffic the primary relays and bridges.
   let redisAdapter: WorkerRedisAdapter | undefined;
   let bridgeStatus: RedisTierStatus | undefined;
+  const appEvents = new EventEmitter<AppEvents>();
   if (usesRedisAdapter(config)) {
     try {
-      redisAdapter = config.redisSharded ? await shardedAdapter(config, logger) : await classicAdapter(config, logger);
+      // The redis-adapter's messages carry no sequence numbers: how many were missed is not known.
+      const cutOff = (): void => void appEvents.emit("missed-messages", {});
+      redisAdapter = config.redisSharded ? await shardedAdapter(config, logger) : await classicAdapter(config, logger, cutOff);
     } catch (err) {
       logger.fatal({ err }, "cannot set up the Redis adapter");
       sendToPrimary({ sf: "fatal", message: (err as Error).message });
@@ -142,7 +145,6 @@ export async function runWorker(config: Config): Promise<void> {
   });
 
   const pacer = new PacedDisconnect();
-  const appEvents = new EventEmitter<AppEvents>();
   /**
    * The whole host drains: every client is told to reconnect (the host's balancer refuses new
    * sessions, so they land on other hosts); clients whose handshake was under way when the drain

@@ -9,6 +9,7 @@ import { createConnection, type RedisClient, type RedisTierStatus } from "./clie
 import { fromEmitterBroadcast, fromEmitterRequest } from "./emitter";
 import type { HostRecovery } from "../recovery/host";
 import type { EncodedArgs } from "../recovery/store";
+import { checkCutOff } from "./cut-off";
 import { GapDetector, SequenceStamp, type Gap } from "./gap-detector";
 import { RedisHeadroom } from "./redis-headroom";
 import { SessionMirror } from "./session-mirror";
@@ -28,8 +29,6 @@ export const BRIDGE_TIMEOUT_MS = 3_000;
  * without bound.
  */
 export const OUTBOX_LIMIT = 1_000;
-/** After the subscriber drops, how long to wait before asking whether Redis is still there. */
-const CUT_OFF_CHECK_MS = 200;
 
 /** What travels on the bus: an adapter message, or a bridge heartbeat listing its host's adapters. */
 type Envelope =
@@ -241,7 +240,8 @@ export class RedisBridge {
           this.subscribe();
         }
         if (!up && !this.closed) {
-          this.checkCutOff();
+          const publisher = { client: this.pub, up: () => this.pubUp, downs: () => this.pubDowns };
+          checkCutOff(publisher, this.log, { connection: "sub", lastOutputBufferBytes: this.headroom.subscriberOutputBuffer() });
           this.sub = this.connectSubscriber(config, logger);
           client.disconnect().catch(() => undefined);
         }
@@ -261,31 +261,6 @@ export class RedisBridge {
     this.sub
       .pSubscribe(this.channels.emitterRequests, (raw, channel) => this.onEmitterRequest(raw, channel.toString()), true)
       .catch(onError("emitter requests"));
-  }
-
-  /**
-   * The subscribing connection dropped. If the publishing one still reaches Redis a moment later,
-   * Redis itself closed the subscriber: for a subscriber that is what client-output-buffer-limit
-   * pubsub does to a host that reads too slowly (stopped, swamped). Everything published to it
-   * meanwhile is lost; the gap detector counts how much once the subscription is back.
-   */
-  private checkCutOff(): void {
-    // A Redis that restarted drops both connections: the publisher's drop shows in this count.
-    const pubDowns = this.pubDowns;
-    const timer = setTimeout(() => {
-      if (this.closed || !this.pubUp || this.pubDowns !== pubDowns) return;
-      this.pub
-        .ping()
-        .then(() => {
-          if (this.pubDowns !== pubDowns) return;
-          this.log.warn(
-            { reason: "client-output-buffer-limit", connection: "sub", lastOutputBufferBytes: this.headroom.subscriberOutputBuffer() },
-            "redis closed the subscriber connection while the publishing one stayed up: its output buffer passed client-output-buffer-limit pubsub (this host read too slowly); broadcasts published meanwhile are lost",
-          );
-        })
-        .catch(() => undefined); // Redis itself is gone: "redis unreachable" says so.
-    }, CUT_OFF_CHECK_MS);
-    timer.unref();
   }
 
   private publishResponse(message: AdapterMessage & { requesterUid: string }): void {
