@@ -148,4 +148,33 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
     }, 10_000, 500);
     figures.push(`adapter mode: ${seen.length - 1} of ${sent} delivered to host A's worker, ${sent + 1 - seen.length} missed; the cut logged and told to the app (count unknown)`);
   });
+  it("counts no gap when this host first hears of another mid-series, nor when the other restarts and numbers from 1 again", async () => {
+    hosts = await startHosts(redis.url, "bridge", 2, 1, ["--admin-port", "0", "--recovery", "off"]);
+    await waitForFleet(hosts, 2);
+    const restart = async (index: number, id: string, args: string[] = []): Promise<void> => {
+      closeClients(clients.splice(0));
+      await hosts[index].stop();
+      hosts[index] = (await startHosts(redis.url, "bridge", 1, 1, ["--host-id", id, "--recovery", "off", ...args]))[0];
+      await waitForFleet(hosts, 2);
+    };
+    /** Host B broadcasts `seqs`; host A's client must get exactly them. */
+    const round = async (seqs: number[]): Promise<void> => {
+      const subscriber = await connect(hosts[0].url, { transports: ["websocket"] });
+      const publisher = await connect(hosts[1].url, { transports: ["websocket"] });
+      clients.push(subscriber, publisher);
+      const seen = sequences(subscriber);
+      for (const seq of seqs) await request(publisher, "broadcast", { seq });
+      await waitUntil(`${seqs.length} broadcasts on host A`, () => seen.length === seqs.length);
+      assert.deepEqual(seen, seqs);
+    };
+    await round([1, 2, 3, 4, 5]);
+    // Host A restarts: it first hears of host B at B's number 5 (heartbeat) and 6 (broadcast).
+    await restart(0, "host-a", ["--admin-port", "0"]);
+    await round([6, 7, 8]);
+    // Host B restarts: a new process, numbering from 1 under a new bridge id.
+    await restart(1, "host-b");
+    await round([9, 10, 11]);
+    assert.equal(total(await scrapeAdmin(hosts[0]), "sockfleet_redis_missed_messages_total"), 0);
+    assert.deepEqual(hosts[0].logs.filter((l) => l.msg === "broadcasts from another host were missed"), []);
+  });
 });

@@ -10,6 +10,7 @@ import { fromEmitterBroadcast, fromEmitterRequest } from "./emitter";
 import type { HostRecovery } from "../recovery/host";
 import type { EncodedArgs } from "../recovery/store";
 import { checkCutOff } from "./cut-off";
+import { completeDecoderReset } from "./decoder-reset";
 import { GapDetector, SequenceStamp, type Gap } from "./gap-detector";
 import { RedisHeadroom } from "./redis-headroom";
 import { SessionMirror } from "./session-mirror";
@@ -112,6 +113,8 @@ export class RedisBridge {
     this.channels = channels(config.redisPrefix);
     this.log = logger.child({ component: "redis-bridge", bridge: this.id });
     this.gaps = new GapDetector(onGap, this.log);
+    // For the log reader and publisher; the subscriber is replaced on a drop in any case.
+    completeDecoderReset();
     this.pub = createConnection(config, logger, {
       name: `sockfleet:${config.hostId}:pub`,
       offlineQueue: false,
