@@ -17,7 +17,7 @@ import { requireJwt } from "../auth/handshake-guard";
 import { JoinGuard } from "../auth/join-guard";
 import { JwtVerifier } from "../auth/jwt-verifier";
 import { loadApp } from "./app-loader";
-import { PacedDisconnect } from "./drain";
+import { PacedDisconnect, sendEveryClientAway } from "./drain";
 import { ConnectionIntake } from "./handoff";
 import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
@@ -145,22 +145,14 @@ export async function runWorker(config: Config): Promise<void> {
   });
 
   const pacer = new PacedDisconnect();
-  /**
-   * The whole host drains: every client is told to reconnect (the host's balancer refuses new
-   * sessions, so they land on other hosts); clients whose handshake was under way when the drain
-   * began are caught by the passes that follow. The worker then serves on, empty, until stopped.
-   */
+  /** The whole host drains: its clients go to other hosts; the worker then serves on, empty, until stopped. */
   let drainingClients = false;
   const drainClients = async (spreadMs: number): Promise<void> => {
     if (drainingClients || closing) return;
     drainingClients = true;
     const started = Date.now();
     logger.info({ clients: io.engine.clientsCount, spreadMs }, "host draining: clients are told to reconnect to other hosts");
-    let told = await pacer.run(io, spreadMs);
-    for (let pass = 0; pass < 10 && io.engine.clientsCount > 0 && !closing; pass++) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      told += await pacer.run(io, 0);
-    }
+    const told = await sendEveryClientAway(io, pacer, spreadMs, () => closing);
     logger.info({ clients: told, durationMs: Date.now() - started }, "host drained: no clients left on this worker");
     sendToPrimary({ sf: "clients-drained", clients: told });
   };
