@@ -33,13 +33,15 @@ describe("draining a host", function () {
     await redis.stop();
   });
 
-  it("moves every client of the drained host to the other host with its session recovered and no broadcast lost, and the host stays up, not ready", async () => {
+  it("moves every client of the drained host, WebSocket and long-polling, to the other host with its session recovered and no broadcast lost, and the host stays up, not ready", async () => {
     const [a, b] = hosts;
     const publisher = await connect(b.url, { transports: ["websocket"] });
     clients.push(publisher);
     const movers: Client[] = [];
     for (let i = 0; i < CLIENTS; i++) {
-      const client = await connect(a.url, { transports: ["websocket"], reconnectionDelay: 100, reconnectionDelayMax: 100, randomizationFactor: 0 });
+      // Half long-polling: their requests keep reaching host A's worker until they are told to go.
+      const transports = i % 2 === 0 ? ["websocket"] : ["polling"];
+      const client = await connect(a.url, { transports, reconnectionDelay: 100, reconnectionDelayMax: 100, randomizationFactor: 0 });
       clients.push(client);
       movers.push(client);
       assert.equal((await whoami(client)).host, "host-a");
@@ -89,7 +91,7 @@ describe("draining a host", function () {
     assert.equal(a.child.exitCode, null, "the drained host stays up until stopped");
     // The spread is the setting's: the last client left no sooner than most of it had passed.
     assert.ok(movedMs >= DRAIN_MS * 0.8, `clients moved within ${movedMs} ms`);
-    console.log(`      drain of ${CLIENTS} clients, --host-drain-time ${DRAIN_MS}: all on host B after ${movedMs} ms, host drained after ${drained.durationMs as number} ms, ${seq} broadcasts each, none lost`);
+    console.log(`      drain of ${CLIENTS} clients (half long-polling), --host-drain-time ${DRAIN_MS}: all on host B after ${movedMs} ms, host drained after ${drained.durationMs as number} ms, ${seq} broadcasts each, none lost`);
     assert.equal(await a.stop(), 0);
     hosts.shift();
   });
