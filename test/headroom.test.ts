@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import net from "node:net";
 import { createClient, type RedisClientType } from "redis";
 import { createLogger } from "../src/observability/logger";
 import { RedisHeadroom } from "../src/tiers/redis/redis-headroom";
@@ -111,7 +112,7 @@ describe("headroom metrics", function () {
   });
 });
 
-describe("the shared log's lag, against a real redis-server", function () {
+describe("Redis headroom samples, against a real redis-server", function () {
   this.timeout(30_000);
   let redis: RedisServer;
   let client: RedisClientType;
@@ -142,6 +143,31 @@ describe("the shared log's lag, against a real redis-server", function () {
       assert.equal(headroom.current().subscriber, undefined, "no subscriber of that name");
     } finally {
       headroom.close();
+    }
+  });
+  it("reports the output buffer Redis holds for a subscriber that stopped reading", async () => {
+    // A subscriber speaking RESP by hand, so the test can stop it reading: like a stalled host.
+    const raw = net.connect(redis.port, "127.0.0.1");
+    await new Promise((resolve) => raw.once("connect", resolve));
+    raw.write("CLIENT SETNAME sockfleet:stalled:sub\r\nSUBSCRIBE stalled\r\n");
+    await waitUntil("the subscription", async () => (await redis.clients("sockfleet:stalled:sub")).some((l) => /\bsub=1\b/.test(l)));
+    raw.pause();
+    const headroom = new RedisHeadroom(client, () => true, "sockfleet:stalled:sub", undefined, createLogger("silent", {}));
+    try {
+      await headroom.sample();
+      assert.equal(headroom.current().subscriber?.outputBytes, 0);
+      // 8 MB published to it: more than the kernel's socket buffers take, less than Redis' default 32 MB limit.
+      const payload = "x".repeat(64 * 1024);
+      for (let i = 0; i < 128; i++) await client.publish("stalled", payload);
+      const omem = Number(/\bomem=(\d+)/.exec((await redis.clients("sockfleet:stalled:sub"))[0])![1]);
+      await headroom.sample();
+      const sampled = headroom.current().subscriber!;
+      assert.ok(omem > 1024 * 1024, `Redis holds ${omem} bytes for it`);
+      assert.equal(sampled.outputBytes, omem);
+      assert.ok(sampled.totalBytes >= omem);
+    } finally {
+      headroom.close();
+      raw.destroy();
     }
   });
 });
