@@ -136,6 +136,11 @@ export const configSchema = z
      */
     drainTime: z.coerce.number().int().min(0).max(600_000).default(2_000),
     /**
+     * Draining the whole host (POST /drain on the admin listener, or SIGUSR2): its clients are told
+     * to reconnect, to other hosts, spread over this many milliseconds.
+     */
+    hostDrainTime: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+    /**
      * Port of the admin listener (/metrics, /healthz, /readyz); unset means no admin listener,
      * 0 picks a free port (logged in the ready line).
      */

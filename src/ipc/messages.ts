@@ -33,6 +33,13 @@ export type ToWorker =
    * `spreadMs` (the balancer already sends new sessions elsewhere), then close and exit.
    */
   | { sf: "drain"; spreadMs: number }
+  /**
+   * The whole host drains (scale-in): tell every client to reconnect (to other hosts), spread over
+   * `spreadMs`, then keep running without clients; answer "clients-drained".
+   */
+  | { sf: "drain-clients"; spreadMs: number }
+  /** Broadcasts from host `origin` never reached this host (Redis pub/sub gap): tell the app. */
+  | { sf: "missed-messages"; origin: string; missed: number }
   /** Report this worker's metrics, answering with the same `id`. */
   | { sf: "metrics-request"; id: number };
 
@@ -61,6 +68,8 @@ export type ToPrimary =
   | { sf: "session-persisted"; nsp: string; sid: string; pid: string; rooms: string[]; data: unknown }
   /** ...asks for the session `pid` and what it missed since `offset`. */
   | { sf: "restore"; id: number; nsp: string; pid: string; offset: string }
+  /** Every client connected when "drain-clients" came (and any that opened since) was told to go. */
+  | { sf: "clients-drained"; clients: number }
   /** Answer to a metrics request. */
   | { sf: "metrics"; id: number; metrics: MetricsSnapshot };
 

@@ -73,6 +73,11 @@ export class DataHub {
     link.socket.write(frame, link.backlog.add(frame.length));
   }
 
+  /** Bytes written to each worker's link that the kernel has not taken yet (the worker is behind). */
+  queued(): Array<[worker: number, bytes: number]> {
+    return [...this.links].map(([worker, link]) => [worker, link.socket.writableLength]);
+  }
+
   /** Workers with a live data link. */
   workers(): number[] {
     return [...this.links.keys()];

@@ -1,7 +1,9 @@
 import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema";
 import { unsafeSettings } from "../config/warnings";
+import { HeadroomMetrics } from "../observability/headroom-metrics";
 import { HostMetrics } from "../observability/host-metrics";
+import { registerProcessHeadroom } from "../observability/process-headroom";
 import { LimitReporter } from "../observability/limits";
 import { createLogger } from "../observability/logger";
 import { registerRecoveryMetrics } from "../observability/recovery-metrics";
@@ -12,6 +14,7 @@ import { HostRecovery } from "../tiers/recovery/host";
 import { DATA_PATH_ENV, isSockfleetMessage, type ToPrimary } from "../ipc/messages";
 import { StickyBalancer } from "./balancer";
 import { DataHub } from "./data-hub";
+import { HostDrain } from "./host-drain";
 import { intakeCapacity, logCapacity } from "./intake/capacity";
 import { Intake } from "./intake/intake";
 import { RollingRestart } from "./roll";
@@ -37,6 +40,7 @@ export async function runPrimary(config: Config): Promise<void> {
     crashLoopingSlots: () => supervisor.crashLoopingSlots(),
   });
   const limits = new LimitReporter(metrics.registry, logger);
+  registerProcessHeadroom(metrics.registry, { worker: "primary" });
   const hub = new DataHub((worker, message, body) => {
     if (relay?.onMessage(worker, message, body)) {
       if (isAdapterMessage(message)) metrics.messageRelayed(message.requesterUid === undefined ? "broadcast" : "response");
@@ -59,13 +63,33 @@ export async function runPrimary(config: Config): Promise<void> {
   relay = new ClusterRelay(() => hub.workers(), (worker, message) => hub.send(worker, message), recovery?.sequence);
   const bridge =
     config.redisUrl !== undefined && config.redisMode === "bridge"
-      ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery, limits)
+      ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery, limits, (gap) => {
+          headroom.missedMessages(gap.origin, gap.missed);
+          for (const worker of supervisor.workers()) supervisor.send(worker, { sf: "missed-messages", origin: gap.origin, missed: gap.missed });
+        })
       : undefined;
   if (bridge) supervisor.setRedisStatus(bridge.status());
   const capacity = intakeCapacity(config);
   const intake = new Intake(config, capacity, limits, metrics.registry, (socket, head, ticket) => balancer.route(socket, head, ticket));
   const balancer = new StickyBalancer(() => supervisor.workers(), logger, (ticket) => intake.admission.release(ticket));
   logCapacity(logger, capacity, config);
+  const headroom: HeadroomMetrics = new HeadroomMetrics(metrics.registry, {
+    connections: () => intake.admission.connections,
+    capacity: () => capacity.maxConnections || capacity.capacity,
+    dataChannelQueued: () => hub.queued(),
+    ...(bridge ? { redis: () => bridge.headroom.current() } : {}),
+  });
+  const drain = new HostDrain({
+    stopTakingSessions: () => {
+      balancer.refuseNewSessions();
+      supervisor.setDraining();
+    },
+    workers: () => supervisor.workers().map((w) => w.id),
+    drainWorker: (id, spreadMs) => {
+      const worker = supervisor.workers().find((w) => w.id === id);
+      if (worker) supervisor.send(worker, { sf: "drain-clients", spreadMs });
+    },
+  }, config.hostDrainTime, logger);
   if (recovery) {
     const sharedLog = bridge?.sharedLog() ? () => bridge.sharedLog()! : undefined;
     registerRecoveryMetrics(metrics.registry, recovery, sharedLog);
@@ -84,10 +108,12 @@ export async function runPrimary(config: Config): Promise<void> {
     balancer.workerExited(worker.id);
     relay.workerGone(worker.id);
     recovery?.workerGone(worker.id);
+    drain.workerGone(worker.id);
   });
   supervisor.on("message", (worker, message) => {
     if (message.sf === "accepted") return balancer.accepted(message.handoff);
     if (message.sf === "released") return balancer.released(message.handoffs);
+    if (message.sf === "clients-drained") return drain.workerDrained(worker.id, message.clients);
     if (message.sf !== "session") return;
     if (message.open) balancer.sessionOpened(worker.id, message.sid);
     else balancer.sessionClosed(worker.id, message.sid);
@@ -147,6 +173,8 @@ export async function runPrimary(config: Config): Promise<void> {
     replaced: () => metrics.workerRestarted("roll"),
   });
   process.on("SIGHUP", () => void roll.trigger("SIGHUP"));
+  // SIGUSR2 (`kill -USR2`, `pm2 sendSignal SIGUSR2 <name>`) drains the host, like POST /drain.
+  process.on("SIGUSR2", () => void drain.start("SIGUSR2"));
 
   process.on("SIGTERM", () => void stop("SIGTERM", 0));
   process.on("SIGINT", () => void stop("SIGINT", 0));
@@ -162,7 +190,13 @@ export async function runPrimary(config: Config): Promise<void> {
   // The admin listener (metrics, probes) is served by the primary, on loopback unless configured.
   if (config.adminPort !== undefined) {
     admin = new AdminServer(
-      { metrics: () => metrics.render(), ready: () => supervisor.isHostReady(), closing: () => supervisor.isClosing() },
+      {
+        metrics: () => metrics.render(),
+        ready: () => supervisor.isHostReady(),
+        closing: () => supervisor.isClosing(),
+        drain: () => drain.start("POST /drain"),
+        drainState: () => drain.current,
+      },
       logger,
     );
     try {

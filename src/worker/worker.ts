@@ -1,7 +1,8 @@
 import cluster from "node:cluster";
+import { EventEmitter } from "node:events";
 import http from "node:http";
 import { Server, type ServerOptions } from "socket.io";
-import type { AppContext } from "../apps/types";
+import type { AppContext, AppEvents } from "../apps/types";
 import type { Config } from "../config/schema";
 import { ANY_ORIGIN } from "../config/warnings";
 import { DATA_PATH_ENV, isSockfleetMessage, sendToPrimary } from "../ipc/messages";
@@ -10,12 +11,13 @@ import { classicAdapter, shardedAdapter, type WorkerRedisAdapter } from "../tier
 import type { RedisTierStatus } from "../tiers/redis/client";
 import { LimitReporter } from "../observability/limits";
 import { WorkerMetrics } from "../observability/metrics";
+import { registerProcessHeadroom } from "../observability/process-headroom";
 import { ADMIN_UI_NAMESPACE, ADMIN_UI_PATH, adminUiPage, enableAdminUi } from "../ops/admin-ui";
 import { requireJwt } from "../auth/handshake-guard";
 import { JoinGuard } from "../auth/join-guard";
 import { JwtVerifier } from "../auth/jwt-verifier";
 import { loadApp } from "./app-loader";
-import { PacedDisconnect } from "./drain";
+import { PacedDisconnect, sendEveryClientAway } from "./drain";
 import { ConnectionIntake } from "./handoff";
 import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
@@ -87,6 +89,7 @@ export async function runWorker(config: Config): Promise<void> {
   const dataPath = process.env[DATA_PATH_ENV];
   if (!dataPath) throw new Error(`${DATA_PATH_ENV} is not set; workers are started by the sockfleet primary`);
   const metrics = new WorkerMetrics(workerId);
+  registerProcessHeadroom(metrics.registry);
   const limits = new LimitReporter(metrics.registry, logger);
   const link = await DataLink.connect(dataPath, workerId, {
     maxBytes: config.maxChannelBytes,
@@ -102,9 +105,12 @@ export async function runWorker(config: Config): Promise<void> {
   // Bridge mode (and no Redis): the cluster adapter, whose traffic the primary relays and bridges.
   let redisAdapter: WorkerRedisAdapter | undefined;
   let bridgeStatus: RedisTierStatus | undefined;
+  const appEvents = new EventEmitter<AppEvents>();
   if (usesRedisAdapter(config)) {
     try {
-      redisAdapter = config.redisSharded ? await shardedAdapter(config, logger) : await classicAdapter(config, logger);
+      // The redis-adapter's messages carry no sequence numbers: how many were missed is not known.
+      const cutOff = (): void => void appEvents.emit("missed-messages", {});
+      redisAdapter = config.redisSharded ? await shardedAdapter(config, logger) : await classicAdapter(config, logger, cutOff);
     } catch (err) {
       logger.fatal({ err }, "cannot set up the Redis adapter");
       sendToPrimary({ sf: "fatal", message: (err as Error).message });
@@ -149,6 +155,17 @@ export async function runWorker(config: Config): Promise<void> {
   });
 
   const pacer = new PacedDisconnect();
+  /** The whole host drains: its clients go to other hosts; the worker then serves on, empty, until stopped. */
+  let drainingClients = false;
+  const drainClients = async (spreadMs: number): Promise<void> => {
+    if (drainingClients || closing) return;
+    drainingClients = true;
+    const started = Date.now();
+    logger.info({ clients: io.engine.clientsCount, spreadMs }, "host draining: clients are told to reconnect to other hosts");
+    const told = await sendEveryClientAway(io, pacer, spreadMs, () => closing);
+    logger.info({ clients: told, durationMs: Date.now() - started }, "host drained: no clients left on this worker");
+    sendToPrimary({ sf: "clients-drained", clients: told });
+  };
   /** Shutdown (spreadMs 0) or drain after a rolling restart replaced this worker (spreadMs > 0). */
   const shutdown = async (spreadMs = 0): Promise<void> => {
     if (closing) {
@@ -174,6 +191,8 @@ export async function runWorker(config: Config): Promise<void> {
       bridgeStatus = message.redis;
     } else if (message.sf === "shutdown") void shutdown();
     else if (message.sf === "drain") void shutdown(message.spreadMs);
+    else if (message.sf === "drain-clients") void drainClients(message.spreadMs);
+    else if (message.sf === "missed-messages") appEvents.emit("missed-messages", { origin: message.origin, missed: message.missed });
     else if (message.sf === "metrics-request") void metrics.snapshot().then((snapshot) => sendToPrimary({ sf: "metrics", id: message.id, metrics: snapshot }));
   });
   // A worker signalled directly (for example by a process manager) also closes gracefully.
@@ -188,6 +207,7 @@ export async function runWorker(config: Config): Promise<void> {
     logger: logger.child({ component: "app" }),
     serveStatic: (dir) => routes.serveStatic(dir),
     authorizeJoin: (authorizer) => joins.add(authorizer),
+    on: (event, listener) => void appEvents.on(event, listener as never),
   };
   try {
     const app = await loadApp(config.app);
