@@ -4,6 +4,7 @@
  * traffic (tagged `source: "_sio_adapter"`) that shares the channel.
  */
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
+import type { CatchUp, RouteJoin, RouteLeave } from "../primary/room-routes";
 import type { RecoveredSession } from "../tiers/recovery/store";
 import type { RedisTierStatus } from "../tiers/redis/client";
 
@@ -34,7 +35,12 @@ export type ToWorker =
    */
   | { sf: "drain"; spreadMs: number }
   /** Report this worker's metrics, answering with the same `id`. */
-  | { sf: "metrics-request"; id: number };
+  | { sf: "metrics-request"; id: number }
+  /**
+   * Answer to a "routes" announcement with joins: the room broadcasts this worker was skipped for
+   * since the joins, each to deliver right after the `at`-th frame of the link (primary/room-routes.ts).
+   */
+  | { sf: "routes-ack"; id: number; items: CatchUp[] };
 
 /** Worker -> primary. */
 export type ToPrimary =
@@ -61,6 +67,12 @@ export type ToPrimary =
   | { sf: "session-persisted"; nsp: string; sid: string; pid: string; rooms: string[]; data: unknown }
   /** ...asks for the session `pid` and what it missed since `offset`. */
   | { sf: "restore"; id: number; nsp: string; pid: string; offset: string }
+  /**
+   * Room routing (data link): rooms whose first member joined this worker (with the join's host
+   * monotonic time) or whose last member left, batched per event-loop turn. `id` (set when there
+   * are joins) asks for a "routes-ack".
+   */
+  | { sf: "routes"; id?: number; joins: RouteJoin[]; leaves: RouteLeave[] }
   /** Answer to a metrics request. */
   | { sf: "metrics"; id: number; metrics: MetricsSnapshot };
 

@@ -3,6 +3,7 @@ import net from "node:net";
 import { Backlog } from "../ipc/backlog";
 import { encodeFrame, FrameDecoder } from "../ipc/frames";
 import type { ToPrimary, ToWorker } from "../ipc/messages";
+import type { CatchUp } from "../primary/room-routes";
 
 type Reply = Extract<ToWorker, { id: number }>;
 
@@ -28,6 +29,11 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
   private nextId = 0;
   private readonly backlog = new Backlog();
   private readonly waiting = new Map<number, { settle: (reply: Reply) => void; timer: NodeJS.Timeout }>();
+  /** Frames received from the primary, the unit of a catch-up's place (see {@link DataLink.hold}). */
+  private received = 0;
+  private holds = 0;
+  private held: Array<{ n: number; message: unknown }> = [];
+  private inserts: CatchUp[] = [];
 
   private constructor(
     private readonly socket: net.Socket,
@@ -35,9 +41,17 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
   ) {
     super();
     this.setMaxListeners(0);
-    const decoder = new FrameDecoder((err, bytes) => this.emit("undecodable", err, bytes));
+    const decoder = new FrameDecoder((err, bytes) => {
+      // Counted, to stay in step with the primary's count (off by the frames of its chunk before it).
+      this.received++;
+      this.emit("undecodable", err, bytes);
+    });
     socket.on("data", (chunk: Buffer) => {
-      for (const message of decoder.push(chunk)) this.dispatch(message);
+      for (const message of decoder.push(chunk)) {
+        this.received++;
+        if (this.holds > 0 && (message as { sf?: unknown }).sf !== "routes-ack") this.held.push({ n: this.received, message });
+        else this.dispatch(message);
+      }
     });
     // A reset or broken pipe ends the link ("close" follows), not the process.
     socket.on("error", () => socket.destroy());
@@ -97,9 +111,34 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
     this.send(build(this.expect(onReply, onTimeout, ms)));
   }
 
+  /**
+   * From now until a matching {@link DataLink.release}, frames from the primary are held: a room
+   * was joined, and broadcasts routed before the primary knew may still come as a catch-up, to be
+   * delivered in the primary's order among them (primary/room-routes.ts).
+   */
+  hold(): void {
+    this.holds++;
+  }
+
+  /** Ends one hold; `items` go after the frame they name. The last release delivers everything held. */
+  release(items: CatchUp[]): void {
+    this.inserts.push(...items);
+    if (--this.holds > 0) return;
+    const held = this.held;
+    const inserts = this.inserts.sort((a, b) => a.at - b.at || a.seq - b.seq);
+    this.held = [];
+    this.inserts = [];
+    let i = 0;
+    for (const frame of held) {
+      while (i < inserts.length && inserts[i].at < frame.n) this.dispatch(inserts[i++].message);
+      this.dispatch(frame.message);
+    }
+    while (i < inserts.length) this.dispatch(inserts[i++].message);
+  }
+
   private dispatch(message: unknown): void {
     const sf = (message as { sf?: unknown }).sf;
-    if (sf === "offset" || sf === "restored") {
+    if (sf === "offset" || sf === "restored" || sf === "routes-ack") {
       const reply = message as Reply;
       const entry = this.waiting.get(reply.id);
       if (!entry) return;

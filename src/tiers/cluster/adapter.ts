@@ -4,6 +4,7 @@ import type { Namespace } from "socket.io";
 import { Adapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { DataLink } from "../../worker/data-link";
 import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
+import { RoomAnnouncer } from "./room-announcer";
 
 /**
  * A broadcast waits for its offset as long as the primary lives (if it dies, this worker exits):
@@ -12,7 +13,7 @@ import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
 const OFFSET_TIMEOUT_MS = 60_000;
 const RESTORE_TIMEOUT_MS = 10_000;
 /** A restored session whose socket never materialises (client gone meanwhile) is dropped after this. */
-const RECOVERING_TTL_MS = 10_000;
+export const RECOVERING_TTL_MS = 10_000;
 const EVENT = 2;
 
 interface Packet {
@@ -70,11 +71,18 @@ export class FleetAdapter extends NodeClusterAdapter {
    *  constructor already publishes (its first heartbeat) before subclass fields exist. */
   static link?: DataLink;
   static recovery = false;
+  static announcer?: RoomAnnouncer;
 
   constructor(nsp: Namespace) {
     super(nsp, {});
     // Registered before any app listener: runs right after socket.io has written CONNECT.
     nsp.on("connection", (socket) => this.replayMissed(socket));
+    // Synchronous, inside join() and leave(): see RoomAnnouncer for why the join must be stamped then.
+    const announcer = (this.constructor as typeof FleetAdapter).announcer;
+    if (announcer) {
+      this.on("create-room", (room: Room) => announcer.joined(this.nsp.name, String(room)));
+      this.on("delete-room", (room: Room) => announcer.left(this.nsp.name, String(room)));
+    }
     this.link.on("message", (message) => {
       if (isAdapterMessage(message) && message.nsp === this.nsp.name) this.onMessage(message as unknown as ClusterMessage, message.offset);
     });
@@ -85,6 +93,7 @@ export class FleetAdapter extends NodeClusterAdapter {
     return class extends FleetAdapter {
       static override link = link;
       static override recovery = recovery;
+      static override announcer = new RoomAnnouncer(link);
     };
   }
 

@@ -59,9 +59,15 @@ export interface RelayUplink {
   order?(message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs): void;
 }
 
+/** Picks the workers a message goes to (primary/room-routes.ts); without one, every worker. */
+export interface WorkerRouter {
+  targets(message: AdapterMessage, workers: number[], except: number | undefined): number[];
+}
+
 /**
  * The local bus of the cores tier, in the primary: relays the cluster adapter's messages between
- * workers. Requests and broadcasts go to every other worker; responses (fetchSockets and
+ * workers. Room broadcasts go to the other workers holding a member (see primary/room-routes.ts),
+ * requests and other broadcasts to every other worker; responses (fetchSockets and
  * serverSideEmit replies, broadcast ack counts and acks) go only to the worker that asked.
  * When a worker dies, the relay announces the departure of each of its adapters at once, so the
  * requests waiting on it settle now rather than after the heartbeat timeout.
@@ -80,6 +86,7 @@ export class ClusterRelay {
     private readonly workers: () => number[],
     private readonly send: (worker: number, message: unknown) => void,
     private readonly sequencer?: Sequencer,
+    private readonly router?: WorkerRouter,
   ) {}
 
   /** Connects the local bus to other hosts. */
@@ -165,6 +172,7 @@ export class ClusterRelay {
   }
 
   private broadcast(message: AdapterMessage, except: number | undefined): void {
-    for (const worker of this.workers()) if (worker !== except) this.send(worker, message);
+    if (this.router) for (const worker of this.router.targets(message, this.workers(), except)) this.send(worker, message);
+    else for (const worker of this.workers()) if (worker !== except) this.send(worker, message);
   }
 }

@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { closeClients, connect, request, type Client } from "./helpers/clients";
+import { connectAcross, record, type Spread } from "./helpers/fleet";
+import { scrapeAdmin, total } from "./helpers/metrics";
+import { compiledFixture, SockfleetHost } from "./helpers/sockfleet";
+import { waitUntil } from "./helpers/wait";
+
+/** Joins then broadcasts per run of the join race: bounded, and enough to lose some if it could. */
+const RACES = 100;
+
+for (const recovery of ["on", "off"]) {
+  describe(`room broadcasts inside a host of 3 workers (--recovery ${recovery})`, function () {
+    this.timeout(120_000);
+    let host: SockfleetHost;
+    let spread: Spread;
+    let extra: Client[] = [];
+
+    before(async () => {
+      host = await SockfleetHost.start({ workers: 3, app: compiledFixture("adapter-app"), args: ["--recovery", recovery, "--admin-port", "0"] });
+    });
+    beforeEach(async () => {
+      spread = await connectAcross([host.url], 3);
+      assert.equal(spread.byPid.size, 3, "every worker serves clients");
+    });
+    afterEach(() => {
+      closeClients(spread.all);
+      closeClients(extra);
+      extra = [];
+    });
+    after(async () => {
+      assert.equal(await host.stop(), 0);
+    });
+
+    /** One client of each of three distinct workers. */
+    function threeWorkers(): [Client, Client, Client] {
+      const [a, b, c] = [...spread.byPid.values()].map((clients) => clients[0]);
+      return [a, b, c];
+    }
+    const workerOf = (client: Client): string => String(spread.whoami.get(client)!.worker);
+    const pidOf = (client: Client): number => spread.whoami.get(client)!.pid;
+
+    it("delivers every broadcast another worker emits right after a first join, however late the join's announcement", async () => {
+      const [member, , other] = threeWorkers();
+      const seen = record([member], "event");
+      const sent: string[] = [];
+      for (let i = 0; i < RACES; i++) {
+        const payload = `race-${recovery}-${i}`;
+        sent.push(payload);
+        // A fresh room each time: the first member of it on its worker, as in the sharded adapter's failure.
+        await request(member, "join-and-relay", `race-room-${i}`, pidOf(other), payload, 20);
+      }
+      await waitUntil("the member to get every broadcast", () => seen.get(member)!.length >= RACES, 30_000);
+      assert.deepEqual([...seen.get(member)!].sort(), [...sent].sort());
+    });
+
+    it("delivers a broadcast to a socket id from another worker right after the socket connected", async () => {
+      const [sender] = threeWorkers();
+      for (let i = 0; i < 20; i++) {
+        const client = await connect(host.url);
+        extra.push(client);
+        const got = record([client], "event");
+        await request(sender, "to-room", client.id, `to-id-${i}`);
+        await waitUntil("the socket to get the broadcast to its id", () => got.get(client)!.length === 1);
+        assert.deepEqual(got.get(client), [`to-id-${i}`]);
+      }
+    });
+
+    it("sends a room broadcast only to the workers holding a member", async () => {
+      const [member, sender, bystander] = threeWorkers();
+      await request(member, "join", "routed-room");
+      const metric = "sockfleet_room_broadcasts_total";
+      const before = await scrapeAdmin(host);
+      const seen = record([member], "event");
+      for (let i = 0; i < 20; i++) await request(sender, "to-room", "routed-room", i);
+      await waitUntil("the member to get every room broadcast", () => seen.get(member)!.length === 20);
+      const after = await scrapeAdmin(host);
+      const delta = (client: Client, outcome: string): number =>
+        total(after, metric, { worker: workerOf(client), outcome }) - total(before, metric, { worker: workerOf(client), outcome });
+      assert.equal(delta(bystander, "routed"), 0, "the worker without members got none");
+      assert.equal(delta(bystander, "skipped"), 20);
+      assert.equal(delta(member, "routed"), 20);
+    });
+  });
+}
