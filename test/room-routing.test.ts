@@ -80,5 +80,23 @@ for (const recovery of ["on", "off"]) {
       assert.equal(delta(bystander, "skipped"), 20);
       assert.equal(delta(member, "routed"), 20);
     });
+
+    it("stops sending a room's broadcasts to a worker once its last member left", async () => {
+      const [member, sender] = threeWorkers();
+      await request(member, "join", "left-room");
+      await request(sender, "sockets-leave", "left-room", null);
+      const metric = "sockfleet_room_broadcasts_total";
+      const skippedFor = async (): Promise<number> => total(await scrapeAdmin(host), metric, { worker: workerOf(member), outcome: "skipped" });
+      // The leave reaches the primary on its own time: broadcasts until one skips the worker.
+      const skipped0 = await skippedFor();
+      await waitUntil("a broadcast to skip the member's worker", async () => {
+        await request(sender, "to-room", "left-room", "after-leave");
+        return (await skippedFor()) > skipped0 || undefined;
+      });
+      const routed = async (): Promise<number> => total(await scrapeAdmin(host), metric, { worker: workerOf(member), outcome: "routed" });
+      const routed0 = await routed();
+      for (let i = 0; i < 10; i++) await request(sender, "to-room", "left-room", i);
+      assert.equal(await routed(), routed0);
+    });
   });
 }
