@@ -205,18 +205,23 @@ export class RoomRoutes {
   }
 
   private catchUp(worker: number, joins: RouteJoin[]): CatchUp[] {
+    const joinedAt = new Map<string, Stamp>();
     let since = joins[0][2];
-    for (const [, , at] of joins) if (at < since) since = at;
+    for (const [nsp, room, at] of joins) {
+      joinedAt.set(`${nsp}\0${room}`, at);
+      if (at < since) since = at;
+    }
     // A skipped broadcast stamped after the join is gone already (the announcement came later than
     // RETAIN_NS, or more than RETAIN_MAX broadcasts were skipped meanwhile): this catch-up may be short.
     if (this.newestDropped >= since) this.lateJoins++;
     const items: CatchUp[] = [];
+    // Newest first, down to the earliest join: a few milliseconds' worth of skipped broadcasts.
     for (let i = this.skipped.length - 1; i >= this.head; i--) {
       const entry = this.skipped[i];
       if (entry.stamp < since) break;
       const at = entry.workers.get(worker);
       if (at === undefined) continue;
-      if (!joins.some(([nsp, room, stamp]) => nsp === entry.nsp && entry.stamp >= stamp && entry.rooms.includes(room))) continue;
+      if (!entry.rooms.some((room) => (joinedAt.get(`${entry.nsp}\0${room}`) ?? entry.stamp + 1n) <= entry.stamp)) continue;
       entry.workers.delete(worker);
       items.push({ at, seq: entry.seq, message: entry.message });
     }
@@ -232,5 +237,6 @@ function routedRooms(message: AdapterMessage): string[] | undefined {
   if (!data || data.requestId !== undefined) return undefined;
   const rooms = data.opts?.rooms;
   if (!Array.isArray(rooms) || rooms.length === 0) return undefined;
-  return rooms as string[];
+  // Workers announce rooms as strings; the stock cluster adapter publishes them as the app gave them.
+  return rooms.map(String);
 }
