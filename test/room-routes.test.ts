@@ -60,6 +60,19 @@ describe("room routes in the primary", () => {
     assert.deepEqual(route(toRooms(["a"]), 1), [2], "routed normally once announced");
   });
 
+  it("lets go of a skipped broadcast once every worker it skipped announced past it", () => {
+    route(toRooms(["a"]), 1);
+    assert.equal(routes.retained(), 1);
+    routes.announce(2, [], [], stampNow());
+    route(toRooms(["a"]), 1);
+    assert.equal(routes.retained(), 2, "kept while worker 3 may still announce a join from before it");
+    routes.announce(3, [], [], stampNow());
+    routes.announce(2, [], [], stampNow());
+    route(toRooms(["a"]), 1);
+    assert.equal(routes.retained(), 1, "only the newest, not yet announced past");
+    assert.equal(routes.lateJoins, 0);
+  });
+
   it("routes a namespace to a worker restoring a session, then the session's rooms until their pin expires", () => {
     routes.restoreAsked(2, 7, "/");
     assert.deepEqual(route(toRooms(["x"]), 1), [2]);

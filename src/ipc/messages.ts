@@ -4,7 +4,7 @@
  * traffic (tagged `source: "_sio_adapter"`) that shares the channel.
  */
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
-import type { CatchUp, RouteJoin, RouteLeave } from "../primary/room-routes";
+import type { CatchUp, RouteJoin, RouteLeave, Stamp } from "../primary/room-routes";
 import type { RecoveredSession } from "../tiers/recovery/store";
 import type { RedisTierStatus } from "../tiers/redis/client";
 
@@ -69,10 +69,11 @@ export type ToPrimary =
   | { sf: "restore"; id: number; nsp: string; pid: string; offset: string }
   /**
    * Room routing (data link): rooms whose first member joined this worker (with the join's host
-   * monotonic time) or whose last member left, batched per event-loop turn. `id` (set when there
-   * are joins) asks for a "routes-ack".
+   * monotonic time) or whose last member left, batched per event-loop turn, and at least every
+   * 100 ms (empty). `upTo`: every join stamped before it is in this or an earlier announcement.
+   * `id` (set when there are joins) asks for a "routes-ack".
    */
-  | { sf: "routes"; id?: number; joins: RouteJoin[]; leaves: RouteLeave[] }
+  | { sf: "routes"; id?: number; joins: RouteJoin[]; leaves: RouteLeave[]; upTo: Stamp }
   /** Answer to a metrics request. */
   | { sf: "metrics"; id: number; metrics: MetricsSnapshot };
 

@@ -1,4 +1,4 @@
-import { Counter, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 import type { RoomRoutes } from "../primary/room-routes";
 
 /** The primary's room-routing series (primary/room-routes.ts), read from its counts at scrape time. */
@@ -14,6 +14,14 @@ export function registerRoutingMetrics(registry: Registry, routes: RoomRoutes): 
         this.inc({ worker: String(worker), outcome: "routed" }, counts.routed);
         this.inc({ worker: String(worker), outcome: "skipped" }, counts.skipped);
       }
+    },
+  });
+  new Gauge({
+    name: "sockfleet_room_catchup_broadcasts",
+    help: "Skipped room broadcasts the primary keeps for joins still on their way to it (until every worker they skipped announced past them; 100 ms when idle, at most 5 s).",
+    registers: [registry],
+    collect() {
+      this.set(routes.retained());
     },
   });
   new Counter({

@@ -48,7 +48,7 @@ export async function runPrimary(config: Config): Promise<void> {
     if (!isSockfleetMessage(message)) return;
     const m = message as ToPrimary;
     if (m.sf === "routes") {
-      const items = routes.announce(worker, m.joins, m.leaves);
+      const items = routes.announce(worker, m.joins, m.leaves, m.upTo);
       if (m.id !== undefined) hub.send(worker, { sf: "routes-ack", id: m.id, items });
       return;
     }

@@ -16,7 +16,11 @@ export interface CatchUp {
   message: unknown;
 }
 
-/** How long skipped broadcasts are kept for a join announcement still on its way (see {@link RoomRoutes}). */
+/**
+ * How long skipped broadcasts are kept at most for a join announcement still on its way (see
+ * {@link RoomRoutes}); they go as soon as every worker they skipped announced past them, which
+ * workers do at least every 100 ms (tiers/cluster/room-announcer.ts).
+ */
 const RETAIN_NS = 5_000_000_000n;
 /** ...and at most this many (the oldest go first; {@link RoomRoutes.lateJoins} counts what that costs). */
 const RETAIN_MAX = 50_000;
@@ -45,9 +49,10 @@ export interface RouteCounts {
  * No loss at a join. A broadcast emitted after `socket.join()` returned on worker A may reach the
  * primary before A's announcement: the two travel on different links, and another worker can be
  * told of the join (through a client, Redis, anything) and emit before the primary has read A's
- * link. So the primary keeps, for a few seconds, the room broadcasts it skipped some worker for,
- * stamped with the host's monotonic clock when it routed them, and A stamps each join with the same
- * clock before `join()` returns. A broadcast emitted after the join was routed after it, so its
+ * link. So the primary keeps the room broadcasts it skipped some worker for, stamped with the
+ * host's monotonic clock when it routed them, and A stamps each join with the same clock before
+ * `join()` returns. (Kept until that worker has announced every join up to their stamp, as each
+ * announcement says, idle workers ticking every 100 ms; at most 5 s.) A broadcast emitted after the join was routed after it, so its
  * stamp is later than the join's: when the announcement arrives, every skipped broadcast for that
  * room stamped at or after the join is sent to A. One routed before the join was emitted before it
  * (no promise is owed; sending it too would only repeat today's "in flight at the join" case, so the
@@ -72,7 +77,10 @@ export class RoomRoutes {
   private readonly counts = new Map<number, RouteCounts>();
   /** Joins whose catch-up may be incomplete because skipped broadcasts had to go before it arrived. */
   lateJoins = 0;
+  /** Dropped while a worker could still announce a join before it: a catch-up from before this may be short. */
   private newestDropped: Stamp = -1n;
+  /** Worker -> every join it stamped up to this time has been announced (its last announcement's `upTo`). */
+  private readonly announcedUpTo = new Map<number, Stamp>();
   private seq = 0;
 
   constructor(private readonly sentTo: (worker: number) => number) {}
@@ -106,7 +114,8 @@ export class RoomRoutes {
    * Applies a worker's announcement; returns what it missed of the rooms it joined, in the order
    * the primary routed them.
    */
-  announce(worker: number, joins: RouteJoin[], leaves: RouteLeave[]): CatchUp[] {
+  announce(worker: number, joins: RouteJoin[], leaves: RouteLeave[], upTo?: Stamp): CatchUp[] {
+    if (upTo !== undefined) this.announcedUpTo.set(worker, upTo);
     for (const [nsp, room] of leaves) {
       const set = this.members.get(nsp)?.get(room);
       if (!set) continue;
@@ -154,6 +163,11 @@ export class RoomRoutes {
     for (const room of rooms ?? []) this.pinned.set(`${worker}\0${nsp}\0${room}`, expires);
   }
 
+  /** Skipped broadcasts kept now for joins that may still be announced. */
+  retained(): number {
+    return this.skipped.length - this.head;
+  }
+
   /** Frames routed to and skipped for each worker since it started. */
   routeCounts(): Map<number, RouteCounts> {
     return this.counts;
@@ -167,6 +181,7 @@ export class RoomRoutes {
     for (const key of this.asked.keys()) if (key.startsWith(`${worker}\0`)) this.asked.delete(key);
     for (const key of this.pinned.keys()) if (key.startsWith(`${worker}\0`)) this.pinned.delete(key);
     this.counts.delete(worker);
+    this.announcedUpTo.delete(worker);
   }
 
   private wants(worker: number, nsp: string, rooms: string[]): boolean {
@@ -193,8 +208,14 @@ export class RoomRoutes {
   private retain(entry: Skipped): void {
     this.skipped.push(entry);
     const cutoff = entry.stamp - RETAIN_NS;
-    while (this.head < this.skipped.length && (this.skipped[this.head].stamp < cutoff || this.skipped.length - this.head > RETAIN_MAX)) {
-      this.newestDropped = this.skipped[this.head].stamp;
+    while (this.head < this.skipped.length) {
+      const oldest = this.skipped[this.head];
+      // Settled for a worker once it announced every join up to the broadcast's stamp.
+      for (const worker of oldest.workers.keys()) if ((this.announcedUpTo.get(worker) ?? -1n) >= oldest.stamp) oldest.workers.delete(worker);
+      if (oldest.workers.size > 0) {
+        if (oldest.stamp >= cutoff && this.skipped.length - this.head <= RETAIN_MAX) break;
+        this.newestDropped = oldest.stamp;
+      }
       this.skipped[this.head++] = undefined as unknown as Skipped;
     }
     // Compact now and then rather than shift() per broadcast.

@@ -3,6 +3,11 @@ import type { RouteJoin, RouteLeave, Stamp } from "../../primary/room-routes";
 
 /** The primary answers as long as it lives (if it dies, this worker exits); the bound guards against a bug. */
 const ACK_TIMEOUT_MS = 60_000;
+/**
+ * A worker that announced nothing for this long says so anyway, so the primary can let go of
+ * the broadcasts it kept in case of a join of this worker still on its way.
+ */
+const TICK_MS = 100;
 
 /**
  * Tells the primary which rooms this worker holds members of, so room broadcasts reach only the
@@ -19,8 +24,14 @@ export class RoomAnnouncer {
   private readonly pending = new Map<string, { nsp: string; room: string; at: Stamp | null }>();
   private holding = false;
   private scheduled = false;
+  private sentSinceTick = false;
 
-  constructor(private readonly link: DataLink) {}
+  constructor(private readonly link: DataLink) {
+    setInterval(() => {
+      if (!this.sentSinceTick) this.flush();
+      this.sentSinceTick = false;
+    }, TICK_MS).unref();
+  }
 
   joined(nsp: string, room: string): void {
     if (!this.holding) {
@@ -44,6 +55,9 @@ export class RoomAnnouncer {
 
   private flush(): void {
     this.scheduled = false;
+    this.sentSinceTick = true;
+    // Taken before reading `pending`: every join stamped before it is in this announcement or an earlier one.
+    const upTo = process.hrtime.bigint();
     const joins: RouteJoin[] = [];
     const leaves: RouteLeave[] = [];
     for (const { nsp, room, at } of this.pending.values()) {
@@ -51,7 +65,7 @@ export class RoomAnnouncer {
       else joins.push([nsp, room, at]);
     }
     this.pending.clear();
-    if (!this.holding) return this.link.send({ sf: "routes", joins, leaves });
+    if (!this.holding) return this.link.send({ sf: "routes", joins, leaves, upTo });
     // A join followed by a leave in the same turn leaves no join to announce, but the hold it
     // started still needs an answer to end.
     this.holding = false;
@@ -60,6 +74,6 @@ export class RoomAnnouncer {
       () => this.link.release([]),
       ACK_TIMEOUT_MS,
     );
-    this.link.send({ sf: "routes", id, joins, leaves });
+    this.link.send({ sf: "routes", id, joins, leaves, upTo });
   }
 }
