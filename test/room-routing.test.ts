@@ -53,6 +53,18 @@ for (const recovery of ["on", "off"]) {
       assert.deepEqual([...seen.get(member)!].sort(), [...sent].sort());
     });
 
+    it("gives a new member the broadcasts emitted after its join in the order they were emitted, room ones caught up among the others", async () => {
+      const [member, , other] = threeWorkers();
+      const seen = record([member], "event");
+      for (let round = 0; round < 10; round++) {
+        const prefix = `burst-${recovery}-${round}`;
+        await request(member, "join-and-burst", `burst-room-${round}`, pidOf(other), prefix, 40, 20);
+        const mine = (): unknown[] => seen.get(member)!.filter((p) => typeof p === "string" && p.startsWith(`${prefix}-`));
+        await waitUntil("the member to get the whole burst", () => mine().length >= 40);
+        assert.deepEqual(mine(), Array.from({ length: 40 }, (_, i) => `${prefix}-${i}`));
+      }
+    });
+
     it("delivers a broadcast to a socket id from another worker right after the socket connected", async () => {
       const [sender] = threeWorkers();
       for (let i = 0; i < 20; i++) {
