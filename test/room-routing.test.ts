@@ -3,7 +3,7 @@ import { closeClients, connect, request, type Client } from "./helpers/clients";
 import { connectAcross, record, type Spread } from "./helpers/fleet";
 import { scrapeAdmin, total } from "./helpers/metrics";
 import { compiledFixture, SockfleetHost } from "./helpers/sockfleet";
-import { waitUntil } from "./helpers/wait";
+import { nextEvent, waitUntil } from "./helpers/wait";
 
 /** Joins then broadcasts per run of the join race: bounded, and enough to lose some if it could. */
 const RACES = 100;
@@ -64,6 +64,31 @@ for (const recovery of ["on", "off"]) {
         assert.deepEqual(mine(), Array.from({ length: 40 }, (_, i) => `${prefix}-${i}`));
       }
     });
+
+    if (recovery === "on") {
+      it("recovers a new member whose worker is SIGKILLed after a join race with every broadcast once, in order", async () => {
+        const [, publisher] = threeWorkers();
+        const member = await connect(host.url, { transports: ["websocket"], reconnectionDelay: 100, reconnectionDelayMax: 100, randomizationFactor: 0 });
+        extra.push(member);
+        const victim = (await request<{ pid: number }>(member, "whoami")).pid;
+        const sender = pidOf(publisher) !== victim ? publisher : [...spread.byPid.entries()].find(([pid]) => pid !== victim)![1][0];
+        const seen = record([member], "event");
+        const burst = (prefix: string): unknown[] => seen.get(member)!.filter((p) => typeof p === "string" && p.startsWith(`${prefix}-`));
+        await request(member, "join-and-burst", "kill-room", spread.whoami.get(sender)!.pid, "before", 40, 20);
+        await waitUntil("the first burst", () => burst("before").length >= 40);
+        const disconnected = nextEvent(member, "disconnect", 5_000);
+        const reconnected = nextEvent(member, "connect", 15_000);
+        process.kill(victim, "SIGKILL");
+        await disconnected;
+        await request(sender, "burst", "kill-room", "away", 40);
+        await reconnected;
+        assert.equal(member.recovered, true);
+        await waitUntil("the burst sent while away", () => burst("away").length >= 40);
+        await request(sender, "burst", "kill-room", "back", 40);
+        await waitUntil("the burst sent once back", () => burst("back").length >= 40);
+        for (const prefix of ["before", "away", "back"]) assert.deepEqual(burst(prefix), Array.from({ length: 40 }, (_, i) => `${prefix}-${i}`), prefix);
+      });
+    }
 
     it("delivers a broadcast to a socket id from another worker right after the socket connected", async () => {
       const [sender] = threeWorkers();
