@@ -73,6 +73,15 @@ describe("room routes in the primary", () => {
     assert.equal(routes.lateJoins, 0);
   });
 
+  it("keeps skipped broadcasts within its byte bound, counting a join that needed one let go", () => {
+    const bounded = new RoomRoutes(() => 0, 3_000);
+    const joinedAt = stampNow();
+    for (let i = 0; i < 5; i++) bounded.targets(toRooms(["a"]), workers, 1, 1_000);
+    assert.equal(bounded.retained(), 3);
+    assert.equal(bounded.announce(2, [["/", "a", joinedAt]], []).length, 3);
+    assert.equal(bounded.lateJoins, 1);
+  });
+
   it("routes a namespace to a worker restoring a session, then the session's rooms until their pin expires", () => {
     routes.restoreAsked(2, 7, "/");
     assert.deepEqual(route(toRooms(["x"]), 1), [2]);

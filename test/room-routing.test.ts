@@ -87,6 +87,8 @@ for (const recovery of ["on", "off"]) {
         await request(sender, "burst", "kill-room", "back", 40);
         await waitUntil("the burst sent once back", () => burst("back").length >= 40);
         for (const prefix of ["before", "away", "back"]) assert.deepEqual(burst(prefix), Array.from({ length: 40 }, (_, i) => `${prefix}-${i}`), prefix);
+        // The next test wants all three workers again.
+        await waitUntil("the killed worker to be replaced", async () => (await fetch(`${host.url}/readyz`)).status === 200 || undefined, 20_000);
       });
     }
 

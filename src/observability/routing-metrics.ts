@@ -26,7 +26,7 @@ export function registerRoutingMetrics(registry: Registry, routes: RoomRoutes): 
   });
   new Counter({
     name: "sockfleet_room_late_joins_total",
-    help: "Room joins announced so late (over 5 s, or after 50,000 skipped broadcasts) that broadcasts emitted after them may have been lost on their worker.",
+    help: "Room joins announced so late (over 5 s, or after 50,000 skipped broadcasts or --max-channel-bytes of them) that broadcasts emitted after them may have been lost on their worker.",
     registers: [registry],
     collect() {
       this.reset();

@@ -64,7 +64,7 @@ export async function runPrimary(config: Config): Promise<void> {
     },
   });
   await hub.listen();
-  const routes = new RoomRoutes((worker) => hub.sent(worker));
+  const routes = new RoomRoutes((worker) => hub.sent(worker), config.maxChannelBytes);
   registerRoutingMetrics(metrics.registry, routes);
   const supervisor = new Supervisor(config, logger, { [DATA_PATH_ENV]: hub.path });
   const isLive = (id: number): boolean => supervisor.workers().some((w) => w.id === id);

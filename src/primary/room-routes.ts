@@ -22,11 +22,15 @@ export interface CatchUp {
  * workers do at least every 100 ms (tiers/cluster/room-announcer.ts).
  */
 const RETAIN_NS = 5_000_000_000n;
-/** ...and at most this many (the oldest go first; {@link RoomRoutes.lateJoins} counts what that costs). */
+/** ...and at most this many, and --max-channel-bytes of them (the oldest go first; {@link RoomRoutes.lateJoins} counts what that costs). */
 const RETAIN_MAX = 50_000;
+
+/** Counted for a skipped broadcast whose encoded size is not known. */
+const UNKNOWN_BYTES = 1024;
 
 interface Skipped {
   stamp: Stamp;
+  bytes: number;
   seq: number;
   nsp: string;
   rooms: string[];
@@ -83,13 +87,23 @@ export class RoomRoutes {
   private readonly announcedUpTo = new Map<number, Stamp>();
   private seq = 0;
 
-  constructor(private readonly sentTo: (worker: number) => number) {}
+  private retainedBytes = 0;
+
+  /**
+   * @param sentTo frames the primary has written to a worker's data link
+   * @param maxBytes bound on the skipped broadcasts kept, by encoded size (--max-channel-bytes:
+   *   what the primary may hold unsent for one worker before giving up on it)
+   */
+  constructor(
+    private readonly sentTo: (worker: number) => number,
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
+  ) {}
 
   /**
    * The workers of `workers` (bar `except`, the sender) that `message` goes to; records what it
    * skipped. A broadcast from another host has no sender here.
    */
-  targets(message: AdapterMessage, workers: number[], except: number | undefined): number[] {
+  targets(message: AdapterMessage, workers: number[], except: number | undefined, bytes = UNKNOWN_BYTES): number[] {
     const rooms = routedRooms(message);
     if (!rooms) return except === undefined ? workers : workers.filter((w) => w !== except);
     const to: number[] = [];
@@ -103,7 +117,7 @@ export class RoomRoutes {
         continue;
       }
       counts.skipped++;
-      skipped ??= { stamp: stampNow(), seq: ++this.seq, nsp: message.nsp, rooms, message, workers: new Map() };
+      skipped ??= { stamp: stampNow(), bytes, seq: ++this.seq, nsp: message.nsp, rooms, message, workers: new Map() };
       skipped.workers.set(worker, this.sentTo(worker));
     }
     if (skipped) this.retain(skipped);
@@ -207,15 +221,17 @@ export class RoomRoutes {
 
   private retain(entry: Skipped): void {
     this.skipped.push(entry);
+    this.retainedBytes += entry.bytes;
     const cutoff = entry.stamp - RETAIN_NS;
     while (this.head < this.skipped.length) {
       const oldest = this.skipped[this.head];
       // Settled for a worker once it announced every join up to the broadcast's stamp.
       for (const worker of oldest.workers.keys()) if ((this.announcedUpTo.get(worker) ?? -1n) >= oldest.stamp) oldest.workers.delete(worker);
       if (oldest.workers.size > 0) {
-        if (oldest.stamp >= cutoff && this.skipped.length - this.head <= RETAIN_MAX) break;
+        if (oldest.stamp >= cutoff && this.skipped.length - this.head <= RETAIN_MAX && this.retainedBytes <= this.maxBytes) break;
         this.newestDropped = oldest.stamp;
       }
+      this.retainedBytes -= oldest.bytes;
       this.skipped[this.head++] = undefined as unknown as Skipped;
     }
     // Compact now and then rather than shift() per broadcast.

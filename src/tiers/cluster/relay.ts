@@ -61,7 +61,8 @@ export interface RelayUplink {
 
 /** Picks the workers a message goes to (primary/room-routes.ts); without one, every worker. */
 export interface WorkerRouter {
-  targets(message: AdapterMessage, workers: number[], except: number | undefined): number[];
+  /** `bytes`: the message's encoded size, when known (bounds what routing keeps for joins). */
+  targets(message: AdapterMessage, workers: number[], except: number | undefined, bytes?: number): number[];
 }
 
 /**
@@ -103,8 +104,8 @@ export class ClusterRelay {
    * A message from another host: every local worker gets it. (Recoverable broadcasts from other
    * hosts come through {@link deliverOrdered}, in the shared log's order.)
    */
-  deliverRemote(message: AdapterMessage): void {
-    this.broadcast(message, undefined);
+  deliverRemote(message: AdapterMessage, bytes?: number): void {
+    this.broadcast(message, undefined, bytes);
   }
 
   /** A response from another host to a local requester; false when no local worker owns it. */
@@ -138,7 +139,7 @@ export class ClusterRelay {
       }
       return true;
     }
-    this.broadcast(message, from);
+    this.broadcast(message, from, body?.length);
     this.uplink?.publish(message);
     return true;
   }
@@ -152,7 +153,7 @@ export class ClusterRelay {
     const offset = this.sequencer?.(message, options) ?? "";
     message.offset = offset;
     if (origin) this.send(origin.worker, { sf: "offset", id: origin.requestId, offset });
-    this.broadcast(message, origin?.worker);
+    this.broadcast(message, origin?.worker, options?.encoded?.bytes.length);
   }
 
   /** Logs, without delivering, a broadcast this host already delivered (see AppendOptions.copy). */
@@ -171,8 +172,8 @@ export class ClusterRelay {
     }
   }
 
-  private broadcast(message: AdapterMessage, except: number | undefined): void {
-    if (this.router) for (const worker of this.router.targets(message, this.workers(), except)) this.send(worker, message);
+  private broadcast(message: AdapterMessage, except: number | undefined, bytes?: number): void {
+    if (this.router) for (const worker of this.router.targets(message, this.workers(), except, bytes)) this.send(worker, message);
     else for (const worker of this.workers()) if (worker !== except) this.send(worker, message);
   }
 }
