@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { closeClients, connect, request, type Client } from "./helpers/clients";
 import { connectAcross, record, type Spread } from "./helpers/fleet";
+import { startEmitter, startHosts, waitForFleet } from "./helpers/hosts";
 import { scrapeAdmin, total } from "./helpers/metrics";
+import { RedisServer } from "./helpers/redis";
 import { compiledFixture, SockfleetHost } from "./helpers/sockfleet";
 import { nextEvent, waitUntil } from "./helpers/wait";
 
@@ -136,6 +138,58 @@ for (const recovery of ["on", "off"]) {
       const routed0 = await routed();
       for (let i = 0; i < 10; i++) await request(sender, "to-room", "left-room", i);
       assert.equal(await routed(), routed0);
+    });
+  });
+}
+
+for (const recovery of ["on", "off"]) {
+  describe(`room broadcasts from another host right after a join (2 hosts x 2 workers, bridge mode, --recovery ${recovery})`, function () {
+    this.timeout(120_000);
+    let redis: RedisServer;
+    let hosts: SockfleetHost[];
+    let clients: Client[] = [];
+
+    before(async () => {
+      redis = await RedisServer.start();
+      hosts = await startHosts(redis.url, "bridge", 2, 2, ["--recovery", recovery]);
+      await waitForFleet(hosts, 4);
+    });
+    afterEach(() => closeClients(clients.splice(0)));
+    after(async () => {
+      for (const host of hosts ?? []) assert.equal(await host.stop(), 0);
+      await redis?.stop();
+    });
+
+    it("delivers every broadcast a worker of the other host emits right after a first join", async () => {
+      const [member, remote] = await Promise.all(hosts.map((h) => connect(h.url)));
+      clients.push(member, remote);
+      const remotePid = (await request<{ pid: number }>(remote, "whoami")).pid;
+      const seen = record([member], "event");
+      const sent: string[] = [];
+      for (let i = 0; i < RACES / 2; i++) {
+        const payload = `remote-race-${recovery}-${i}`;
+        sent.push(payload);
+        await request(member, "join-and-relay", `remote-race-room-${i}`, remotePid, payload, 20);
+      }
+      await waitUntil("the member to get every broadcast", () => seen.get(member)!.length >= sent.length, 30_000);
+      assert.deepEqual([...seen.get(member)!].sort(), [...sent].sort());
+    });
+
+    it("delivers a @socket.io/redis-emitter broadcast to a room emitted right after its first join", async () => {
+      const member = await connect(hosts[0].url);
+      clients.push(member);
+      const seen = record([member], "event");
+      const { emitter, close } = await startEmitter(redis.url);
+      try {
+        for (let i = 0; i < 20; i++) {
+          await request(member, "join", `emitted-race-${i}`);
+          emitter.to(`emitted-race-${i}`).emit("event", i);
+        }
+        await waitUntil("the member to get every emitted broadcast", () => seen.get(member)!.length >= 20);
+      } finally {
+        await close();
+      }
+      assert.deepEqual(seen.get(member), Array.from({ length: 20 }, (_, i) => i));
     });
   });
 }
