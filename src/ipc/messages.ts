@@ -77,6 +77,12 @@ export type ToPrimary =
   /** Answer to a metrics request. */
   | { sf: "metrics"; id: number; metrics: MetricsSnapshot };
 
+/**
+ * A restored session whose socket never materialises (client gone meanwhile) is dropped by its
+ * worker after this; the primary routes the session's rooms to that worker as long.
+ */
+export const RECOVERING_TTL_MS = 10_000;
+
 /** Environment variable through which the primary hands its validated config to each worker. */
 export const WORKER_CONFIG_ENV = "SOCKFLEET_WORKER_CONFIG";
 

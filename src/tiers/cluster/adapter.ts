@@ -3,6 +3,7 @@ import { asOneBurst } from "../../worker/guard/slow-consumer";
 import type { Namespace } from "socket.io";
 import { Adapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { DataLink } from "../../worker/data-link";
+import { RECOVERING_TTL_MS } from "../../ipc/messages";
 import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
 import { RoomAnnouncer } from "./room-announcer";
 
@@ -12,8 +13,6 @@ import { RoomAnnouncer } from "./room-announcer";
  */
 const OFFSET_TIMEOUT_MS = 60_000;
 const RESTORE_TIMEOUT_MS = 10_000;
-/** A restored session whose socket never materialises (client gone meanwhile) is dropped after this. */
-export const RECOVERING_TTL_MS = 10_000;
 const EVENT = 2;
 
 interface Packet {
