@@ -94,6 +94,18 @@ for (const recovery of ["on", "off"]) {
       });
     }
 
+    it("keeps delivering to a worker whose sockets join a room every event-loop turn", async () => {
+      const [member, sender] = threeWorkers();
+      const events: string[] = [];
+      member.on("event", (payload: unknown) => events.push(String(payload)));
+      const over = nextEvent(member, "storm-over", 30_000).then(() => events.push("storm-over"));
+      await request(member, "join-storm", 3_000);
+      await request(sender, "broadcast", "during-storm");
+      await over;
+      await waitUntil("the broadcast", () => events.includes("during-storm"));
+      assert.ok(events.indexOf("during-storm") < events.indexOf("storm-over"), `got ${events.join(", ")}: the broadcast waited for the joins to stop`);
+    });
+
     it("delivers a broadcast to a socket id from another worker right after the socket connected", async () => {
       const [sender] = threeWorkers();
       for (let i = 0; i < 20; i++) {

@@ -31,7 +31,8 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
   private readonly waiting = new Map<number, { settle: (reply: Reply) => void; timer: NodeJS.Timeout }>();
   /** Frames received from the primary, the unit of a catch-up's place (see {@link DataLink.hold}). */
   private received = 0;
-  private holds = 0;
+  /** Holds not yet released, oldest first: the count of frames received when each began. */
+  private readonly holds: number[] = [];
   private held: Array<{ n: number; message: unknown }> = [];
   private inserts: CatchUp[] = [];
 
@@ -49,7 +50,7 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
     socket.on("data", (chunk: Buffer) => {
       for (const message of decoder.push(chunk)) {
         this.received++;
-        if (this.holds > 0 && (message as { sf?: unknown }).sf !== "routes-ack") this.held.push({ n: this.received, message });
+        if (this.holds.length > 0 && (message as { sf?: unknown }).sf !== "routes-ack") this.held.push({ n: this.received, message });
         else this.dispatch(message);
       }
     });
@@ -117,23 +118,37 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
    * delivered in the primary's order among them (primary/room-routes.ts).
    */
   hold(): void {
-    this.holds++;
+    this.holds.push(this.received);
   }
 
-  /** Ends one hold; `items` go after the frame they name. The last release delivers everything held. */
+  /**
+   * Ends the oldest hold (answers come in the order of the announcements); `items` go right after
+   * the frame they name. What no later hold can still place a catch-up before is delivered now: a
+   * hold's catch-ups all follow the frames received before it began, so under a stream of joins
+   * (a connection storm: each socket joins its own id room) frames wait one round trip, not for a
+   * quiet moment.
+   */
   release(items: CatchUp[]): void {
-    this.inserts.push(...items);
-    if (--this.holds > 0) return;
-    const held = this.held;
-    const inserts = this.inserts.sort((a, b) => a.at - b.at || a.seq - b.seq);
-    this.held = [];
-    this.inserts = [];
-    let i = 0;
-    for (const frame of held) {
-      while (i < inserts.length && inserts[i].at < frame.n) this.dispatch(inserts[i++].message);
-      this.dispatch(frame.message);
+    this.holds.shift();
+    if (items.length > 0) {
+      this.inserts.push(...items);
+      this.inserts.sort((a, b) => a.at - b.at || a.seq - b.seq);
     }
-    while (i < inserts.length) this.dispatch(inserts[i++].message);
+    const until = this.holds[0] ?? Number.POSITIVE_INFINITY;
+    const held = this.held;
+    const inserts = this.inserts;
+    let frames = 0;
+    let placed = 0;
+    const release: unknown[] = [];
+    for (; frames < held.length && held[frames].n <= until; frames++) {
+      while (placed < inserts.length && inserts[placed].at < held[frames].n) release.push(inserts[placed++].message);
+      release.push(held[frames].message);
+    }
+    while (placed < inserts.length && inserts[placed].at < until) release.push(inserts[placed++].message);
+    this.held = held.slice(frames);
+    this.inserts = inserts.slice(placed);
+    // Dispatched after the bookkeeping: a dispatched message may join a room and begin a new hold.
+    for (const message of release) this.dispatch(message);
   }
 
   private dispatch(message: unknown): void {
