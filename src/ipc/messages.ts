@@ -4,6 +4,7 @@
  * traffic (tagged `source: "_sio_adapter"`) that shares the channel.
  */
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
+import type { CatchUp, RouteJoin, RouteLeave, Stamp } from "../primary/room-routes";
 import type { RecoveredSession } from "../tiers/recovery/store";
 import type { RedisTierStatus } from "../tiers/redis/client";
 
@@ -41,7 +42,12 @@ export type ToWorker =
   /** Broadcasts from host `origin` never reached this host (Redis pub/sub gap): tell the app. */
   | { sf: "missed-messages"; origin: string; missed: number }
   /** Report this worker's metrics, answering with the same `id`. */
-  | { sf: "metrics-request"; id: number };
+  | { sf: "metrics-request"; id: number }
+  /**
+   * Answer to a "routes" announcement with joins: the room broadcasts this worker was skipped for
+   * since the joins, each to deliver right after the `at`-th frame of the link (primary/room-routes.ts).
+   */
+  | { sf: "routes-ack"; id: number; items: CatchUp[] };
 
 /** Worker -> primary. */
 export type ToPrimary =
@@ -70,8 +76,21 @@ export type ToPrimary =
   | { sf: "restore"; id: number; nsp: string; pid: string; offset: string }
   /** Every client connected when "drain-clients" came (and any that opened since) was told to go. */
   | { sf: "clients-drained"; clients: number }
+  /**
+   * Room routing (data link): rooms whose first member joined this worker (with the join's host
+   * monotonic time) or whose last member left, batched per event-loop turn, and at least every
+   * 100 ms (empty). `upTo`: every join stamped before it is in this or an earlier announcement.
+   * `id` (set when there are joins) asks for a "routes-ack".
+   */
+  | { sf: "routes"; id?: number; joins: RouteJoin[]; leaves: RouteLeave[]; upTo: Stamp }
   /** Answer to a metrics request. */
   | { sf: "metrics"; id: number; metrics: MetricsSnapshot };
+
+/**
+ * A restored session whose socket never materialises (client gone meanwhile) is dropped by its
+ * worker after this; the primary routes the session's rooms to that worker as long.
+ */
+export const RECOVERING_TTL_MS = 10_000;
 
 /** Environment variable through which the primary hands its validated config to each worker. */
 export const WORKER_CONFIG_ENV = "SOCKFLEET_WORKER_CONFIG";

@@ -7,14 +7,16 @@ import { registerProcessHeadroom } from "../observability/process-headroom";
 import { LimitReporter } from "../observability/limits";
 import { createLogger } from "../observability/logger";
 import { registerRecoveryMetrics } from "../observability/recovery-metrics";
+import { registerRoutingMetrics } from "../observability/routing-metrics";
 import { AdminServer } from "../ops/admin";
 import { ClusterRelay, isAdapterMessage } from "../tiers/cluster/relay";
 import { RedisBridge } from "../tiers/redis/bridge";
 import { HostRecovery } from "../tiers/recovery/host";
-import { DATA_PATH_ENV, isSockfleetMessage, type ToPrimary } from "../ipc/messages";
+import { DATA_PATH_ENV, isSockfleetMessage, RECOVERING_TTL_MS, type ToPrimary, type ToWorker } from "../ipc/messages";
 import { StickyBalancer } from "./balancer";
 import { DataHub } from "./data-hub";
 import { HostDrain } from "./host-drain";
+import { RoomRoutes } from "./room-routes";
 import { intakeCapacity, logCapacity } from "./intake/capacity";
 import { Intake } from "./intake/intake";
 import { RollingRestart } from "./roll";
@@ -46,7 +48,15 @@ export async function runPrimary(config: Config): Promise<void> {
       if (isAdapterMessage(message)) metrics.messageRelayed(message.requesterUid === undefined ? "broadcast" : "response");
       return;
     }
-    if (isSockfleetMessage(message)) recovery?.onMessage(worker, message as ToPrimary);
+    if (!isSockfleetMessage(message)) return;
+    const m = message as ToPrimary;
+    if (m.sf === "routes") {
+      const items = routes.announce(worker, m.joins, m.leaves, m.upTo);
+      if (m.id !== undefined) hub.send(worker, { sf: "routes-ack", id: m.id, items });
+      return;
+    }
+    if (m.sf === "restore") routes.restoreAsked(worker, m.id, m.nsp);
+    recovery?.onMessage(worker, m);
   }, logger, {
     maxBytes: config.maxChannelBytes,
     // Too far behind to deliver in order (stopped, hung or swamped): replaced now. SIGKILL, as it
@@ -57,10 +67,16 @@ export async function runPrimary(config: Config): Promise<void> {
     },
   });
   await hub.listen();
+  const routes = new RoomRoutes((worker) => hub.sent(worker), config.maxChannelBytes);
+  registerRoutingMetrics(metrics.registry, routes);
   const supervisor = new Supervisor(config, logger, { [DATA_PATH_ENV]: hub.path });
   const isLive = (id: number): boolean => supervisor.workers().some((w) => w.id === id);
-  recovery = config.recovery ? new HostRecovery(config, isLive, (worker, message) => hub.send(worker, message), logger.child({ component: "recovery" })) : undefined;
-  relay = new ClusterRelay(() => hub.workers(), (worker, message) => hub.send(worker, message), recovery?.sequence);
+  const answer = (worker: number, message: ToWorker): void => {
+    if (message.sf === "restored") routes.restoreAnswered(worker, message.id, message.session?.rooms, RECOVERING_TTL_MS);
+    hub.send(worker, message);
+  };
+  recovery = config.recovery ? new HostRecovery(config, isLive, answer, logger.child({ component: "recovery" })) : undefined;
+  relay = new ClusterRelay(() => hub.workers(), (worker, message) => hub.send(worker, message), recovery?.sequence, routes);
   const bridge =
     config.redisUrl !== undefined && config.redisMode === "bridge"
       ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery, limits, (gap) => {
@@ -107,6 +123,7 @@ export async function runPrimary(config: Config): Promise<void> {
   supervisor.on("worker-exit", (worker) => {
     balancer.workerExited(worker.id);
     relay.workerGone(worker.id);
+    routes.workerGone(worker.id);
     recovery?.workerGone(worker.id);
     drain.workerGone(worker.id);
   });

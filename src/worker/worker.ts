@@ -23,6 +23,7 @@ import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
 import { FleetAdapter } from "../tiers/cluster/adapter";
 import { DataLink } from "./data-link";
+import { createPresence } from "./presence";
 import { WorkerGuard } from "./guard";
 
 /** Exit code of a worker whose start-up failed in a way a respawn cannot fix. */
@@ -208,6 +209,7 @@ export async function runWorker(config: Config): Promise<void> {
     serveStatic: (dir) => routes.serveStatic(dir),
     authorizeJoin: (authorizer) => joins.add(authorizer),
     on: (event, listener) => void appEvents.on(event, listener as never),
+    presence: createPresence(io, config.hostId, workerId),
   };
   try {
     const app = await loadApp(config.app);

@@ -3,8 +3,10 @@ import { asOneBurst } from "../../worker/guard/slow-consumer";
 import type { Namespace } from "socket.io";
 import { Adapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { DataLink } from "../../worker/data-link";
+import { RECOVERING_TTL_MS } from "../../ipc/messages";
 import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
 import { takesOffsets, type HandshakeView, type OffsetRule } from "../recovery/offset-clients";
+import { RoomAnnouncer } from "./room-announcer";
 
 /**
  * A broadcast waits for its offset as long as the primary lives (if it dies, this worker exits):
@@ -12,8 +14,6 @@ import { takesOffsets, type HandshakeView, type OffsetRule } from "../recovery/o
  */
 const OFFSET_TIMEOUT_MS = 60_000;
 const RESTORE_TIMEOUT_MS = 10_000;
-/** A restored session whose socket never materialises (client gone meanwhile) is dropped after this. */
-const RECOVERING_TTL_MS = 10_000;
 const EVENT = 2;
 
 interface Packet {
@@ -87,11 +87,18 @@ export class FleetAdapter extends NodeClusterAdapter {
   static offsetRule: OffsetRule = "auto";
   /** Whether each socket takes offsets, decided once (its handshake does not change). */
   private readonly offsetTakers = new WeakMap<object, boolean>();
+  static announcer?: RoomAnnouncer;
 
   constructor(nsp: Namespace) {
     super(nsp, {});
     // Registered before any app listener: runs right after socket.io has written CONNECT.
     nsp.on("connection", (socket) => this.replayMissed(socket));
+    // Synchronous, inside join() and leave(): see RoomAnnouncer for why the join must be stamped then.
+    const announcer = (this.constructor as typeof FleetAdapter).announcer;
+    if (announcer) {
+      this.on("create-room", (room: Room) => announcer.joined(this.nsp.name, String(room)));
+      this.on("delete-room", (room: Room) => announcer.left(this.nsp.name, String(room)));
+    }
     this.link.on("message", (message) => {
       if (isAdapterMessage(message) && message.nsp === this.nsp.name) this.onMessage(message as unknown as ClusterMessage, message.offset);
     });
@@ -103,6 +110,7 @@ export class FleetAdapter extends NodeClusterAdapter {
       static override link = link;
       static override recovery = recovery;
       static override offsetRule = offsetRule;
+      static override announcer = new RoomAnnouncer(link);
     };
   }
 

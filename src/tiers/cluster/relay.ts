@@ -59,9 +59,16 @@ export interface RelayUplink {
   order?(message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs): void;
 }
 
+/** Picks the workers a message goes to (primary/room-routes.ts); without one, every worker. */
+export interface WorkerRouter {
+  /** `bytes`: the message's encoded size, when known (bounds what routing keeps for joins). */
+  targets(message: AdapterMessage, workers: number[], except: number | undefined, bytes?: number): number[];
+}
+
 /**
  * The local bus of the cores tier, in the primary: relays the cluster adapter's messages between
- * workers. Requests and broadcasts go to every other worker; responses (fetchSockets and
+ * workers. Room broadcasts go to the other workers holding a member (see primary/room-routes.ts),
+ * requests and other broadcasts to every other worker; responses (fetchSockets and
  * serverSideEmit replies, broadcast ack counts and acks) go only to the worker that asked.
  * When a worker dies, the relay announces the departure of each of its adapters at once, so the
  * requests waiting on it settle now rather than after the heartbeat timeout.
@@ -80,6 +87,7 @@ export class ClusterRelay {
     private readonly workers: () => number[],
     private readonly send: (worker: number, message: unknown) => void,
     private readonly sequencer?: Sequencer,
+    private readonly router?: WorkerRouter,
   ) {}
 
   /** Connects the local bus to other hosts. */
@@ -96,8 +104,8 @@ export class ClusterRelay {
    * A message from another host: every local worker gets it. (Recoverable broadcasts from other
    * hosts come through {@link deliverOrdered}, in the shared log's order.)
    */
-  deliverRemote(message: AdapterMessage): void {
-    this.broadcast(message, undefined);
+  deliverRemote(message: AdapterMessage, bytes?: number): void {
+    this.broadcast(message, undefined, bytes);
   }
 
   /** A response from another host to a local requester; false when no local worker owns it. */
@@ -131,7 +139,7 @@ export class ClusterRelay {
       }
       return true;
     }
-    this.broadcast(message, from);
+    this.broadcast(message, from, body?.length);
     this.uplink?.publish(message);
     return true;
   }
@@ -145,7 +153,7 @@ export class ClusterRelay {
     const offset = this.sequencer?.(message, options) ?? "";
     message.offset = offset;
     if (origin) this.send(origin.worker, { sf: "offset", id: origin.requestId, offset });
-    this.broadcast(message, origin?.worker);
+    this.broadcast(message, origin?.worker, options?.encoded?.bytes.length);
   }
 
   /** Logs, without delivering, a broadcast this host already delivered (see AppendOptions.copy). */
@@ -164,7 +172,8 @@ export class ClusterRelay {
     }
   }
 
-  private broadcast(message: AdapterMessage, except: number | undefined): void {
-    for (const worker of this.workers()) if (worker !== except) this.send(worker, message);
+  private broadcast(message: AdapterMessage, except: number | undefined, bytes?: number): void {
+    if (this.router) for (const worker of this.router.targets(message, this.workers(), except, bytes)) this.send(worker, message);
+    else for (const worker of this.workers()) if (worker !== except) this.send(worker, message);
   }
 }
