@@ -1,5 +1,5 @@
 /** sockfleet's public API: the types and helpers app modules and embedders use. */
-export type { App, AppContext } from "./apps/types";
+export type { App, AppContext, AppEvents, MissedMessages, Presence, PresenceChange, PresenceMember, PresencePage } from "./apps/types";
 export { defineApp } from "./apps/types";
 export type { JoinAuthorizer } from "./auth/join-guard";
 export { JoinRefusedError } from "./auth/join-guard";

@@ -38,10 +38,31 @@ describe("Socket.IO Admin UI", function () {
     }
   });
 
-  it("has no admin namespace unless it is switched on", async () => {
+  it("serves the Admin UI's page and files from the host itself at /admin/, linking no third-party host", async () => {
+    const host = await SockfleetHost.start({ workers: 1, args: ["--admin-ui-user", "admin", "--admin-ui-password-hash", HASH] });
+    try {
+      const redirect = await fetch(`${host.url}/admin`, { redirect: "manual" });
+      assert.equal(redirect.status, 301);
+      assert.equal(redirect.headers.get("location"), "/admin/");
+      const page = await host.fetch("/admin/");
+      assert.equal(page.status, 200);
+      const html = await page.text();
+      assert.match(html, /Socket\.IO Admin UI/);
+      assert.doesNotMatch(html, /(src|href)="https?:/, "no file from another host");
+      const scripts = [...html.matchAll(/<script src="([^"]+)"/g)].map((m) => m[1]);
+      assert.ok(scripts.length > 0);
+      for (const script of scripts) assert.equal((await host.fetch(`/admin/${script}`)).status, 200, script);
+      assert.equal((await host.fetch("/admin/../../package.json")).status, 404);
+    } finally {
+      await host.stop();
+    }
+  });
+
+  it("has no admin namespace and no /admin/ page unless it is switched on", async () => {
     const host = await SockfleetHost.start({ workers: 1 });
     try {
       await assert.rejects(connect(`${host.url}/admin`, { auth: { username: "admin", password: "s3cret" }, transports: ["websocket"], reconnection: false }), /Invalid namespace/);
+      assert.equal((await host.fetch("/admin/")).status, 404);
     } finally {
       await host.stop();
     }

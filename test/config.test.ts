@@ -20,6 +20,7 @@ describe("configuration", () => {
       { name: "a short --auth-jwt-secret", args: ["--auth-jwt-secret", "short"], pattern: /^sockfleet: invalid setting authJwtSecret from --auth-jwt-secret: must be at least 32 characters/ },
       { name: "an unreadable --auth-jwt-public-key", args: ["--auth-jwt-public-key", "/nonexistent/key.pem"], pattern: /^sockfleet: invalid setting authJwtPublicKey from --auth-jwt-public-key: cannot read \/nonexistent\/key\.pem/ },
       { name: "an unknown --app-errors policy", args: ["--app-errors", "ignore"], pattern: /^sockfleet: invalid setting appErrors from --app-errors:/ },
+      { name: "a --host-drain-time above an hour", args: ["--host-drain-time", "3600001"], pattern: /^sockfleet: invalid setting hostDrainTime from --host-drain-time:/ },
     ];
     for (const { name, args, env, pattern } of cases) {
       it(`for ${name}`, async () => {

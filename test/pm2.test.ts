@@ -63,6 +63,19 @@ describe("pm2 with ecosystem.config.js", function () {
     assert.deepEqual(newWorkers.filter((pid) => oldWorkers.includes(pid)), []);
   });
 
+  it("drains the host on `pm2 sendSignal SIGUSR2`: /readyz turns 503 and the primary stays online, without clients", async () => {
+    const [before] = await pm2.list();
+    const from = pm2.logs().length;
+    await pm2.run(["sendSignal", "SIGUSR2", "sockfleet"]);
+    await pm2.waitForLog((l) => l.msg === "host drained: it serves no clients and stays not ready until stopped", 15_000, from);
+    const readyz = await fetch(`${adminUrl}/readyz`);
+    assert.equal(readyz.status, 503);
+    assert.deepEqual(await readyz.json(), { status: "drained" });
+    const [after] = await pm2.list();
+    assert.equal(after.pid, before.pid);
+    assert.equal(after.status, "online");
+  });
+
   it("stops gracefully on `pm2 stop`: the primary exits 0 and takes its workers with it", async () => {
     const [app] = await pm2.list();
     const workers = pm2.alive().filter((pid) => pid !== app.pid && pid !== pm2.daemonPid());

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { RecoveryStore } from "../src/tiers/recovery/store";
+import { FROM_SESSION_START, RecoveryStore } from "../src/tiers/recovery/store";
 
 const limits = { windowMs: 60_000, maxPackets: 1000, maxBytes: 10_000_000, maxSessions: 1000 };
 const live = (): boolean => false;
@@ -29,6 +29,46 @@ describe("the recovery store", () => {
     assert.deepEqual(session.data, { user: "ann" });
     assert.deepEqual(session.missedPackets.map((p) => p[1]), [1, 2, 6]);
     assert.ok(session.missedPackets.every((p) => typeof p[2] === "string"));
+  });
+
+  describe("restoring a client that brought no offset (it received no broadcast)", () => {
+    it("replays every broadcast meant for it since its session began, and nothing from before", () => {
+      const store = new RecoveryStore(limits);
+      store.append({ nsp: "/", rooms: [], except: [], data: ["e", 0] });
+      store.joined(1, "/", "sid-1", ["sid-1"], "pid-1", {}, true);
+      store.append({ nsp: "/", rooms: [], except: [], data: ["e", 1] });
+      store.append({ nsp: "/", rooms: ["red"], except: [], data: ["e", 2] });
+      store.workerGone(1);
+      assert.deepEqual(store.restore(2, "/", "pid-1", FROM_SESSION_START, live)?.missedPackets.map((p) => p[1]), [1]);
+    });
+
+    it("replays from its session's start when the offset it brings is older (kept from a session it lost)", () => {
+      const store = new RecoveryStore(limits);
+      const stale = store.append({ nsp: "/", rooms: [], except: [], data: ["e", 0] });
+      store.append({ nsp: "/", rooms: [], except: [], data: ["e", 1] });
+      store.joined(1, "/", "sid-1", ["sid-1"], "pid-1", {}, true);
+      store.append({ nsp: "/", rooms: [], except: [], data: ["e", 2] });
+      store.workerGone(1);
+      assert.deepEqual(store.restore(2, "/", "pid-1", stale, live)?.missedPackets.map((p) => p[1]), [2]);
+    });
+
+    it("gives a fresh session to a client that gets no offsets: without one it cannot tell what it has", () => {
+      const store = new RecoveryStore(limits);
+      store.joined(1, "/", "sid-1", ["sid-1"], "pid-1", {}, false);
+      store.append({ nsp: "/", rooms: [], except: [], data: ["e", 1] });
+      store.workerGone(1);
+      assert.equal(store.restore(2, "/", "pid-1", FROM_SESSION_START, live), null);
+    });
+
+    it("shares where the session began in the shared log, so another host can replay from there", () => {
+      const store = new RecoveryStore(limits);
+      store.followStream("7-0");
+      store.append({ nsp: "/", rooms: [], except: [], data: ["e", 1] }, 0, { streamId: "7-1" });
+      store.joined(1, "/", "sid-1", ["sid-1"], "pid-1", {}, true);
+      store.joined(1, "/", "sid-2", ["sid-2"], "pid-2", {}, false);
+      assert.equal(store.share("pid-1")?.start, "7-1");
+      assert.equal(store.share("pid-2")?.start, undefined);
+    });
   });
 
   it("restores a session once: a second restore of the same pid while it is held gets nothing", () => {

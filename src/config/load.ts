@@ -41,6 +41,7 @@ const SETTINGS: Record<Key, { flag: string; env: string; list?: boolean }> = {
   recoveryMaxPackets: { flag: "recovery-max-packets", env: "RECOVERY_MAX_PACKETS" },
   recoveryMaxBytes: { flag: "recovery-max-bytes", env: "RECOVERY_MAX_BYTES" },
   recoveryMaxSessions: { flag: "recovery-max-sessions", env: "RECOVERY_MAX_SESSIONS" },
+  recoveryOffsets: { flag: "recovery-offsets", env: "RECOVERY_OFFSETS" },
   maxConnections: { flag: "max-connections", env: "MAX_CONNECTIONS" },
   maxConnectionsPerIp: { flag: "max-connections-per-ip", env: "MAX_CONNECTIONS_PER_IP" },
   trustedProxies: { flag: "trusted-proxies", env: "TRUSTED_PROXIES", list: true },
@@ -64,6 +65,7 @@ const SETTINGS: Record<Key, { flag: string; env: string; list?: boolean }> = {
   authJwtAudience: { flag: "auth-jwt-audience", env: "AUTH_JWT_AUDIENCE" },
   logLevel: { flag: "log-level", env: "LOG_LEVEL" },
   drainTime: { flag: "drain-time", env: "DRAIN_TIME" },
+  hostDrainTime: { flag: "host-drain-time", env: "HOST_DRAIN_TIME" },
   adminPort: { flag: "admin-port", env: "ADMIN_PORT" },
   adminHost: { flag: "admin-host", env: "ADMIN_HOST" },
   adminUiUser: { flag: "admin-ui-user", env: "ADMIN_UI_USER" },
@@ -93,8 +95,10 @@ Options (environment variable in brackets; flags win over the environment, which
   --recovery-max-packets N   broadcasts kept for replay [RECOVERY_MAX_PACKETS] (default 100000)
   --recovery-max-bytes N     bytes of broadcasts kept for replay [RECOVERY_MAX_BYTES] (default 64000000)
   --recovery-max-sessions N  disconnected sessions kept per host [RECOVERY_MAX_SESSIONS] (default 1000000)
+  --recovery-offsets RULE    auto|opt-in|all: which clients get recovery offsets [RECOVERY_OFFSETS] (default auto)
   --log-level LEVEL          fatal|error|warn|info|debug|trace|silent [LOG_LEVEL] (default info)
   --drain-time MS            rolling restart: a replaced worker's clients reconnect spread over MS [DRAIN_TIME] (default 2000)
+  --host-drain-time MS       draining the host (POST /drain, SIGUSR2): its clients move spread over MS [HOST_DRAIN_TIME] (default 30000)
   --admin-port N             admin listener for /metrics, /healthz, /readyz; unset: none, 0: any free port [ADMIN_PORT]
   --admin-host ADDR          address of the admin listener [ADMIN_HOST] (default 127.0.0.1)
   --admin-ui-user NAME       switch on the Socket.IO Admin UI (namespace /admin) with this user [ADMIN_UI_USER]

@@ -70,6 +70,12 @@ export const configSchema = z
     recoveryMaxBytes: z.coerce.number().int().min(1_000_000).max(8_000_000_000).default(64_000_000),
     /** Most disconnected sessions kept for recovery on one host (oldest forgotten first). */
     recoveryMaxSessions: z.coerce.number().int().min(100).max(100_000_000).default(1_000_000),
+    /**
+     * Which clients get the recovery offset as an extra last argument of broadcasts (README
+     * "Which clients get offsets"): "auto" socket.io-client and clients that opt in, "opt-in" only
+     * those, "all" every client (stock socket.io).
+     */
+    recoveryOffsets: z.enum(["auto", "opt-in", "all"]).default("auto"),
     // Security and limits (README "Security and limits"). 0 switches a count or rate limit off.
     /**
      * Connections (TCP) the host holds at once; beyond it the primary refuses new ones. Unset: derived
@@ -129,6 +135,11 @@ export const configSchema = z
      * spread over this many milliseconds, so they do not all land on the new worker at once.
      */
     drainTime: z.coerce.number().int().min(0).max(600_000).default(2_000),
+    /**
+     * Draining the whole host (POST /drain on the admin listener, or SIGUSR2): its clients are told
+     * to reconnect, to other hosts, spread over this many milliseconds.
+     */
+    hostDrainTime: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
     /**
      * Port of the admin listener (/metrics, /healthz, /readyz); unset means no admin listener,
      * 0 picks a free port (logged in the ready line).

@@ -4,6 +4,7 @@
  * traffic (tagged `source: "_sio_adapter"`) that shares the channel.
  */
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
+import type { CatchUp, RouteJoin, RouteLeave, Stamp } from "../primary/room-routes";
 import type { RecoveredSession } from "../tiers/recovery/store";
 import type { RedisTierStatus } from "../tiers/redis/client";
 
@@ -33,8 +34,20 @@ export type ToWorker =
    * `spreadMs` (the balancer already sends new sessions elsewhere), then close and exit.
    */
   | { sf: "drain"; spreadMs: number }
+  /**
+   * The whole host drains (scale-in): tell every client to reconnect (to other hosts), spread over
+   * `spreadMs`, then keep running without clients; answer "clients-drained".
+   */
+  | { sf: "drain-clients"; spreadMs: number }
+  /** Broadcasts from host `origin` never reached this host (Redis pub/sub gap): tell the app. */
+  | { sf: "missed-messages"; origin: string; missed: number }
   /** Report this worker's metrics, answering with the same `id`. */
-  | { sf: "metrics-request"; id: number };
+  | { sf: "metrics-request"; id: number }
+  /**
+   * Answer to a "routes" announcement with joins: the room broadcasts this worker was skipped for
+   * since the joins, each to deliver right after the `at`-th frame of the link (primary/room-routes.ts).
+   */
+  | { sf: "routes-ack"; id: number; items: CatchUp[] };
 
 /** Worker -> primary. */
 export type ToPrimary =
@@ -52,7 +65,7 @@ export type ToPrimary =
   /** Start-up failed for a reason a respawn cannot fix (for example the app module throws on load). */
   | { sf: "fatal"; message: string }
   /** Connection-state recovery: a socket connected (pid and data on its first join) or joined rooms. */
-  | { sf: "rooms-joined"; nsp: string; sid: string; rooms: string[]; pid?: string; data?: unknown }
+  | { sf: "rooms-joined"; nsp: string; sid: string; rooms: string[]; pid?: string; data?: unknown; offsets?: boolean }
   /** ...left rooms. */
   | { sf: "rooms-left"; nsp: string; sid: string; rooms: string[] }
   /** ...is gone from this worker. */
@@ -61,8 +74,23 @@ export type ToPrimary =
   | { sf: "session-persisted"; nsp: string; sid: string; pid: string; rooms: string[]; data: unknown }
   /** ...asks for the session `pid` and what it missed since `offset`. */
   | { sf: "restore"; id: number; nsp: string; pid: string; offset: string }
+  /** Every client connected when "drain-clients" came (and any that opened since) was told to go. */
+  | { sf: "clients-drained"; clients: number }
+  /**
+   * Room routing (data link): rooms whose first member joined this worker (with the join's host
+   * monotonic time) or whose last member left, batched per event-loop turn, and at least every
+   * 100 ms (empty). `upTo`: every join stamped before it is in this or an earlier announcement.
+   * `id` (set when there are joins) asks for a "routes-ack".
+   */
+  | { sf: "routes"; id?: number; joins: RouteJoin[]; leaves: RouteLeave[]; upTo: Stamp }
   /** Answer to a metrics request. */
   | { sf: "metrics"; id: number; metrics: MetricsSnapshot };
+
+/**
+ * A restored session whose socket never materialises (client gone meanwhile) is dropped by its
+ * worker after this; the primary routes the session's rooms to that worker as long.
+ */
+export const RECOVERING_TTL_MS = 10_000;
 
 /** Environment variable through which the primary hands its validated config to each worker. */
 export const WORKER_CONFIG_ENV = "SOCKFLEET_WORKER_CONFIG";

@@ -1,9 +1,25 @@
+import fs from "node:fs";
+import path from "node:path";
 import { instrument } from "@socket.io/admin-ui";
 import type { Server } from "socket.io";
 import type { Config } from "../config/schema";
 
 /** Namespace the Socket.IO Admin UI connects to. */
 export const ADMIN_UI_NAMESPACE = "/admin";
+/** Where each worker serves the UI's page when it is switched on (same origin: no CORS setting needed). */
+export const ADMIN_UI_PATH = "/admin/";
+
+/**
+ * The UI bundled in @socket.io/admin-ui (ui/dist), to be served by sockfleet itself instead of the
+ * hosted https://admin.socket.io. Its index.html also links a web font and an icon font from
+ * public CDNs; those links are dropped, so the page loads nothing from a third party (text shows
+ * in the system font, and icons are blank: the icon font is not shipped in the package).
+ */
+export function adminUiPage(): { dir: string; index: string } {
+  const dir = path.join(path.dirname(require.resolve("@socket.io/admin-ui/package.json")), "ui", "dist");
+  const index = fs.readFileSync(path.join(dir, "index.html"), "utf8").replace(/<link\b[^>]*href="https?:\/\/[^"]*"[^>]*>/g, "");
+  return { dir, index };
+}
 
 /**
  * Switches on the Socket.IO Admin UI (https://admin.socket.io, or the UI bundled in the

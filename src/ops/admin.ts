@@ -2,6 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { requestPath } from "../http/request-path";
 import type { Logger } from "../observability/logger";
+import type { DrainState } from "../primary/host-drain";
 
 /** What the admin listener serves; wired by the primary. */
 export interface AdminRoutes {
@@ -11,6 +12,9 @@ export interface AdminRoutes {
   ready(): boolean;
   /** The host is shutting down. */
   closing(): boolean;
+  /** Starts draining the host (idempotent): see primary/host-drain.ts. */
+  drain(): { state: DrainState; spreadMs: number };
+  drainState(): DrainState;
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
@@ -58,15 +62,25 @@ export class AdminServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: "method not allowed" });
     const pathname = requestPath(req.url);
     if (pathname === undefined) return sendJson(res, 400, { error: "bad request target" });
+    // The one state-changing route: POST only, so a crawler or a prefetching browser cannot drain a host.
+    if (pathname === "/drain") {
+      if (req.method !== "POST") return sendJson(res, 405, { error: "method not allowed: POST /drain" });
+      req.resume();
+      if (this.routes.closing()) return sendJson(res, 409, { error: "the host is shutting down" });
+      const { state, spreadMs } = this.routes.drain();
+      return sendJson(res, 202, { status: state, spreadMs });
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: "method not allowed" });
     switch (pathname) {
       case "/healthz":
         return sendJson(res, 200, { status: "ok" });
       case "/readyz": {
         const ready = this.routes.ready();
-        return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : this.routes.closing() ? "draining" : "starting" });
+        const drain = this.routes.drainState();
+        const status = ready ? "ready" : this.routes.closing() ? "draining" : drain !== "serving" ? drain : "starting";
+        return sendJson(res, ready ? 200 : 503, { status });
       }
       case "/metrics":
         try {

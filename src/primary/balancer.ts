@@ -69,6 +69,18 @@ export class StickyBalancer {
     private readonly release: (ticket: Ticket) => void,
   ) {}
 
+  /** The host drains: only requests of sessions it holds are routed; anything else is refused. */
+  private refuseNew = false;
+
+  /**
+   * The host drains (scale-in): requests of the sessions it holds still reach their worker, so a
+   * long-polling client works until it is told to go; every other request (a new handshake) is
+   * answered 503, and the client's retry goes to another host.
+   */
+  refuseNewSessions(): void {
+    this.refuseNew = true;
+  }
+
   /** Worker `id` can take connections from now on. */
   addWorker(id: number): void {
     this.loads.set(id, { sessions: 0, pending: [] });
@@ -180,6 +192,10 @@ export class StickyBalancer {
     }
     const owner = sid === undefined ? undefined : this.sessions.get(sid);
     const isHandshake = sid === undefined && EIO_PATTERN.test(line);
+    if (this.refuseNew && (owner === undefined || !this.liveWorker(owner))) {
+      refuse(socket, 503);
+      return;
+    }
     const worker = owner !== undefined ? this.liveWorker(owner) ?? this.pick() : this.pick();
     if (!worker) {
       refuse(socket, 503);

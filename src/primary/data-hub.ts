@@ -24,7 +24,7 @@ export interface ChannelBound {
 export class DataHub {
   readonly path = path.join(os.tmpdir(), `sockfleet-${process.pid}-${randomBytes(4).toString("hex")}.sock`);
   private readonly server: net.Server;
-  private readonly links = new Map<number, { socket: net.Socket; backlog: Backlog }>();
+  private readonly links = new Map<number, { socket: net.Socket; backlog: Backlog; sent: number }>();
 
   constructor(
     /** `body`: the frame's bytes, valid during the call only. */
@@ -62,6 +62,7 @@ export class DataHub {
       return;
     }
     link.socket.write(frame, link.backlog.add(frame.length));
+    link.sent++;
   }
 
   /** Encodes `message` and queues it for `worker` (see {@link sendFrame}). */
@@ -85,6 +86,16 @@ export class DataHub {
     }
   }
 
+  /** Frames written to `worker` on its current link (room routing places catch-ups by it). */
+  sent(worker: number): number {
+    return this.links.get(worker)?.sent ?? 0;
+  }
+
+  /** Bytes written to each worker's link that the kernel has not taken yet (the worker is behind). */
+  queued(): Array<[worker: number, bytes: number]> {
+    return [...this.links].map(([worker, link]) => [worker, link.socket.writableLength]);
+  }
+
   /** Workers with a live data link. */
   workers(): number[] {
     return [...this.links.keys()];
@@ -105,7 +116,7 @@ export class DataHub {
           // The first frame names the worker.
           worker = (message as { hello?: number }).hello;
           if (typeof worker !== "number") return void socket.destroy();
-          this.links.set(worker, { socket, backlog: new Backlog() });
+          this.links.set(worker, { socket, backlog: new Backlog(), sent: 0 });
           continue;
         }
         this.onMessage(worker, message, body);

@@ -1,17 +1,22 @@
 import type { AddressInfo } from "node:net";
 import type { Config } from "../config/schema";
 import { unsafeSettings } from "../config/warnings";
+import { HeadroomMetrics } from "../observability/headroom-metrics";
 import { HostMetrics } from "../observability/host-metrics";
+import { registerProcessHeadroom } from "../observability/process-headroom";
 import { LimitReporter } from "../observability/limits";
 import { createLogger } from "../observability/logger";
 import { registerRecoveryMetrics } from "../observability/recovery-metrics";
+import { registerRoutingMetrics } from "../observability/routing-metrics";
 import { AdminServer } from "../ops/admin";
 import { ClusterRelay, isAdapterMessage } from "../tiers/cluster/relay";
 import { RedisBridge } from "../tiers/redis/bridge";
 import { HostRecovery } from "../tiers/recovery/host";
-import { DATA_PATH_ENV, isSockfleetMessage, type ToPrimary } from "../ipc/messages";
+import { DATA_PATH_ENV, isSockfleetMessage, RECOVERING_TTL_MS, type ToPrimary, type ToWorker } from "../ipc/messages";
 import { StickyBalancer } from "./balancer";
 import { DataHub } from "./data-hub";
+import { HostDrain } from "./host-drain";
+import { RoomRoutes } from "./room-routes";
 import { intakeCapacity, logCapacity, registerCapacityMetric } from "./intake/capacity";
 import { Intake } from "./intake/intake";
 import { RollingRestart } from "./roll";
@@ -37,12 +42,21 @@ export async function runPrimary(config: Config): Promise<void> {
     crashLoopingSlots: () => supervisor.crashLoopingSlots(),
   });
   const limits = new LimitReporter(metrics.registry, logger);
+  registerProcessHeadroom(metrics.registry, { worker: "primary" });
   const hub = new DataHub((worker, message, body) => {
     if (relay?.onMessage(worker, message, body)) {
       if (isAdapterMessage(message)) metrics.messageRelayed(message.requesterUid === undefined ? "broadcast" : "response");
       return;
     }
-    if (isSockfleetMessage(message)) recovery?.onMessage(worker, message as ToPrimary);
+    if (!isSockfleetMessage(message)) return;
+    const m = message as ToPrimary;
+    if (m.sf === "routes") {
+      const items = routes.announce(worker, m.joins, m.leaves, m.upTo);
+      if (m.id !== undefined) hub.send(worker, { sf: "routes-ack", id: m.id, items });
+      return;
+    }
+    if (m.sf === "restore") routes.restoreAsked(worker, m.id, m.nsp);
+    recovery?.onMessage(worker, m);
   }, logger, {
     maxBytes: config.maxChannelBytes,
     // Too far behind to deliver in order (stopped, hung or swamped): replaced now. SIGKILL, as it
@@ -53,13 +67,22 @@ export async function runPrimary(config: Config): Promise<void> {
     },
   });
   await hub.listen();
+  const routes = new RoomRoutes((worker) => hub.sent(worker), config.maxChannelBytes);
+  registerRoutingMetrics(metrics.registry, routes);
   const supervisor = new Supervisor(config, logger, { [DATA_PATH_ENV]: hub.path });
   const isLive = (id: number): boolean => supervisor.workers().some((w) => w.id === id);
-  recovery = config.recovery ? new HostRecovery(config, isLive, (worker, message) => hub.send(worker, message), logger.child({ component: "recovery" })) : undefined;
-  relay = new ClusterRelay(() => hub.workers(), hub, recovery?.sequence);
+  const answer = (worker: number, message: ToWorker): void => {
+    if (message.sf === "restored") routes.restoreAnswered(worker, message.id, message.session?.rooms, RECOVERING_TTL_MS);
+    hub.send(worker, message);
+  };
+  recovery = config.recovery ? new HostRecovery(config, isLive, answer, logger.child({ component: "recovery" })) : undefined;
+  relay = new ClusterRelay(() => hub.workers(), hub, recovery?.sequence, routes);
   const bridge =
     config.redisUrl !== undefined && config.redisMode === "bridge"
-      ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery, limits)
+      ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery, limits, (gap) => {
+          headroom.missedMessages(gap.origin, gap.missed);
+          for (const worker of supervisor.workers()) supervisor.send(worker, { sf: "missed-messages", origin: gap.origin, missed: gap.missed });
+        })
       : undefined;
   if (bridge) supervisor.setRedisStatus(bridge.status());
   const capacity = intakeCapacity(config);
@@ -67,6 +90,23 @@ export async function runPrimary(config: Config): Promise<void> {
   const balancer = new StickyBalancer(() => supervisor.workers(), logger, (ticket) => intake.admission.release(ticket));
   logCapacity(logger, capacity, config);
   registerCapacityMetric(metrics.registry, capacity);
+  const headroom: HeadroomMetrics = new HeadroomMetrics(metrics.registry, {
+    connections: () => intake.admission.connections,
+    capacity: () => capacity.maxConnections || capacity.capacity,
+    dataChannelQueued: () => hub.queued(),
+    ...(bridge ? { redis: () => bridge.headroom.current() } : {}),
+  });
+  const drain = new HostDrain({
+    stopTakingSessions: () => {
+      balancer.refuseNewSessions();
+      supervisor.setDraining();
+    },
+    workers: () => supervisor.workers().map((w) => w.id),
+    drainWorker: (id, spreadMs) => {
+      const worker = supervisor.workers().find((w) => w.id === id);
+      if (worker) supervisor.send(worker, { sf: "drain-clients", spreadMs });
+    },
+  }, config.hostDrainTime, logger);
   if (recovery) {
     const sharedLog = bridge?.sharedLog() ? () => bridge.sharedLog()! : undefined;
     registerRecoveryMetrics(metrics.registry, recovery, sharedLog);
@@ -84,11 +124,14 @@ export async function runPrimary(config: Config): Promise<void> {
   supervisor.on("worker-exit", (worker) => {
     balancer.workerExited(worker.id);
     relay.workerGone(worker.id);
+    routes.workerGone(worker.id);
     recovery?.workerGone(worker.id);
+    drain.workerGone(worker.id);
   });
   supervisor.on("message", (worker, message) => {
     if (message.sf === "accepted") return balancer.accepted(message.handoff);
     if (message.sf === "released") return balancer.released(message.handoffs);
+    if (message.sf === "clients-drained") return drain.workerDrained(worker.id, message.clients);
     if (message.sf !== "session") return;
     if (message.open) balancer.sessionOpened(worker.id, message.sid);
     else balancer.sessionClosed(worker.id, message.sid);
@@ -148,6 +191,8 @@ export async function runPrimary(config: Config): Promise<void> {
     replaced: () => metrics.workerRestarted("roll"),
   });
   process.on("SIGHUP", () => void roll.trigger("SIGHUP"));
+  // SIGUSR2 (`kill -USR2`, `pm2 sendSignal SIGUSR2 <name>`) drains the host, like POST /drain.
+  process.on("SIGUSR2", () => void drain.start("SIGUSR2"));
 
   process.on("SIGTERM", () => void stop("SIGTERM", 0));
   process.on("SIGINT", () => void stop("SIGINT", 0));
@@ -163,7 +208,13 @@ export async function runPrimary(config: Config): Promise<void> {
   // The admin listener (metrics, probes) is served by the primary, on loopback unless configured.
   if (config.adminPort !== undefined) {
     admin = new AdminServer(
-      { metrics: () => metrics.render(), ready: () => supervisor.isHostReady(), closing: () => supervisor.isClosing() },
+      {
+        metrics: () => metrics.render(),
+        ready: () => supervisor.isHostReady(),
+        closing: () => supervisor.isClosing(),
+        drain: () => drain.start("POST /drain"),
+        drainState: () => drain.current,
+      },
       logger,
     );
     try {

@@ -55,6 +55,8 @@ export interface SupervisorEvents {
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   private readonly slots: Slot[];
   private closing = false;
+  /** The host drains (scale-in): it stays up but is never ready again. */
+  private draining = false;
   private everReady = false;
   private hostReady = false;
   private redisStatus: RedisTierStatus | undefined;
@@ -149,6 +151,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   isClosing(): boolean {
     return this.closing;
+  }
+
+  /** The host drains: /readyz answers 503 from now on, so balancers in front move traffic away. */
+  setDraining(): void {
+    this.draining = true;
+    this.updateHostState();
   }
 
   /** Asks every worker to close gracefully; kills those still alive after the shutdown timeout. */
@@ -303,7 +311,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private updateHostState(): void {
-    const ready = !this.closing && this.slots.every((s) => s.ready);
+    const ready = !this.closing && !this.draining && this.slots.every((s) => s.ready);
     if (ready === this.hostReady) return;
     this.hostReady = ready;
     if (ready) this.everReady = true;

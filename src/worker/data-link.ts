@@ -3,6 +3,7 @@ import net from "node:net";
 import { Backlog } from "../ipc/backlog";
 import { encodeFrame, FrameDecoder } from "../ipc/frames";
 import type { ToPrimary, ToWorker } from "../ipc/messages";
+import type { CatchUp } from "../primary/room-routes";
 
 type Reply = Extract<ToWorker, { id: number }>;
 
@@ -28,6 +29,12 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
   private nextId = 0;
   private readonly backlog = new Backlog();
   private readonly waiting = new Map<number, { settle: (reply: Reply) => void; timer: NodeJS.Timeout }>();
+  /** Frames received from the primary, the unit of a catch-up's place (see {@link DataLink.hold}). */
+  private received = 0;
+  /** Holds not yet released, oldest first: the count of frames received when each began. */
+  private readonly holds: number[] = [];
+  private held: Array<{ n: number; message: unknown }> = [];
+  private inserts: CatchUp[] = [];
 
   private constructor(
     private readonly socket: net.Socket,
@@ -35,19 +42,18 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
   ) {
     super();
     this.setMaxListeners(0);
-    const decoder = new FrameDecoder((err, bytes) => this.emit("undecodable", err, bytes));
+    const decoder = new FrameDecoder((err, bytes) => {
+      // Counted, to stay in step with the primary's count (off by the frames of its chunk before it).
+      this.received++;
+      this.emit("undecodable", err, bytes);
+    });
     socket.on("data", (chunk: Buffer) => {
-      for (const { message, body, tag } of decoder.pushFrames(chunk)) {
+      for (const { message, tag } of decoder.pushFrames(chunk)) {
+        this.received++;
         // A recoverable broadcast forwarded as the publishing worker encoded it, its offset in the tag.
         if (tag !== "") Object.assign(message as object, { offset: tag, sequence: undefined });
-        try {
-          this.dispatch(message);
-        } catch (err) {
-          // A payload this worker decodes but cannot deliver (nested too deep for the Socket.IO
-          // encoder) fails before any client gets it: skip it, as an undecodable one, rather than
-          // end the process (the primary forwards broadcasts without decoding them again).
-          this.emit("undecodable", err, body.length);
-        }
+        if (this.holds.length > 0 && (message as { sf?: unknown }).sf !== "routes-ack") this.held.push({ n: this.received, message });
+        else this.deliver(message);
       }
     });
     // A reset or broken pipe ends the link ("close" follows), not the process.
@@ -108,9 +114,59 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
     this.send(build(this.expect(onReply, onTimeout, ms)));
   }
 
+  /**
+   * From now until a matching {@link DataLink.release}, frames from the primary are held: a room
+   * was joined, and broadcasts routed before the primary knew may still come as a catch-up, to be
+   * delivered in the primary's order among them (primary/room-routes.ts).
+   */
+  hold(): void {
+    this.holds.push(this.received);
+  }
+
+  /**
+   * Ends the oldest hold (answers come in the order of the announcements); `items` go right after
+   * the frame they name. What no later hold can still place a catch-up before is delivered now: a
+   * hold's catch-ups all follow the frames received before it began, so under a stream of joins
+   * (a connection storm: each socket joins its own id room) frames wait one round trip, not for a
+   * quiet moment.
+   */
+  release(items: CatchUp[]): void {
+    this.holds.shift();
+    if (items.length > 0) {
+      this.inserts.push(...items);
+      this.inserts.sort((a, b) => a.at - b.at || a.seq - b.seq);
+    }
+    const until = this.holds[0] ?? Number.POSITIVE_INFINITY;
+    const held = this.held;
+    const inserts = this.inserts;
+    let frames = 0;
+    let placed = 0;
+    const release: unknown[] = [];
+    for (; frames < held.length && held[frames].n <= until; frames++) {
+      while (placed < inserts.length && inserts[placed].at < held[frames].n) release.push(inserts[placed++].message);
+      release.push(held[frames].message);
+    }
+    while (placed < inserts.length && inserts[placed].at < until) release.push(inserts[placed++].message);
+    this.held = held.slice(frames);
+    this.inserts = inserts.slice(placed);
+    // Dispatched after the bookkeeping: a dispatched message may join a room and begin a new hold.
+    for (const message of release) this.deliver(message);
+  }
+
+  private deliver(message: unknown): void {
+    try {
+      this.dispatch(message);
+    } catch (err) {
+      // A payload this worker decodes but cannot deliver (nested too deep for the Socket.IO
+      // encoder) fails before any client gets it: skip it, as an undecodable one, rather than end
+      // the process (the primary forwards broadcasts without decoding them again).
+      this.emit("undecodable", err, 0);
+    }
+  }
+
   private dispatch(message: unknown): void {
     const sf = (message as { sf?: unknown }).sf;
-    if (sf === "offset" || sf === "restored") {
+    if (sf === "offset" || sf === "restored" || sf === "routes-ack") {
       const reply = message as Reply;
       const entry = this.waiting.get(reply.id);
       if (!entry) return;

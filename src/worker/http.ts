@@ -36,8 +36,16 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
  * The worker's own HTTP routes: health probes and the app's static files. Socket.IO requests
  * never reach this handler (Socket.IO intercepts its path first).
  */
+/** A directory served under a path prefix ("/" for the app's files). */
+interface Mount {
+  prefix: string;
+  dir: string;
+  /** Served for the prefix's index.html instead of the file (see ops/admin-ui.ts). */
+  index?: string;
+}
+
 export class WorkerHttp {
-  private staticDirs: string[] = [];
+  private mounts: Mount[] = [];
 
   constructor(
     private readonly status: HostStatus,
@@ -47,8 +55,14 @@ export class WorkerHttp {
   ) {}
 
   serveStatic(dir: string): void {
+    this.mount("/", dir);
+  }
+
+  /** Serves the files of an absolute directory under `prefix` (ending in "/"). */
+  mount(prefix: string, dir: string, index?: string): void {
     if (!path.isAbsolute(dir)) throw new Error(`serveStatic needs an absolute directory, got ${dir}`);
-    this.staticDirs.push(dir);
+    if (!prefix.startsWith("/") || !prefix.endsWith("/")) throw new Error(`a mount prefix starts and ends with "/", got ${prefix}`);
+    this.mounts.push({ prefix, dir, index });
   }
 
   /** Never throws: a request is answered, whatever its target, method or headers. */
@@ -83,7 +97,14 @@ export class WorkerHttp {
       if (redis !== undefined) body.redis = redis;
       return sendJson(res, ready ? 200 : 503, body);
     }
-    if ((req.method === "GET" || req.method === "HEAD") && this.serveFile(pathname, req, res)) return;
+    if (req.method === "GET" || req.method === "HEAD") {
+      // "/admin" -> "/admin/": the pages under a prefix load their files by relative URLs.
+      if (this.mounts.some((m) => m.prefix === `${pathname}/`)) {
+        res.writeHead(301, { location: `${pathname}/` });
+        return void res.end();
+      }
+      if (this.serveFile(pathname, req, res)) return;
+    }
     sendJson(res, 404, { error: "not found" });
   }
 
@@ -95,8 +116,16 @@ export class WorkerHttp {
       return false;
     }
     if (relative.endsWith("/")) relative += "index.html";
-    for (const dir of this.staticDirs) {
-      const file = path.join(dir, relative);
+    // Longest prefix first: "/admin/" before the app's "/".
+    for (const { prefix, dir, index } of [...this.mounts].sort((a, b) => b.prefix.length - a.prefix.length)) {
+      if (!relative.startsWith(prefix)) continue;
+      const inside = relative.slice(prefix.length - 1);
+      if (index !== undefined && inside === "/index.html") {
+        res.writeHead(200, { "content-type": CONTENT_TYPES[".html"], "content-length": Buffer.byteLength(index) });
+        res.end(req.method === "HEAD" ? undefined : index);
+        return true;
+      }
+      const file = path.join(dir, inside);
       // path.join normalises "..", so anything outside dir is a traversal attempt.
       if (!file.startsWith(dir + path.sep)) continue;
       let stat: fs.Stats;

@@ -1,7 +1,8 @@
 import cluster from "node:cluster";
+import { EventEmitter } from "node:events";
 import http from "node:http";
 import { Server, type ServerOptions } from "socket.io";
-import type { AppContext } from "../apps/types";
+import type { AppContext, AppEvents } from "../apps/types";
 import type { Config } from "../config/schema";
 import { ANY_ORIGIN } from "../config/warnings";
 import { DATA_PATH_ENV, isSockfleetMessage, sendToPrimary } from "../ipc/messages";
@@ -10,17 +11,19 @@ import { classicAdapter, shardedAdapter, type WorkerRedisAdapter } from "../tier
 import type { RedisTierStatus } from "../tiers/redis/client";
 import { LimitReporter } from "../observability/limits";
 import { WorkerMetrics } from "../observability/metrics";
-import { ADMIN_UI_NAMESPACE, enableAdminUi } from "../ops/admin-ui";
+import { registerProcessHeadroom } from "../observability/process-headroom";
+import { ADMIN_UI_NAMESPACE, ADMIN_UI_PATH, adminUiPage, enableAdminUi } from "../ops/admin-ui";
 import { requireJwt } from "../auth/handshake-guard";
 import { JoinGuard } from "../auth/join-guard";
 import { JwtVerifier } from "../auth/jwt-verifier";
 import { loadApp } from "./app-loader";
-import { PacedDisconnect } from "./drain";
+import { PacedDisconnect, sendEveryClientAway } from "./drain";
 import { ConnectionIntake } from "./handoff";
 import { WorkerHttp } from "./http";
 import { originGuard } from "./origin";
 import { FleetAdapter } from "../tiers/cluster/adapter";
 import { DataLink } from "./data-link";
+import { createPresence } from "./presence";
 import { slimRequests } from "./slim-request";
 import { WorkerGuard } from "./guard";
 
@@ -42,7 +45,7 @@ function socketIoOptions(config: Config, link: DataLink, redis: WorkerRedisAdapt
   return {
     parser: guard.parser,
     // Bridge mode (and no Redis): the fleet adapter, whose traffic the primary relays and bridges.
-    adapter: redis?.adapter ?? (FleetAdapter.for(link, config.recovery) as unknown as ServerOptions["adapter"]),
+    adapter: redis?.adapter ?? (FleetAdapter.for(link, config.recovery, config.recoveryOffsets) as unknown as ServerOptions["adapter"]),
     // Middlewares are skipped for a recovered socket: it already passed them, and running them
     // would open a window in which broadcasts could miss it. Recovery needs the offsets the
     // primary assigns; the Redis adapter (adapter mode) returns none, so it is off there.
@@ -88,6 +91,7 @@ export async function runWorker(config: Config): Promise<void> {
   const dataPath = process.env[DATA_PATH_ENV];
   if (!dataPath) throw new Error(`${DATA_PATH_ENV} is not set; workers are started by the sockfleet primary`);
   const metrics = new WorkerMetrics(workerId);
+  registerProcessHeadroom(metrics.registry);
   const limits = new LimitReporter(metrics.registry, logger);
   const link = await DataLink.connect(dataPath, workerId, {
     maxBytes: config.maxChannelBytes,
@@ -103,9 +107,12 @@ export async function runWorker(config: Config): Promise<void> {
   // Bridge mode (and no Redis): the cluster adapter, whose traffic the primary relays and bridges.
   let redisAdapter: WorkerRedisAdapter | undefined;
   let bridgeStatus: RedisTierStatus | undefined;
+  const appEvents = new EventEmitter<AppEvents>();
   if (usesRedisAdapter(config)) {
     try {
-      redisAdapter = config.redisSharded ? await shardedAdapter(config, logger) : await classicAdapter(config, logger);
+      // The redis-adapter's messages carry no sequence numbers: how many were missed is not known.
+      const cutOff = (): void => void appEvents.emit("missed-messages", {});
+      redisAdapter = config.redisSharded ? await shardedAdapter(config, logger) : await classicAdapter(config, logger, cutOff);
     } catch (err) {
       logger.fatal({ err }, "cannot set up the Redis adapter");
       sendToPrimary({ sf: "fatal", message: (err as Error).message });
@@ -127,13 +134,23 @@ export async function runWorker(config: Config): Promise<void> {
   const io = new Server(server, socketIoOptions(config, link, redisAdapter, guard));
   guard.install(io);
   slimRequests(io);
+  // The balancer routes a TCP connection by its first request head, but a browser reuses a kept-alive
+  // connection for any later request to the origin: another tab's session, or its own session after
+  // the page itself was served by another worker; such a request would fail ("Session ID unknown").
+  // So a worker answers every HTTP request with Connection: close (WebSocket is unaffected).
+  // Registered after socket.io attached, so it runs before engine.io's handler too.
+  server.prependListener("request", (_req: http.IncomingMessage, res: http.ServerResponse) => res.setHeader("connection", "close"));
   const intake = new ConnectionIntake(server);
   metrics.instrument(io);
   // Before the admin UI and the app create namespaces, so both guards see every one of them.
   if (jwt) requireJwt(io, jwt, limits, (name) => name === ADMIN_UI_NAMESPACE);
   const joins = new JoinGuard(limits);
   joins.install(io);
-  if (enableAdminUi(io, config, workerId)) logger.debug({ namespace: ADMIN_UI_NAMESPACE }, "admin UI enabled");
+  if (enableAdminUi(io, config, workerId)) {
+    const page = adminUiPage();
+    routes.mount(ADMIN_UI_PATH, page.dir, page.index);
+    logger.debug({ namespace: ADMIN_UI_NAMESPACE, path: ADMIN_UI_PATH }, "admin UI enabled");
+  }
 
   io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
     sendToPrimary({ sf: "session", sid: socket.id, open: true });
@@ -141,6 +158,17 @@ export async function runWorker(config: Config): Promise<void> {
   });
 
   const pacer = new PacedDisconnect();
+  /** The whole host drains: its clients go to other hosts; the worker then serves on, empty, until stopped. */
+  let drainingClients = false;
+  const drainClients = async (spreadMs: number): Promise<void> => {
+    if (drainingClients || closing) return;
+    drainingClients = true;
+    const started = Date.now();
+    logger.info({ clients: io.engine.clientsCount, spreadMs }, "host draining: clients are told to reconnect to other hosts");
+    const told = await sendEveryClientAway(io, pacer, spreadMs, () => closing);
+    logger.info({ clients: told, durationMs: Date.now() - started }, "host drained: no clients left on this worker");
+    sendToPrimary({ sf: "clients-drained", clients: told });
+  };
   /** Shutdown (spreadMs 0) or drain after a rolling restart replaced this worker (spreadMs > 0). */
   const shutdown = async (spreadMs = 0): Promise<void> => {
     if (closing) {
@@ -166,6 +194,8 @@ export async function runWorker(config: Config): Promise<void> {
       bridgeStatus = message.redis;
     } else if (message.sf === "shutdown") void shutdown();
     else if (message.sf === "drain") void shutdown(message.spreadMs);
+    else if (message.sf === "drain-clients") void drainClients(message.spreadMs);
+    else if (message.sf === "missed-messages") appEvents.emit("missed-messages", { origin: message.origin, missed: message.missed });
     else if (message.sf === "metrics-request") void metrics.snapshot().then((snapshot) => sendToPrimary({ sf: "metrics", id: message.id, metrics: snapshot }));
   });
   // A worker signalled directly (for example by a process manager) also closes gracefully.
@@ -180,6 +210,8 @@ export async function runWorker(config: Config): Promise<void> {
     logger: logger.child({ component: "app" }),
     serveStatic: (dir) => routes.serveStatic(dir),
     authorizeJoin: (authorizer) => joins.add(authorizer),
+    on: (event, listener) => void appEvents.on(event, listener as never),
+    presence: createPresence(io, config.hostId, workerId),
   };
   try {
     const app = await loadApp(config.app);

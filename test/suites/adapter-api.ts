@@ -132,6 +132,47 @@ export function adapterApiSuite(urls: () => string[], expectedWorkers: number): 
     assert.ok(bystander.connected);
   });
 
+  it("counts a room's members on every worker with presence", async () => {
+    const members = [...spread.byPid.values()].flatMap((clients) => clients.slice(0, 2));
+    for (const member of members) await request(member, "join", "presence-room");
+    const asker = spread.all.find((c) => !members.includes(c)) ?? first();
+    assert.equal(await request(asker, "presence-count", "presence-room"), members.length);
+    assert.equal(await request(asker, "presence-count", "nobody-here"), 0);
+  });
+
+  it("pages through a room's members on every worker with presence, each once, by socket id", async () => {
+    for (const client of spread.all) await request(client, "join", "presence-page");
+    const got: Array<{ id: string; host: string; worker: number; data: { pid: number } }> = [];
+    let after: string | undefined;
+    for (let page = 0; page < spread.all.length; page++) {
+      const reply = await request<{ members: typeof got; next?: string }>(first(), "presence-members", "presence-page", after, 2);
+      assert.ok(reply.members.length <= 2);
+      got.push(...reply.members);
+      after = reply.next;
+      if (after === undefined) break;
+    }
+    assert.equal(after, undefined, "the last page has no next");
+    assert.deepEqual(got.map((m) => m.id), spread.all.map((c) => c.id).sort());
+    for (const member of got) {
+      const client = spread.all.find((c) => c.id === member.id)!;
+      const me = spread.whoami.get(client)!;
+      assert.deepEqual([member.host, member.worker, member.data.pid], [me.host, me.worker, me.pid]);
+    }
+    assert.deepEqual(await request(first(), "presence-members", "presence-page", undefined, 5000), { error: "presence limit must be an integer from 1 to 1000, got 5000" });
+  });
+
+  it("tells the app of its sockets' room joins and leaves, whichever worker makes them", async () => {
+    const member = spread.all[spread.all.length - 1];
+    const changes = record([member], "presence-change");
+    await request(member, "join", "watched-1");
+    await request(first(), "sockets-leave", "watched-1", null);
+    await waitUntil("the join and the leave to be told", () => changes.get(member)!.length === 2);
+    assert.deepEqual(changes.get(member), [
+      { nsp: "/", room: "watched-1", id: member.id, joined: true },
+      { nsp: "/", room: "watched-1", id: member.id, joined: false },
+    ]);
+  });
+
   it("delivers serverSideEmit to every other worker, not back to the emitter", async () => {
     const seen = record(spread.all, "sse");
     const emitter = first();

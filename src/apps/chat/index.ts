@@ -2,7 +2,8 @@ import path from "node:path";
 import { JoinRefusedError } from "../../auth/join-guard";
 import { RoomLimitError } from "../../worker/guard";
 import type { App } from "../types";
-import { roomError, roomMessageError, type ErrorAck } from "./protocol";
+import { announce, chosenRooms, memberOf, members } from "./presence";
+import { chatMessageError, nameError, roomError, roomMessageError, type ChatData, type ErrorAck } from "./protocol";
 
 type Ack = (reply: unknown) => void;
 
@@ -16,12 +17,12 @@ function reject(ack: Ack | undefined, error: string): void {
 }
 
 /** The `name` claim of the socket's JWT (README "Security and limits"), if it has one. */
-function claimedName(data: unknown): string | undefined {
-  const name = (data as { user?: { name?: unknown } } | undefined)?.user?.name;
+function claimedName(data: ChatData | undefined): string | undefined {
+  const name = data?.user?.name;
   return typeof name === "string" && name.length > 0 ? name : undefined;
 }
 
-/** A plain-object payload gets the sender's claimed name as `from` (over any `from` it brought); others pass as they are. */
+/** A plain-object payload gets the sender's name as `from` (over any `from` it brought); others pass as they are. */
 function signed(payload: unknown, from: string): unknown {
   if (typeof payload !== "object" || payload === null) return payload;
   const proto = Object.getPrototypeOf(payload);
@@ -34,16 +35,37 @@ const chat: App = (io, ctx) => {
   ctx.serveStatic(path.join(__dirname, "public"));
 
   io.on("connection", (socket) => {
-    // With JWT authentication on, the token's `name` claim signs what the socket says.
-    const from = claimedName(socket.data);
+    const data = socket.data as ChatData;
+    // With JWT authentication on, the token's `name` claim is the socket's name and cannot change.
+    const claimed = claimedName(data);
+    if (claimed !== undefined) data.name = claimed;
+    // Where the socket is now (a recovered socket's data came from the worker it was on).
+    data.host = ctx.host;
+    data.worker = ctx.worker;
+    // A recovered socket's rooms saw it leave when its connection dropped: it is back.
+    if (socket.recovered) for (const room of chosenRooms(socket)) announce(io, room, { joined: memberOf(socket) });
 
-    socket.on("chat message", (payload: unknown) => {
-      io.emit("chat message", from === undefined ? payload : signed(payload, from));
+    socket.on("set name", (name: unknown, ack: unknown) => {
+      if (claimed !== undefined) return reject(asAck(ack), "your name comes from your token");
+      const error = nameError(name);
+      if (error) return reject(asAck(ack), error);
+      data.name = name as string;
+      // A rename is announced as joining again under the new name.
+      for (const room of chosenRooms(socket)) announce(io, room, { joined: memberOf(socket) });
+      asAck(ack)?.(true);
+    });
+
+    socket.on("chat message", (payload: unknown, ack: unknown) => {
+      const error = chatMessageError(payload);
+      if (error) return reject(asAck(ack), error);
+      io.emit("chat message", data.name === undefined ? payload : signed(payload, data.name));
+      asAck(ack)?.(true);
     });
 
     socket.on("join", async (room: unknown, ack: unknown) => {
       const error = roomError(room);
       if (error) return reject(asAck(ack), error);
+      const already = socket.rooms.has(room as string);
       try {
         await socket.join(room as string);
       } catch (err) {
@@ -53,21 +75,43 @@ const chat: App = (io, ctx) => {
         ctx.logger.error({ err, room }, "join failed");
         return reject(asAck(ack), "join failed");
       }
+      if (!already) announce(io, room as string, { joined: memberOf(socket) });
       asAck(ack)?.(true);
     });
 
     socket.on("leave", (room: unknown, ack: unknown) => {
       const error = roomError(room);
       if (error) return reject(asAck(ack), error);
+      const was = socket.rooms.has(room as string) && room !== socket.id;
       void socket.leave(room as string);
+      if (was) announce(io, room as string, { left: memberOf(socket) });
       asAck(ack)?.(true);
+    });
+
+    socket.on("members", async (room: unknown, ack: unknown) => {
+      const reply = asAck(ack);
+      if (!reply) return;
+      const error = roomError(room);
+      if (error) return reject(reply, error);
+      // Only a member may list a room: join authorisers decide who can see who is in it.
+      if (!socket.rooms.has(room as string)) return reject(reply, "join the room first");
+      try {
+        reply(await members(io, room as string));
+      } catch (err) {
+        ctx.logger.warn({ err, room }, "members: not every worker answered");
+        reject(reply, "members unavailable, try again");
+      }
+    });
+
+    socket.on("disconnecting", () => {
+      for (const room of chosenRooms(socket)) announce(socket, room, { left: memberOf(socket) });
     });
 
     socket.on("room message", (message: unknown, ack: unknown) => {
       const error = roomMessageError(message);
       if (error) return reject(asAck(ack), error);
       const { room, text } = message as { room: string; text: string };
-      io.to(room).emit("room message", from === undefined ? { room, text } : { room, text, from });
+      io.to(room).emit("room message", data.name === undefined ? { room, text } : { room, text, from: data.name });
       asAck(ack)?.(true);
     });
 

@@ -3,7 +3,10 @@ import { asOneBurst } from "../../worker/guard/slow-consumer";
 import type { Namespace } from "socket.io";
 import { Adapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { DataLink } from "../../worker/data-link";
+import { RECOVERING_TTL_MS } from "../../ipc/messages";
 import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
+import { takesOffsets, type HandshakeView, type OffsetRule } from "../recovery/offset-clients";
+import { RoomAnnouncer } from "./room-announcer";
 
 /**
  * A broadcast waits for its offset as long as the primary lives (if it dies, this worker exits):
@@ -11,8 +14,6 @@ import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
  */
 const OFFSET_TIMEOUT_MS = 60_000;
 const RESTORE_TIMEOUT_MS = 10_000;
-/** A restored session whose socket never materialises (client gone meanwhile) is dropped after this. */
-const RECOVERING_TTL_MS = 10_000;
 const EVENT = 2;
 
 interface Packet {
@@ -20,6 +21,19 @@ interface Packet {
   data: unknown[];
   id?: number;
   nsp?: string;
+}
+
+/** The parts of socket.io's Socket that delivery touches (see socket.io-adapter's broadcast). */
+interface DeliverySocket extends HandshakeView {
+  notifyOutgoingListeners?(packet: Packet): void;
+  client: { writeToEngine(encoded: unknown[], opts: object): void };
+}
+
+/** One encoding of a broadcast, made when the first socket that needs it is met. */
+interface Encoding {
+  packet: Packet;
+  opts: { preEncoded: true; volatile?: boolean; compress?: boolean };
+  encoded?: unknown[];
 }
 
 /** socket.io-adapter's wire form of BroadcastOptions (sets become arrays). */
@@ -70,21 +84,33 @@ export class FleetAdapter extends NodeClusterAdapter {
    *  constructor already publishes (its first heartbeat) before subclass fields exist. */
   static link?: DataLink;
   static recovery = false;
+  static offsetRule: OffsetRule = "auto";
+  /** Whether each socket takes offsets, decided once (its handshake does not change). */
+  private readonly offsetTakers = new WeakMap<object, boolean>();
+  static announcer?: RoomAnnouncer;
 
   constructor(nsp: Namespace) {
     super(nsp, {});
     // Registered before any app listener: runs right after socket.io has written CONNECT.
     nsp.on("connection", (socket) => this.replayMissed(socket));
+    // Synchronous, inside join() and leave(): see RoomAnnouncer for why the join must be stamped then.
+    const announcer = (this.constructor as typeof FleetAdapter).announcer;
+    if (announcer) {
+      this.on("create-room", (room: Room) => announcer.joined(this.nsp.name, String(room)));
+      this.on("delete-room", (room: Room) => announcer.left(this.nsp.name, String(room)));
+    }
     this.link.on("message", (message) => {
       if (isAdapterMessage(message) && message.nsp === this.nsp.name) this.onMessage(message as unknown as ClusterMessage, message.offset);
     });
   }
 
   /** The adapter class for socket.io's `adapter` option (socket.io constructs it with `new`). */
-  static for(link: DataLink, recovery: boolean): typeof FleetAdapter {
+  static for(link: DataLink, recovery: boolean, offsetRule: OffsetRule = "auto"): typeof FleetAdapter {
     return class extends FleetAdapter {
       static override link = link;
       static override recovery = recovery;
+      static override offsetRule = offsetRule;
+      static override announcer = new RoomAnnouncer(link);
     };
   }
 
@@ -129,9 +155,8 @@ export class FleetAdapter extends NodeClusterAdapter {
     const recoverable = this.recovery && !opts.flags?.local && !opts.flags?.volatile && packet.type === EVENT && packet.id === undefined;
     if (!recoverable) return super.broadcast(packet as never, opts);
     const deliver = (offset: string | undefined): void => {
-      if (offset !== undefined) packet.data.push(offset);
-      Adapter.prototype.broadcast.call(this, packet as never, opts);
-      if (offset !== undefined) this.feedRecovering(packet.data, opts);
+      if (offset === undefined) return void Adapter.prototype.broadcast.call(this, packet as never, opts);
+      this.feedRecovering(this.deliverLocal(packet, opts, offset), opts);
     };
     const id = this.link.expect((reply) => deliver(reply.sf === "offset" ? reply.offset : undefined), () => deliver(undefined), OFFSET_TIMEOUT_MS);
     (this as unknown as { scheduleHeartbeat(): void }).scheduleHeartbeat();
@@ -146,11 +171,40 @@ export class FleetAdapter extends NodeClusterAdapter {
   }
 
   override onMessage(message: ClusterMessage, offset?: string): void {
-    super.onMessage(message, offset);
-    if (message.type !== MessageType.BROADCAST || !offset || message.data.requestId !== undefined) return;
-    if (this.recovering.size === 0) return;
-    const { opts, packet } = message.data;
-    this.feedRecovering((packet as Packet).data, { rooms: new Set(opts.rooms), except: new Set(opts.except) });
+    const remote = message.uid !== this.uid && message.nsp === this.nsp.name;
+    if (!remote || message.type !== MessageType.BROADCAST || !offset || message.data.requestId !== undefined || !this.recovery) {
+      return super.onMessage(message, offset);
+    }
+    const { opts, packet } = message.data as { opts: { rooms: Room[]; except: Room[]; flags?: BroadcastOptions["flags"] }; packet: Packet };
+    const decoded = { rooms: new Set(opts.rooms), except: new Set(opts.except), flags: opts.flags };
+    // What socket.io-adapter's ClusterAdapter does with an offset (addOffsetIfNecessary), per class.
+    if (packet.type !== EVENT || packet.id !== undefined || opts.flags?.volatile !== undefined) return super.onMessage(message, offset);
+    this.feedRecovering(this.deliverLocal(packet, decoded, offset), decoded);
+  }
+
+  /**
+   * Delivers a sequenced broadcast to this worker's sockets: with its offset as the extra last
+   * argument to clients that take offsets, without it to the others (see recovery/offset-clients.ts).
+   * Like socket.io-adapter's broadcast, each form is encoded once, not per socket. Returns the
+   * arguments with the offset (what a recovering session is replayed).
+   */
+  private deliverLocal(packet: Packet, opts: BroadcastOptions, offset: string): unknown[] {
+    const flags = opts.flags ?? {};
+    const nsp = this.nsp.name;
+    const form = (data: unknown[]): Encoding => ({ packet: { ...packet, nsp, data }, opts: { preEncoded: true, volatile: flags.volatile, compress: flags.compress } });
+    const withOffset = form([...packet.data, offset]);
+    const without = form(packet.data);
+    const adapter = this as unknown as {
+      apply(opts: BroadcastOptions, fn: (socket: DeliverySocket) => void): void;
+      _encode(packet: Packet, opts: object): unknown[];
+    };
+    adapter.apply(opts, (socket) => {
+      const encoding = this.takesOffsets(socket) ? withOffset : without;
+      socket.notifyOutgoingListeners?.(encoding.packet);
+      encoding.encoded ??= adapter._encode(encoding.packet, encoding.opts);
+      socket.client.writeToEngine(encoding.encoded, encoding.opts);
+    });
+    return withOffset.packet.data;
   }
 
   override addAll(id: SocketId, rooms: Set<Room>): void {
@@ -165,6 +219,7 @@ export class FleetAdapter extends NodeClusterAdapter {
       rooms: [...rooms].map(String),
       pid: first ? socket.pid : undefined,
       data: first ? cloneable(socket.data) : undefined,
+      offsets: first ? this.takesOffsets(socket as unknown as DeliverySocket) : undefined,
     });
   }
 
@@ -208,6 +263,12 @@ export class FleetAdapter extends NodeClusterAdapter {
         RESTORE_TIMEOUT_MS,
       );
     });
+  }
+
+  private takesOffsets(socket: DeliverySocket): boolean {
+    let takes = this.offsetTakers.get(socket);
+    if (takes === undefined) this.offsetTakers.set(socket, (takes = takesOffsets(socket, (this.constructor as typeof FleetAdapter).offsetRule)));
+    return takes;
   }
 
   private feedRecovering(data: unknown[], opts: { rooms: Set<Room>; except?: Set<Room> }): void {

@@ -67,9 +67,16 @@ export interface RelayLinks {
   sendFrame(worker: number, frame: Buffer): void;
 }
 
+/** Picks the workers a message goes to (primary/room-routes.ts); without one, every worker. */
+export interface WorkerRouter {
+  /** `bytes`: the message's encoded size, when known (bounds what routing keeps for joins). */
+  targets(message: AdapterMessage, workers: number[], except: number | undefined, bytes?: number): number[];
+}
+
 /**
  * The local bus of the cores tier, in the primary: relays the cluster adapter's messages between
- * workers. Requests and broadcasts go to every other worker; responses (fetchSockets and
+ * workers. Room broadcasts go to the other workers holding a member (see primary/room-routes.ts),
+ * requests and other broadcasts to every other worker; responses (fetchSockets and
  * serverSideEmit replies, broadcast ack counts and acks) go only to the worker that asked.
  * When a worker dies, the relay announces the departure of each of its adapters at once, so the
  * requests waiting on it settle now rather than after the heartbeat timeout.
@@ -88,6 +95,7 @@ export class ClusterRelay {
     private readonly workers: () => number[],
     private readonly links: RelayLinks,
     private readonly sequencer?: Sequencer,
+    private readonly router?: WorkerRouter,
   ) {}
 
   /** Connects the local bus to other hosts. */
@@ -104,8 +112,8 @@ export class ClusterRelay {
    * A message from another host: every local worker gets it. (Recoverable broadcasts from other
    * hosts come through {@link deliverOrdered}, in the shared log's order.)
    */
-  deliverRemote(message: AdapterMessage): void {
-    this.broadcast(message, undefined);
+  deliverRemote(message: AdapterMessage, bytes?: number): void {
+    this.broadcast(message, undefined, undefined, bytes);
   }
 
   /** A response from another host to a local requester; false when no local worker owns it. */
@@ -146,7 +154,7 @@ export class ClusterRelay {
       return true;
     }
     // Forwarded as it arrived: the relay reads these messages but never changes them.
-    this.broadcast(message, from, body && frameFromBody(body));
+    this.broadcast(message, from, body && frameFromBody(body), body?.length);
     this.uplink?.publish(message);
     return true;
   }
@@ -168,7 +176,7 @@ export class ClusterRelay {
       if (reply) this.links.sendFrame(origin.worker, reply);
     }
     // Without an offset (recovery off in the primary) the tag stays empty and the worker reads none.
-    this.broadcast(message, origin?.worker, body && offset !== "" ? frameFromBody(body, offset) : undefined);
+    this.broadcast(message, origin?.worker, body && offset !== "" ? frameFromBody(body, offset) : undefined, options?.encoded?.bytes.length ?? body?.length);
   }
 
   /** Logs, without delivering, a broadcast this host already delivered (see AppendOptions.copy). */
@@ -187,14 +195,17 @@ export class ClusterRelay {
     }
   }
 
-  /** `message` to every worker but `except`, as `frame` when given (its bytes), else encoded here once. */
-  private broadcast(message: AdapterMessage, except: number | undefined, frame?: Buffer): void {
-    let bytes = frame;
-    for (const worker of this.workers()) {
-      if (worker === except) continue;
-      bytes ??= this.links.encode(message);
-      if (!bytes) return;
-      this.links.sendFrame(worker, bytes);
+  /**
+   * `message` to the workers the router picks (every worker but `except` without one), as `frame`
+   * when given (its bytes), else encoded here once; the same bytes go to each.
+   */
+  private broadcast(message: AdapterMessage, except: number | undefined, frame?: Buffer, bytes?: number): void {
+    const targets = this.router ? this.router.targets(message, this.workers(), except, bytes) : this.workers().filter((worker) => worker !== except);
+    let encoded = frame;
+    for (const worker of targets) {
+      encoded ??= this.links.encode(message);
+      if (!encoded) return;
+      this.links.sendFrame(worker, encoded);
     }
   }
 }

@@ -2,7 +2,7 @@ import type { Config } from "../../config/schema";
 import type { ToPrimary, ToWorker } from "../../ipc/messages";
 import type { AdapterMessage } from "../cluster/relay";
 import type { Logger } from "../../observability/logger";
-import { isStreamId, RecoveryStore, type AppendOptions, type SharedSession } from "./store";
+import { FROM_SESSION_START, isStreamId, RecoveryStore, type AppendOptions, type SharedSession } from "./store";
 
 /** A session taken over from another host, or why not. */
 export type TakeResult = { session: SharedSession; from: string } | { refused: string };
@@ -62,7 +62,7 @@ export class HostRecovery {
   onMessage(worker: number, message: ToPrimary): boolean {
     switch (message.sf) {
       case "rooms-joined":
-        this.store.joined(worker, message.nsp, message.sid, message.rooms, message.pid, message.data);
+        this.store.joined(worker, message.nsp, message.sid, message.rooms, message.pid, message.data, message.offsets);
         return true;
       case "rooms-left":
         this.store.left(message.nsp, message.sid, message.rooms);
@@ -115,14 +115,18 @@ export class HostRecovery {
     let session = null;
     this.log.info({ worker }, "taking over a session from another host");
     try {
-      const taken = isStreamId(request.offset) ? await fleet.take(request.pid, request.nsp) : { refused: "offset local to its host (out of step with the shared log)" };
+      const fromStart = request.offset === FROM_SESSION_START;
+      const taken = fromStart || isStreamId(request.offset) ? await fleet.take(request.pid, request.nsp) : { refused: "offset local to its host (out of step with the shared log)" };
       let refused = "refused" in taken ? taken.refused : undefined;
-      if ("session" in taken) {
+      // A client without an offset got nothing since its session began: replay from there.
+      const offset = "session" in taken && fromStart ? taken.session.start : request.offset;
+      if ("session" in taken && offset === undefined) refused = "the session's start in the shared log is unknown";
+      else if ("session" in taken && offset !== undefined) {
         // Adopting before this host has read as far as the client got would deliver the entries
         // in between a second time, live, as they are read: refuse instead.
-        if (!(await fleet.readUpTo(request.offset))) refused = "this host has not read the shared log as far as the client got";
+        if (!(await fleet.readUpTo(offset))) refused = "this host has not read the shared log as far as the client got";
         else {
-          session = this.store.adopt(worker, taken.session, request.offset);
+          session = this.store.adopt(worker, taken.session, offset);
           if (!session) refused = "offset older than this host's log";
         }
       }

@@ -84,6 +84,16 @@ export interface AppendOptions {
   encoded?: EncodedArgs;
 }
 
+/**
+ * The offset of a restore request that brought none: replay from where the session began.
+ *
+ * socket.io-client learns an offset only from a broadcast, so a client that received none before
+ * it lost its connection reconnects with its pid alone (see worker/guard/guarded-parser.ts). It
+ * received nothing of the log since its session began, so that position splits the log as exactly
+ * as an offset would.
+ */
+export const FROM_SESSION_START = "";
+
 /** A session as the hosts tier shares it, so another host can take it over. */
 export interface SharedSession {
   nsp: string;
@@ -93,6 +103,8 @@ export interface SharedSession {
   data: unknown;
   /** Held by a connection now (false once disconnected and recoverable). */
   connected: boolean;
+  /** The shared-log id the session began after, when known: where a pid-only restore replays from. */
+  start?: string;
 }
 
 interface SessionRecord {
@@ -104,6 +116,15 @@ interface SessionRecord {
   /** The worker holding it, or undefined once it is disconnected. */
   worker?: number;
   disconnectedAt?: number;
+  /**
+   * Whether its client gets offsets (recovery/offset-clients.ts). Only then does a CONNECT
+   * without an offset mean "nothing received": a client that gets none never has one to send.
+   */
+  offsets: boolean;
+  /** This host's log position when the session began here (undefined for one taken over). */
+  startSeq?: number;
+  /** The shared-log id it began after (see {@link SharedSession.start}). */
+  startStreamId?: string;
 }
 
 export interface RecoveryStats {
@@ -189,15 +210,17 @@ export class RecoveryStore {
     this.streamFloor ??= streamId;
   }
 
-  /** A socket connected, or joined rooms. `pid` and `data` come with its first join. */
-  joined(worker: number, nsp: string, sid: string, rooms: string[], pid?: string, data?: unknown): void {
+  /** A socket connected, or joined rooms. `pid`, `data` and `offsets` come with its first join. */
+  joined(worker: number, nsp: string, sid: string, rooms: string[], pid?: string, data?: unknown, offsets?: boolean): void {
     const key = `${nsp}\0${sid}`;
     let record = this.sessions.get(this.byKey.get(key) ?? "");
     if (!record) {
       if (pid === undefined) return;
-      record = { nsp, sid, pid, rooms: new Set(), data, worker };
+      record = { nsp, sid, pid, rooms: new Set(), data, worker, offsets: offsets ?? false, ...this.here() };
       this.sessions.set(pid, record);
       this.byKey.set(key, pid);
+    } else if (offsets !== undefined) {
+      record.offsets = offsets; // a restored session's new connection
     }
     for (const room of rooms) record.rooms.add(room);
     this.onChange?.(record.pid);
@@ -223,7 +246,7 @@ export class RecoveryStore {
   persisted(nsp: string, sid: string, pid: string, rooms: string[], data: unknown, now = Date.now()): void {
     let record = this.sessions.get(pid);
     if (!record) {
-      record = { nsp, sid, pid, rooms: new Set(rooms), data };
+      record = { nsp, sid, pid, rooms: new Set(rooms), data, offsets: false, ...this.here() };
       this.sessions.set(pid, record);
       this.byKey.set(`${nsp}\0${sid}`, pid);
     }
@@ -252,7 +275,9 @@ export class RecoveryStore {
   share(pid: string): SharedSession | undefined {
     const record = this.sessions.get(pid);
     if (!record) return undefined;
-    return { nsp: record.nsp, sid: record.sid, pid, rooms: [...record.rooms], data: record.data, connected: record.disconnectedAt === undefined };
+    const shared: SharedSession = { nsp: record.nsp, sid: record.sid, pid, rooms: [...record.rooms], data: record.data, connected: record.disconnectedAt === undefined };
+    if (record.offsets && record.startStreamId !== undefined) shared.start = record.startStreamId;
+    return shared;
   }
 
   /** A worker died: every session it held is now disconnected and recoverable. */
@@ -277,12 +302,18 @@ export class RecoveryStore {
       if (record.worker !== undefined && isLive(record.worker)) return null;
       this.disconnect(record, now);
     }
-    const seq = this.positionOf(offset);
+    const fromStart = offset === FROM_SESSION_START;
+    if (fromStart && !record.offsets) return null;
+    let seq = fromStart ? record.startSeq : this.positionOf(offset);
+    // socket.io-client keeps its last offset across a session it could not recover, and sends it
+    // with the next session's pid: nothing before this session began is this session's to replay.
+    if (seq !== undefined && record.startSeq !== undefined && seq < record.startSeq) seq = record.startSeq;
+    const streamOffset = fromStart ? record.startStreamId : offset;
     let missedPackets: unknown[][] | undefined;
     if (seq !== undefined) missedPackets = this.replayLocal(seq, nsp, record.rooms);
     // An offset this host never handed out: the client was restored here from another host and
     // has only seen stream-ordered replay since.
-    else if (isStreamId(offset)) missedPackets = this.replayStream(offset, nsp, record.rooms);
+    else if (streamOffset !== undefined && isStreamId(streamOffset)) missedPackets = this.replayStream(streamOffset, nsp, record.rooms);
     if (missedPackets === undefined) {
       this.counters.expired++;
       this.forget(record);
@@ -307,11 +338,17 @@ export class RecoveryStore {
     }
     const previous = this.sessions.get(session.pid);
     if (previous) this.forget(previous);
-    const record: SessionRecord = { nsp: session.nsp, sid: session.sid, pid: session.pid, rooms, data: session.data };
+    const record: SessionRecord = { nsp: session.nsp, sid: session.sid, pid: session.pid, rooms, data: session.data, offsets: true, startStreamId: session.start };
     this.sessions.set(record.pid, record);
     this.byKey.set(`${record.nsp}\0${record.sid}`, record.pid);
     this.hold(record, worker);
     return { sid: record.sid, pid: record.pid, rooms: session.rooms, data: session.data, missedPackets };
+  }
+
+  /** Where a session beginning now begins: this host's log position and the shared-log id it follows. */
+  private here(): { startSeq: number; startStreamId?: string } {
+    const newest = this.streamed.length > this.streamHead ? this.streamed[this.streamed.length - 1].streamId : undefined;
+    return { startSeq: this.seq, startStreamId: newest ?? this.evictedStreamId ?? this.streamFloor };
   }
 
   private hold(record: SessionRecord, worker: number): void {

@@ -4,6 +4,8 @@ import type { ServerOptions } from "socket.io";
 import type { Config } from "../../config/schema";
 import type { Logger } from "../../observability/logger";
 import { createConnection, redactUrl, type RedisTierStatus } from "./client";
+import { checkCutOff } from "./cut-off";
+import { completeDecoderReset } from "./decoder-reset";
 
 export interface WorkerRedisAdapter {
   adapter: NonNullable<ServerOptions["adapter"]>;
@@ -17,10 +19,16 @@ export interface WorkerRedisAdapter {
  * every broadcast out to every worker of every host). The channel prefix is the adapter's `key`,
  * shared with @socket.io/redis-emitter. Interoperates with stock Socket.IO servers on the same prefix.
  */
-export async function classicAdapter(config: Config, logger: Logger): Promise<WorkerRedisAdapter> {
+export async function classicAdapter(config: Config, logger: Logger, onCutOff: () => void = () => undefined): Promise<WorkerRedisAdapter> {
+  // Without it a subscriber Redis cut off mid-message hands the adapter garbage and the worker dies.
+  if (!completeDecoderReset()) logger.warn("node-redis decoder not recognised: a subscriber cut off by Redis may not recover");
   let up = { pub: false, sub: false };
+  let pubDowns = 0;
   let firstConnect: (() => void) | undefined;
   const track = (which: "pub" | "sub") => (state: boolean) => {
+    if (which === "pub" && up.pub && !state) pubDowns++;
+    // Redis may have cut the subscriber for its output buffer: what was published meanwhile is lost.
+    if (which === "sub" && up.sub && !state) checkCutOff({ client: pub, up: () => up.pub, downs: () => pubDowns }, logger.child({ component: "redis" }), { connection: "worker:sub" }, onCutOff);
     up = { ...up, [which]: state };
     if (state) firstConnect?.();
   };

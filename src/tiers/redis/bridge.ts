@@ -9,6 +9,10 @@ import { createConnection, type RedisClient, type RedisTierStatus } from "./clie
 import { fromEmitterBroadcast, fromEmitterRequest } from "./emitter";
 import type { HostRecovery } from "../recovery/host";
 import type { EncodedArgs } from "../recovery/store";
+import { checkCutOff } from "./cut-off";
+import { completeDecoderReset } from "./decoder-reset";
+import { GapDetector, SequenceStamp, type Gap } from "./gap-detector";
+import { RedisHeadroom } from "./redis-headroom";
 import { SessionMirror } from "./session-mirror";
 import { StreamOrder } from "./stream-order";
 
@@ -29,8 +33,10 @@ export const OUTBOX_LIMIT = 1_000;
 
 /** What travels on the bus: an adapter message, or a bridge heartbeat listing its host's adapters. */
 type Envelope =
-  | { b: string; m: AdapterMessage }
-  | { b: string; hb: Array<[uid: string, nsp: string]> }
+  /** `s`: the broadcast's sequence number on its bridge (see gap-detector.ts); broadcasts only. */
+  | { b: string; m: AdapterMessage; s?: number }
+  /** `s`: the newest broadcast sequence number the bridge has published. */
+  | { b: string; hb: Array<[uid: string, nsp: string]>; s?: number }
   /** The sender's host took over session `taken` (connection-state recovery): forget it. */
   | { b: string; taken: string };
 
@@ -66,7 +72,7 @@ export class RedisBridge {
   readonly id: string;
   private readonly channels: Channels;
   private readonly pub: RedisClient;
-  private readonly sub: RedisClient;
+  private sub: RedisClient;
   /** With recovery: the shared log's reader (a blocking XREAD needs its own connection). */
   private readonly reader?: RedisClient;
   private readonly order?: StreamOrder;
@@ -81,11 +87,16 @@ export class RedisBridge {
   private readonly maxOutboxBytes: number;
   private readonly stats: BridgeStats = { published: 0, received: 0, dropped: 0, queued: 0 };
   private pubUp = false;
+  /** Times the publishing connection went down. */
+  private pubDowns = 0;
   private subUp = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
-  private subscribed = false;
   private readonly recovery?: HostRecovery;
+  private readonly stamp = new SequenceStamp();
+  private readonly gaps: GapDetector;
+  /** Output buffer and shared-log lag, sampled for the headroom metrics. */
+  readonly headroom: RedisHeadroom;
 
   constructor(
     config: Config,
@@ -94,11 +105,16 @@ export class RedisBridge {
     private readonly onStatus: (status: RedisTierStatus) => void,
     recovery: HostRecovery | undefined,
     private readonly limits: LimitReporter,
+    /** Broadcasts from another host were missed (pub/sub only: the shared log loses none). */
+    onGap: (gap: Gap) => void = () => undefined,
   ) {
     this.id = `${config.hostId}:${randomBytes(4).toString("hex")}`;
     this.maxOutboxBytes = config.maxChannelBytes;
     this.channels = channels(config.redisPrefix);
     this.log = logger.child({ component: "redis-bridge", bridge: this.id });
+    this.gaps = new GapDetector(onGap, this.log);
+    // For the log reader and publisher; the subscriber is replaced on a drop in any case.
+    completeDecoderReset();
     this.pub = createConnection(config, logger, {
       name: `sockfleet:${config.hostId}:pub`,
       offlineQueue: false,
@@ -108,25 +124,14 @@ export class RedisBridge {
           this.flush();
           this.order?.onPubUp();
           this.mirror?.rewriteAll();
-        } else this.order?.onPubDown();
-        this.reportStatus();
-      },
-    });
-    this.sub = createConnection(config, logger, {
-      name: `sockfleet:${config.hostId}:sub`,
-      offlineQueue: false,
-      onStatus: (up) => {
-        this.subUp = up;
-        // Subscribe once, on the first connect: node-redis restores subscriptions on reconnect
-        // (tested with Redis restarts). Subscribing before it (through the offline queue) crashes
-        // node-redis 4.7 in its reply queue when Redis was unreachable at start.
-        if (up && !this.subscribed) {
-          this.subscribed = true;
-          this.subscribe();
+        } else {
+          this.pubDowns++;
+          this.order?.onPubDown();
         }
         this.reportStatus();
       },
     });
+    this.sub = this.connectSubscriber(config, logger);
     if (recovery) {
       this.reader = createConnection(config, logger, {
         name: `sockfleet:${config.hostId}:log`,
@@ -167,10 +172,14 @@ export class RedisBridge {
       this.recovery = recovery;
     }
     relay.setUplink({
-      publish: (message) => this.send(this.channels.bus, { b: this.id, m: message }),
+      publish: (message) =>
+        this.send(this.channels.bus, message.type === MessageType.BROADCAST ? { b: this.id, m: message, s: this.stamp.next() } : { b: this.id, m: message }),
       publishResponse: (message) => this.publishResponse(message),
       ...(this.order ? { order: (message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs) => this.order!.order(message, origin, args) } : {}),
     });
+    const order = this.order;
+    const logReader = order ? { key: this.channels.log, position: () => order.readPosition(), read: () => order.counters().read } : undefined;
+    this.headroom = new RedisHeadroom(this.pub, () => this.pubUp, `sockfleet:${config.hostId}:sub`, logReader, this.log);
     this.timers.push(setInterval(() => this.heartbeat(), BRIDGE_HEARTBEAT_MS));
     this.timers.push(setInterval(() => this.expire(), BRIDGE_HEARTBEAT_MS / 2));
     for (const timer of this.timers) timer.unref();
@@ -204,12 +213,45 @@ export class RedisBridge {
     if (this.closed) return;
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
+    this.headroom.close();
     this.mirror?.flush();
     this.mirror?.close();
     const readerStopped = this.order?.close();
     const connections = [this.pub, this.sub, ...(this.reader ? [this.reader] : [])];
     await Promise.all(connections.map((c) => (c.isOpen ? c.disconnect().catch(() => undefined) : undefined)));
     await readerStopped;
+  }
+
+  /**
+   * The subscribing connection. Once it has been up and drops, it is replaced by a new one rather
+   * than left to reconnect: node-redis 4 keeps a half-parsed reply across a reconnect (its RESP2
+   * decoder's reset leaves a nested array behind), so a connection cut in the middle of a message
+   * (as client-output-buffer-limit cuts it) never became ready again (found here).
+   */
+  private connectSubscriber(config: Config, logger: Logger): RedisClient {
+    let subscribed = false;
+    const client = createConnection(config, logger, {
+      name: `sockfleet:${config.hostId}:sub`,
+      offlineQueue: false,
+      onStatus: (up) => {
+        if (client !== this.sub) return;
+        this.subUp = up;
+        // Subscribe on the first connect, not before it: subscribing through the offline queue
+        // crashes node-redis 4.7 in its reply queue when Redis was unreachable at start.
+        if (up && !subscribed) {
+          subscribed = true;
+          this.subscribe();
+        }
+        if (!up && !this.closed) {
+          const publisher = { client: this.pub, up: () => this.pubUp, downs: () => this.pubDowns };
+          checkCutOff(publisher, this.log, { connection: "sub", lastOutputBufferBytes: this.headroom.subscriberOutputBuffer() });
+          this.sub = this.connectSubscriber(config, logger);
+          client.disconnect().catch(() => undefined);
+        }
+        this.reportStatus();
+      },
+    });
+    return client;
   }
 
   private subscribe(): void {
@@ -234,7 +276,7 @@ export class RedisBridge {
   private heartbeat(): void {
     if (!this.pubUp) return; // a stale heartbeat is worthless: never queued
     const hb = this.relay.localAdapters().map(({ uid, nsp }) => [uid, nsp] as [string, string]);
-    this.publishNow(this.channels.bus, encode({ b: this.id, hb } satisfies Envelope));
+    this.publishNow(this.channels.bus, encode({ b: this.id, hb, s: this.stamp.current } satisfies Envelope));
     this.mirror?.heartbeat();
   }
 
@@ -285,6 +327,10 @@ export class RedisBridge {
     if (!envelope || envelope.b === this.id) return;
     this.stats.received++;
     const remote = this.seen(envelope.b);
+    if ("s" in envelope && typeof envelope.s === "number") {
+      if ("hb" in envelope) this.gaps.heartbeat(envelope.b, envelope.s);
+      else this.gaps.broadcast(envelope.b, envelope.s);
+    }
     if ("hb" in envelope) return this.onHeartbeat(envelope.b, remote, envelope.hb);
     if ("taken" in envelope) return this.recovery?.store.taken(envelope.taken);
     const message: AdapterMessage = { ...envelope.m, source: ADAPTER_SOURCE };
@@ -295,7 +341,7 @@ export class RedisBridge {
       remote.adapters.set(message.uid, message.nsp);
       this.remoteOwners.set(message.uid, envelope.b);
     }
-    this.relay.deliverRemote(message);
+    this.relay.deliverRemote(message, raw.length);
   }
 
   private onResponse(raw: Buffer): void {

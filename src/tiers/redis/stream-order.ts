@@ -141,6 +141,11 @@ export class StreamOrder {
     return { ...this.stats, pending: this.pending.size, queued: this.queue.length, inStep: !this.tainted };
   }
 
+  /** Id of the newest shared-log entry read (undefined before the reader started): see redis-headroom.ts. */
+  readPosition(): string | undefined {
+    return this.lastId;
+  }
+
   /** The reader connection's state changed. */
   setReaderUp(up: boolean): void {
     this.readerUp = up;

@@ -1,5 +1,6 @@
 import { Decoder as SioDecoder, Encoder, PacketType } from "socket.io-parser";
 import type { LimitHits, LimitName } from "../../observability/limits";
+import { FROM_SESSION_START } from "../../tiers/recovery/store";
 import { EventRate, type RateSettings } from "./event-rate";
 import { BINARY_EVENT, checkPacket, EVENT, readHeader, type PacketLimits } from "./packet-limits";
 
@@ -26,6 +27,28 @@ export class PacketRefused extends Error {
 
 const byteLength = (chunk: unknown): number =>
   Buffer.isBuffer(chunk) || chunk instanceof ArrayBuffer || ArrayBuffer.isView(chunk) ? (chunk as ArrayBuffer).byteLength : 0;
+
+/**
+ * Makes a CONNECT that brings a session id (`pid`) but no `offset` a restore request from where
+ * the session began (FROM_SESSION_START, see tiers/recovery/store.ts).
+ *
+ * socket.io-client learns an offset only from the extra last argument of a broadcast, so a client
+ * that received none before its connection dropped (its worker died, say) reconnects with
+ * `{ pid }` alone, and socket.io restores a session only when both are strings: the client would
+ * get a new session and silently miss what was sent meanwhile. Sending every client a starting
+ * offset right after CONNECT would also work, but only as an event, which reaches the client's
+ * `onAny` listeners and, in clients without recovery, the app. Here nothing is sent: the primary
+ * remembers where each session began, and a pid-only CONNECT means the client got nothing since.
+ *
+ * The offset is not enumerable, so an app that lists or logs `socket.handshake.auth` sees the
+ * CONNECT as the client sent it. Without recovery socket.io ignores both fields.
+ */
+function resumeFromStart(packet: { type: number; data?: unknown }): void {
+  if (packet.type !== PacketType.CONNECT || typeof packet.data !== "object" || packet.data === null) return;
+  const auth = packet.data as { pid?: unknown; offset?: unknown };
+  if (typeof auth.pid !== "string" || auth.offset !== undefined) return;
+  Object.defineProperty(auth, "offset", { value: FROM_SESSION_START, enumerable: false, writable: true, configurable: true });
+}
 
 /**
  * A Socket.IO `parser` whose Decoder checks every client packet before socket.io-parser
@@ -56,6 +79,8 @@ export function guardedParser(limits: PacketLimits, rate: RateSettings, hooks: L
       // 0 means no limit of ours; socket.io-parser's own default (10) must not cap it then.
       super({ maxAttachments: limits.maxAttachments > 0 ? limits.maxAttachments : Number.MAX_SAFE_INTEGER });
       arriving = undefined;
+      // Registered before socket.io's own listener (it attaches after construction), so it runs first.
+      this.on("decoded", resumeFromStart);
     }
 
     override add(obj: unknown): void {

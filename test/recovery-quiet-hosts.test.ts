@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { closeClients, connect, reconnectTo, request, whoami, type Client } from "./helpers/clients";
+import { startHosts, waitForFleet } from "./helpers/hosts";
+import { numbered, publishNumbered, range } from "./helpers/numbered";
+import { killTree } from "./helpers/processes";
+import { redisCommand, RedisServer } from "./helpers/redis";
+import type { SockfleetHost } from "./helpers/sockfleet";
+import { nextEvent, waitUntil } from "./helpers/wait";
+
+describe("recovery across hosts of a client that received no broadcast (bridge mode)", function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  let hosts: SockfleetHost[] = [];
+  let clients: Client[] = [];
+
+  beforeEach(async () => {
+    redis = await RedisServer.start();
+    hosts = await startHosts(redis.url, "bridge", 2, 2);
+    await waitForFleet(hosts, 4);
+  });
+  afterEach(async () => {
+    closeClients(clients.splice(0));
+    for (const host of hosts.splice(0)) await host.stop();
+    await redis.stop();
+  });
+
+  for (const before of [0, 2]) {
+    it(`recovers it on another host after its host was SIGKILLed, with everything sent meanwhile, once (${before} broadcasts before it connected)`, async () => {
+      const [a, b] = hosts;
+      const publisher = await connect(b.url, { transports: ["websocket"] });
+      clients.push(publisher);
+      // Broadcasts the client never sees: the fleet's shared log has moved on before it connects.
+      for (let n = 0; n < before; n++) await request(publisher, "broadcast", { stream: "earlier", n });
+      const quiet = await connect(a.url, { transports: ["websocket"], reconnectionDelay: 200, reconnectionDelayMax: 200, randomizationFactor: 0 });
+      clients.push(quiet);
+      assert.equal((await whoami(quiet)).host, "host-a");
+      await request(quiet, "join", "blue");
+      reconnectTo(quiet, () => b.url);
+      const id = quiet.id!;
+      const streams = numbered(quiet);
+
+      // Host A shares its sessions through Redis in batches (every 20 ms): wait until this one is there.
+      const pid = (quiet as unknown as { _pid: string })._pid;
+      await waitUntil("the session shared in Redis", async () => {
+        const keys = (await redisCommand(redis.port, "KEYS", "*sockfleet#sessions#*")) as string[];
+        for (const key of keys) if ((await redisCommand(redis.port, "HEXISTS", key, pid)) === 1) return true;
+        return undefined;
+      });
+      const reconnected = nextEvent(quiet, "connect", 20_000);
+      await killTree(hosts.shift()!.child);
+      await publishNumbered(publisher, id, 1, 5);
+      await reconnected;
+      assert.equal(quiet.recovered, true, "recovered, not a new session");
+      assert.equal(quiet.id, id);
+      assert.equal((await whoami(quiet)).host, "host-b");
+      await publishNumbered(publisher, id, 6, 7);
+      await waitUntil("all 7 on every stream", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 7));
+      for (const stream of ["all", "room", "direct"]) assert.deepEqual(streams.get(stream), range(1, 7), stream);
+      assert.equal(streams.get("earlier"), undefined);
+    });
+  }
+});
