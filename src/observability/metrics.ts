@@ -20,6 +20,13 @@ interface DeliveringAdapter {
   apply(options: unknown, callback: (socket: unknown) => void): void;
 }
 
+/**
+ * An adapter that delivers locally without `_encode` before `apply` (the fleet adapter's
+ * per-client offset forms) reports its deliveries through this method, which the metrics install.
+ */
+export const COUNT_DELIVERIES = Symbol("sockfleet.countDeliveries");
+export type CountDeliveries = (event: unknown, recipients: number) => void;
+
 /** The part of a Socket.IO socket the metrics count direct emits on. */
 interface EmittingSocket {
   emit(event: string, ...args: unknown[]): boolean;
@@ -104,15 +111,29 @@ export class WorkerMetrics {
     if (typeof encode !== "function" || typeof apply !== "function") throw new Error("socket.io-adapter without _encode/apply: delivery metrics cannot be counted");
     let event: unknown;
     let encoded = false;
+    // An _encode inside an apply (encoding per form, lazily) does not announce a broadcast.
+    let applying = false;
     const emitted = this.emitted;
     const eventClass = (name: unknown): string => this.eventClass(name);
+    (adapter as unknown as { [COUNT_DELIVERIES]: CountDeliveries })[COUNT_DELIVERIES] = (name, recipients) => {
+      if (recipients > 0) emitted.inc({ event: eventClass(name) }, recipients);
+    };
     adapter._encode = function (packet, options) {
-      event = packet.data?.[0];
-      encoded = true;
+      if (!applying) {
+        event = packet.data?.[0];
+        encoded = true;
+      }
       return encode.call(this, packet, options);
     };
     adapter.apply = function (options, callback) {
-      if (!encoded) return apply.call(this, options, callback);
+      if (!encoded) {
+        applying = true;
+        try {
+          return apply.call(this, options, callback);
+        } finally {
+          applying = false;
+        }
+      }
       encoded = false;
       let recipients = 0;
       apply.call(this, options, (socket) => {

@@ -3,6 +3,7 @@ import { asOneBurst } from "../../worker/guard/slow-consumer";
 import type { Namespace } from "socket.io";
 import { Adapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { DataLink } from "../../worker/data-link";
+import { COUNT_DELIVERIES, type CountDeliveries } from "../../observability/metrics";
 import { RECOVERING_TTL_MS } from "../../ipc/messages";
 import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
 import { takesOffsets, type HandshakeView, type OffsetRule } from "../recovery/offset-clients";
@@ -198,12 +199,15 @@ export class FleetAdapter extends NodeClusterAdapter {
       apply(opts: BroadcastOptions, fn: (socket: DeliverySocket) => void): void;
       _encode(packet: Packet, opts: object): unknown[];
     };
+    let recipients = 0;
     adapter.apply(opts, (socket) => {
       const encoding = this.takesOffsets(socket) ? withOffset : without;
       socket.notifyOutgoingListeners?.(encoding.packet);
       encoding.encoded ??= adapter._encode(encoding.packet, encoding.opts);
       socket.client.writeToEngine(encoding.encoded, encoding.opts);
+      recipients++;
     });
+    (this as unknown as { [COUNT_DELIVERIES]?: CountDeliveries })[COUNT_DELIVERIES]?.(packet.data[0], recipients);
     return withOffset.packet.data;
   }
 
