@@ -39,11 +39,12 @@ describe("recovery across hosts of a client that received no broadcast (bridge m
       const id = quiet.id!;
       const streams = numbered(quiet);
 
-      // Host A shares its sessions through Redis in batches (every 20 ms): wait until this one is there.
+      // Host A shares its sessions through Redis in batches (every 20 ms), the session first and its
+      // join later: wait until the shared copy has the room (msgpack keeps the name as plain bytes).
       const pid = (quiet as unknown as { _pid: string })._pid;
-      await waitUntil("the session shared in Redis", async () => {
+      await waitUntil("the session shared in Redis with its room", async () => {
         const keys = (await redisCommand(redis.port, "KEYS", "*sockfleet#sessions#*")) as string[];
-        for (const key of keys) if ((await redisCommand(redis.port, "HEXISTS", key, pid)) === 1) return true;
+        for (const key of keys) if (String(await redisCommand(redis.port, "HGET", key, pid)).includes("blue")) return true;
         return undefined;
       });
       const reconnected = nextEvent(quiet, "connect", 20_000);

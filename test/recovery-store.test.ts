@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { FROM_SESSION_START, RecoveryStore } from "../src/tiers/recovery/store";
+import { FROM_SESSION_START } from "../src/tiers/recovery/offsets";
+import { RecoveryStore } from "../src/tiers/recovery/store";
 
 const limits = { windowMs: 60_000, maxPackets: 1000, maxBytes: 10_000_000, maxSessions: 1000 };
 const live = (): boolean => false;

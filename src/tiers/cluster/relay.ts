@@ -1,6 +1,6 @@
 import { frameFromBody } from "../../ipc/frames";
 import { argsFromFrame } from "../recovery/encoded";
-import type { AppendOptions, EncodedArgs } from "../recovery/store";
+import type { AppendOptions, EncodedArgs } from "../recovery/replay-log";
 
 /** Tag the cluster adapter puts on its IPC messages. */
 export const ADAPTER_SOURCE = "_sio_adapter";

@@ -1,6 +1,6 @@
 import v8 from "node:v8";
 import { decode } from "notepack.io";
-import type { EncodedArgs } from "./store";
+import type { EncodedArgs } from "./replay-log";
 
 /** The shape of a cluster adapter broadcast, down to its event arguments. */
 interface BroadcastShape {

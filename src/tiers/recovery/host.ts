@@ -2,7 +2,9 @@ import type { Config } from "../../config/schema";
 import type { ToPrimary, ToWorker } from "../../ipc/messages";
 import type { AdapterMessage } from "../cluster/relay";
 import type { Logger } from "../../observability/logger";
-import { FROM_SESSION_START, isStreamId, RecoveryStore, type AppendOptions, type SharedSession } from "./store";
+import { FROM_SESSION_START, isStreamId } from "./offsets";
+import type { AppendOptions } from "./replay-log";
+import { RecoveryStore, type SharedSession } from "./store";
 
 /** A session taken over from another host, or why not. */
 export type TakeResult = { session: SharedSession; from: string } | { refused: string };

@@ -1,5 +1,5 @@
-import { randomBytes } from "node:crypto";
-import v8 from "node:v8";
+import { ReplayLog, type AppendOptions, type LoggedBroadcast } from "./replay-log";
+import { FROM_SESSION_START, isStreamId } from "./offsets";
 
 /** What a worker needs to rebuild a socket: socket.io's `Session` plus the packets it missed. */
 export interface RecoveredSession {
@@ -9,34 +9,6 @@ export interface RecoveredSession {
   data: unknown;
   /** Event argument arrays, each ending with its offset, in the order they were broadcast. */
   missedPackets: unknown[][];
-}
-
-/** The fields of a broadcast the replay log needs. */
-export interface LoggedBroadcast {
-  nsp: string;
-  rooms: string[];
-  except: string[];
-  /**
-   * The event's arguments (name first), without the offset; serialized here unless
-   * {@link AppendOptions.encoded} brings them encoded already.
-   */
-  data?: unknown[];
-}
-
-/**
- * A broadcast's arguments as the log keeps them: bytes, decoded on replay only. The log's byte
- * bound counts these bytes, exactly what it retains whatever the payload's shape (decoded, a deeply
- * nested value costs many times its encoded size).
- */
-export interface EncodedArgs {
-  bytes: Buffer;
-  /** Turns `bytes` back into the event's arguments (one function per encoding, shared). */
-  decode: (bytes: Buffer) => unknown[];
-}
-
-/** Structured clone, as on the data channel: what the store uses for arguments given decoded. */
-export function encodeArgs(data: unknown[]): EncodedArgs {
-  return { bytes: v8.serialize(data), decode: v8.deserialize as (bytes: Buffer) => unknown[] };
 }
 
 export interface RecoveryLimits {
@@ -49,50 +21,6 @@ export interface RecoveryLimits {
   /** Most disconnected sessions kept. */
   maxSessions: number;
 }
-
-interface Entry {
-  nsp: string;
-  rooms: string[];
-  except: string[];
-  data: EncodedArgs;
-  /** Position in this host's log (its delivery order). */
-  seq: number;
-  /** The offset this host handed out with it; undefined for a copy (see {@link AppendOptions}). */
-  offset?: string;
-  /** Its id in the fleet's shared log (Redis stream), when it went through it. */
-  streamId?: string;
-  at: number;
-  bytes: number;
-}
-
-/** How a broadcast enters the log. */
-export interface AppendOptions {
-  /** Its id in the fleet's shared log, when the hosts tier orders broadcasts through one. */
-  streamId?: string;
-  /**
-   * Hand out a host-local offset even though it has a stream id: the host is not in step with the
-   * shared log (it delivered broadcasts on its own while Redis was unreachable), so a stream id
-   * would claim more than its clients received.
-   */
-  localOffset?: boolean;
-  /**
-   * Logged, not delivered: this host's own broadcast, delivered on its own while Redis was
-   * unreachable, seen again in the shared log. Replayed only to clients arriving from other hosts.
-   */
-  copy?: boolean;
-  /** Its arguments as they arrived (see {@link EncodedArgs}); serialized here when absent. */
-  encoded?: EncodedArgs;
-}
-
-/**
- * The offset of a restore request that brought none: replay from where the session began.
- *
- * socket.io-client learns an offset only from a broadcast, so a client that received none before
- * it lost its connection reconnects with its pid alone (see worker/guard/guarded-parser.ts). It
- * received nothing of the log since its session began, so that position splits the log as exactly
- * as an offset would.
- */
-export const FROM_SESSION_START = "";
 
 /** A session as the hosts tier shares it, so another host can take it over. */
 export interface SharedSession {
@@ -139,37 +67,16 @@ export interface RecoveryStats {
 }
 
 /**
- * The primary's record of every session on this host and a bounded, ordered log of the
- * broadcasts sent to them. It outlives any worker, so a client whose worker crashed, or was
+ * The primary's record of every session on this host, beside the replay log of the broadcasts
+ * sent to them (replay-log.ts). It outlives any worker, so a client whose worker crashed, or was
  * replaced by a rolling restart, can resume on another worker: same socket id, same rooms, and
  * every broadcast it missed, in order, exactly once.
- *
- * The primary is the host's single sequencer: offsets are assigned here, in the order the
- * broadcasts are relayed (with Redis in bridge mode, the order of the fleet's shared log, whose ids
- * are then the offsets), and workers deliver them locally in that same order. A client's last
- * offset therefore splits the log exactly into what it has and what it missed.
  */
 export class RecoveryStore {
-  /** Offsets carry this host run's epoch, so an offset from a previous run is never misread. */
-  private readonly epoch = randomBytes(4).toString("hex");
-  private seq = 0;
-  private readonly log: Entry[] = [];
-  private head = 0;
-  private bytes = 0;
+  private readonly log: ReplayLog;
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly byKey = new Map<string, string>();
-  /** Handed-out offset -> log position. */
-  private readonly offsets = new Map<string, number>();
-  /** The entries with a stream id, in stream order (a subsequence of the log). */
-  private readonly streamed: Entry[] = [];
-  private streamHead = 0;
-  /** The log holds every shared-log entry after this id (undefined: it follows no shared log). */
-  private streamFloor?: string;
-  private lastEvicted?: { offset: string; seq: number };
-  private streamBreak?: string;
-  /** The newest shared-log id evicted from the log. */
-  private evictedStreamId?: string;
-  private readonly counters = { recovered: 0, expired: 0, evictedPackets: 0 };
+  private readonly counters = { recovered: 0, expired: 0 };
 
   /**
    * @param onChange called with a session's pid whenever what {@link share} returns for it changes
@@ -178,36 +85,23 @@ export class RecoveryStore {
   constructor(
     private readonly limits: RecoveryLimits,
     private readonly onChange?: (pid: string) => void,
-  ) {}
+  ) {
+    this.log = new ReplayLog(limits);
+  }
 
-  /** Appends a broadcast and returns the offset handed out with it ("" for a copy). */
+  /** Appends a broadcast to the replay log and returns the offset handed out with it ("" for a copy). */
   append(broadcast: LoggedBroadcast, now = Date.now(), options: AppendOptions = {}): string {
-    const seq = ++this.seq;
-    const offset = options.copy ? undefined : options.streamId !== undefined && !options.localOffset ? options.streamId : `${this.epoch}:${seq.toString(36)}`;
-    const data = options.encoded ?? encodeArgs(broadcast.data ?? []);
-    const entry: Entry = { nsp: broadcast.nsp, rooms: broadcast.rooms, except: broadcast.except, data, seq, offset, streamId: options.streamId, at: now, bytes: 0 };
-    entry.bytes = entrySize(entry);
-    this.log.push(entry);
-    // Local offsets are parsed back (see positionOf); only stream ids need the index.
-    if (offset !== undefined && options.streamId === offset) this.offsets.set(offset, seq);
-    if (entry.streamId !== undefined) this.streamed.push(entry);
-    this.bytes += entry.bytes;
-    this.evictLog(now);
-    return offset ?? "";
+    return this.log.append(broadcast, now, options);
   }
 
-  /**
-   * The shared log's order broke at `streamId`: entries Redis lost before some hosts read them were
-   * appended again, so hosts hold them at different places. An offset from before the break is
-   * not replayed across hosts (a fresh session), only on the host that handed it out.
-   */
+  /** See {@link ReplayLog.orderBroke}. */
   orderBroke(streamId: string): void {
-    if (this.streamBreak === undefined || compareStreamIds(streamId, this.streamBreak) > 0) this.streamBreak = streamId;
+    this.log.orderBroke(streamId);
   }
 
-  /** From now on the log follows the shared log, holding every entry after `streamId`. */
+  /** See {@link ReplayLog.followStream}. */
   followStream(streamId: string): void {
-    this.streamFloor ??= streamId;
+    this.log.followStream(streamId);
   }
 
   /** A socket connected, or joined rooms. `pid`, `data` and `offsets` come with its first join. */
@@ -216,7 +110,7 @@ export class RecoveryStore {
     let record = this.sessions.get(this.byKey.get(key) ?? "");
     if (!record) {
       if (pid === undefined) return;
-      record = { nsp, sid, pid, rooms: new Set(), data, worker, offsets: offsets ?? false, ...this.here() };
+      record = { nsp, sid, pid, rooms: new Set(), data, worker, offsets: offsets ?? false, ...this.log.here() };
       this.sessions.set(pid, record);
       this.byKey.set(key, pid);
     } else if (offsets !== undefined) {
@@ -246,7 +140,7 @@ export class RecoveryStore {
   persisted(nsp: string, sid: string, pid: string, rooms: string[], data: unknown, now = Date.now()): void {
     let record = this.sessions.get(pid);
     if (!record) {
-      record = { nsp, sid, pid, rooms: new Set(rooms), data, offsets: false, ...this.here() };
+      record = { nsp, sid, pid, rooms: new Set(rooms), data, offsets: false, ...this.log.here() };
       this.sessions.set(pid, record);
       this.byKey.set(`${nsp}\0${sid}`, pid);
     }
@@ -291,7 +185,7 @@ export class RecoveryStore {
    * a live worker, or when `offset` is older than the log: a gap is never hidden.
    */
   restore(worker: number, nsp: string, pid: string, offset: string, isLive: (worker: number) => boolean, now = Date.now()): RecoveredSession | null {
-    this.evictLog(now);
+    this.log.evict(now);
     const record = this.sessions.get(pid);
     if (!record || record.nsp !== nsp) return null;
     if (record.disconnectedAt !== undefined && now - record.disconnectedAt > this.limits.windowMs) {
@@ -304,16 +198,16 @@ export class RecoveryStore {
     }
     const fromStart = offset === FROM_SESSION_START;
     if (fromStart && !record.offsets) return null;
-    let seq = fromStart ? record.startSeq : this.positionOf(offset);
+    let seq = fromStart ? record.startSeq : this.log.positionOf(offset);
     // socket.io-client keeps its last offset across a session it could not recover, and sends it
     // with the next session's pid: nothing before this session began is this session's to replay.
     if (seq !== undefined && record.startSeq !== undefined && seq < record.startSeq) seq = record.startSeq;
     const streamOffset = fromStart ? record.startStreamId : offset;
     let missedPackets: unknown[][] | undefined;
-    if (seq !== undefined) missedPackets = this.replayLocal(seq, nsp, record.rooms);
+    if (seq !== undefined) missedPackets = this.log.replayLocal(seq, nsp, record.rooms);
     // An offset this host never handed out: the client was restored here from another host and
     // has only seen stream-ordered replay since.
-    else if (streamOffset !== undefined && isStreamId(streamOffset)) missedPackets = this.replayStream(streamOffset, nsp, record.rooms);
+    else if (streamOffset !== undefined && isStreamId(streamOffset)) missedPackets = this.log.replayStream(streamOffset, nsp, record.rooms);
     if (missedPackets === undefined) {
       this.counters.expired++;
       this.forget(record);
@@ -329,9 +223,9 @@ export class RecoveryStore {
    * not a shared-log id or this host's log does not cover it.
    */
   adopt(worker: number, session: SharedSession, offset: string, now = Date.now()): RecoveredSession | null {
-    this.evictLog(now);
+    this.log.evict(now);
     const rooms = new Set(session.rooms);
-    const missedPackets = isStreamId(offset) ? this.replayStream(offset, session.nsp, rooms) : undefined;
+    const missedPackets = isStreamId(offset) ? this.log.replayStream(offset, session.nsp, rooms) : undefined;
     if (missedPackets === undefined) {
       this.counters.expired++;
       return null;
@@ -345,12 +239,6 @@ export class RecoveryStore {
     return { sid: record.sid, pid: record.pid, rooms: session.rooms, data: session.data, missedPackets };
   }
 
-  /** Where a session beginning now begins: this host's log position and the shared-log id it follows. */
-  private here(): { startSeq: number; startStreamId?: string } {
-    const newest = this.streamed.length > this.streamHead ? this.streamed[this.streamed.length - 1].streamId : undefined;
-    return { startSeq: this.seq, startStreamId: newest ?? this.evictedStreamId ?? this.streamFloor };
-  }
-
   private hold(record: SessionRecord, worker: number): void {
     record.worker = worker;
     record.disconnectedAt = undefined;
@@ -358,75 +246,16 @@ export class RecoveryStore {
     this.onChange?.(record.pid);
   }
 
-  /** What this host delivered after position `seq`, in its order; undefined when seq left the log. */
-  private replayLocal(seq: number, nsp: string, rooms: Set<string>): unknown[][] | undefined {
-    const oldest = this.head < this.log.length ? this.log[this.head].seq : this.seq + 1;
-    if (seq < oldest - 1) return undefined;
-    const missed: unknown[][] = [];
-    for (let i = this.firstAfter(seq); i < this.log.length; i++) {
-      const entry = this.log[i];
-      if (entry.offset !== undefined && entry.nsp === nsp && matches(entry, rooms)) missed.push([...decode(entry), entry.offset]);
-    }
-    return missed;
-  }
-
-  /**
-   * Every shared-log entry after `streamId`, in stream order (which is this host's order for
-   * them). Undefined unless the log holds all of them: it followed the shared log since before
-   * `streamId` and has evicted none after it.
-   */
-  private replayStream(streamId: string, nsp: string, rooms: Set<string>): unknown[][] | undefined {
-    if (this.streamFloor === undefined || compareStreamIds(streamId, this.streamFloor) < 0) return undefined;
-    if (this.evictedStreamId !== undefined && compareStreamIds(streamId, this.evictedStreamId) < 0) return undefined;
-    if (this.streamBreak !== undefined && compareStreamIds(streamId, this.streamBreak) < 0) return undefined;
-    let low = this.streamHead;
-    let high = this.streamed.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (compareStreamIds(this.streamed[mid].streamId!, streamId) <= 0) low = mid + 1;
-      else high = mid;
-    }
-    const missed: unknown[][] = [];
-    for (let i = low; i < this.streamed.length; i++) {
-      const entry = this.streamed[i];
-      if (entry.nsp === nsp && matches(entry, rooms)) missed.push([...decode(entry), entry.offset ?? entry.streamId]);
-    }
-    return missed;
-  }
-
-  /** The log position of an offset this host handed out, if it can still tell. */
-  private positionOf(offset: string): number | undefined {
-    const [epoch, seq] = offset.split(":");
-    if (epoch === this.epoch && seq !== undefined) {
-      const value = parseInt(seq, 36);
-      return Number.isSafeInteger(value) && value <= this.seq ? value : undefined;
-    }
-    // The entry just evicted still splits the log exactly: everything after it is there.
-    return this.offsets.get(offset) ?? (offset === this.lastEvicted?.offset ? this.lastEvicted.seq : undefined);
-  }
-
   stats(): RecoveryStats {
     let disconnected = 0;
     for (const record of this.sessions.values()) if (record.disconnectedAt !== undefined) disconnected++;
     return {
-      packets: this.log.length - this.head,
-      bytes: this.bytes,
+      ...this.log.size(),
       sessions: this.sessions.size,
       disconnectedSessions: disconnected,
       ...this.counters,
+      evictedPackets: this.log.evictedPackets,
     };
-  }
-
-  /** Index of the first log entry with a sequence number above `seq` (the log is sorted by seq). */
-  private firstAfter(seq: number): number {
-    let low = this.head;
-    let high = this.log.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (this.log[mid].seq <= seq) low = mid + 1;
-      else high = mid;
-    }
-    return low;
   }
 
   private disconnect(record: SessionRecord, now: number): void {
@@ -441,35 +270,9 @@ export class RecoveryStore {
     this.onChange?.(record.pid);
   }
 
-  private evictLog(now: number): void {
-    const { windowMs, maxPackets, maxBytes } = this.limits;
-    while (this.head < this.log.length) {
-      const entry = this.log[this.head];
-      const tooMany = this.log.length - this.head > maxPackets;
-      if (!tooMany && this.bytes <= maxBytes && now - entry.at <= windowMs) break;
-      this.bytes -= entry.bytes;
-      this.head++;
-      this.counters.evictedPackets++;
-      if (entry.offset !== undefined && this.offsets.delete(entry.offset)) this.lastEvicted = { offset: entry.offset, seq: entry.seq };
-      if (entry.streamId !== undefined) {
-        this.evictedStreamId = entry.streamId;
-        this.streamHead++;
-      }
-    }
-    // Compact now and then rather than shift() per entry, which is O(n).
-    if (this.head > 1024 && this.head * 2 > this.log.length) {
-      this.log.splice(0, this.head);
-      this.head = 0;
-    }
-    if (this.streamHead > 1024 && this.streamHead * 2 > this.streamed.length) {
-      this.streamed.splice(0, this.streamHead);
-      this.streamHead = 0;
-    }
-  }
-
   /** Forgets expired disconnected sessions, and the oldest beyond the count bound. Run periodically. */
   sweep(now = Date.now()): void {
-    this.evictLog(now);
+    this.log.evict(now);
     const { windowMs, maxSessions } = this.limits;
     let disconnected = 0;
     for (const record of this.sessions.values()) {
@@ -489,43 +292,3 @@ export class RecoveryStore {
   }
 }
 
-/**
- * Bytes an entry holds besides its encoded arguments: the entry, its Buffer and their allocator
- * overhead (measured: about 500 bytes an entry beside the data, on Node 20).
- */
-const ENTRY_OVERHEAD = 512;
-const STRING_OVERHEAD = 24;
-
-/**
- * What an entry retains: its serialized data byte for byte, plus its room names, ids and fixed
- * overhead (strings counted at two bytes a character, V8's widest).
- */
-function entrySize(entry: Entry): number {
-  let size = ENTRY_OVERHEAD + entry.data.bytes.length + STRING_OVERHEAD + entry.nsp.length * 2;
-  for (const room of entry.rooms) size += STRING_OVERHEAD + room.length * 2 + 8;
-  for (const room of entry.except) size += STRING_OVERHEAD + room.length * 2 + 8;
-  if (entry.offset !== undefined) size += STRING_OVERHEAD + entry.offset.length * 2;
-  if (entry.streamId !== undefined && entry.streamId !== entry.offset) size += STRING_OVERHEAD + entry.streamId.length * 2;
-  return size;
-}
-
-function decode(entry: Entry): unknown[] {
-  return entry.data.decode(entry.data.bytes);
-}
-
-function matches(entry: { rooms: string[]; except: string[] }, rooms: Set<string>): boolean {
-  if (entry.except.some((room) => rooms.has(room))) return false;
-  return entry.rooms.length === 0 || entry.rooms.some((room) => rooms.has(room));
-}
-
-/** Whether `offset` is an id of the shared log (a Redis stream id, "<ms>-<n>"). */
-export function isStreamId(offset: string): boolean {
-  return /^\d{1,16}-\d{1,16}$/.test(offset);
-}
-
-/** Orders two Redis stream ids. */
-export function compareStreamIds(a: string, b: string): number {
-  const [aMs, aSeq] = a.split("-");
-  const [bMs, bSeq] = b.split("-");
-  return Number(aMs) - Number(bMs) || Number(aSeq) - Number(bSeq);
-}

@@ -8,7 +8,7 @@ import { channels, type Channels } from "./channels";
 import { createConnection, type RedisClient, type RedisTierStatus } from "./client";
 import { fromEmitterBroadcast, fromEmitterRequest } from "./emitter";
 import type { HostRecovery } from "../recovery/host";
-import type { EncodedArgs } from "../recovery/store";
+import type { EncodedArgs } from "../recovery/replay-log";
 import { checkCutOff } from "./cut-off";
 import { completeDecoderReset } from "./decoder-reset";
 import { GapDetector, SequenceStamp, type Gap } from "./gap-detector";

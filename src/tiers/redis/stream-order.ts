@@ -2,7 +2,8 @@ import { commandOptions } from "redis";
 import { decode, encode } from "notepack.io";
 import type { Logger } from "../../observability/logger";
 import { argsFromEntry } from "../recovery/encoded";
-import { compareStreamIds, type AppendOptions, type EncodedArgs } from "../recovery/store";
+import { compareStreamIds } from "../recovery/offsets";
+import type { AppendOptions, EncodedArgs } from "../recovery/replay-log";
 import { ADAPTER_SOURCE, type AdapterMessage, type BroadcastOrigin } from "../cluster/relay";
 import type { RedisClient } from "./client";
 

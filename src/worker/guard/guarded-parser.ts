@@ -1,6 +1,6 @@
 import { Decoder as SioDecoder, Encoder, PacketType } from "socket.io-parser";
 import type { LimitHits, LimitName } from "../../observability/limits";
-import { FROM_SESSION_START } from "../../tiers/recovery/store";
+import { FROM_SESSION_START } from "../../tiers/recovery/offsets";
 import { EventRate, type RateSettings } from "./event-rate";
 import { BINARY_EVENT, checkPacket, EVENT, readHeader, type PacketLimits } from "./packet-limits";
 
