@@ -96,7 +96,8 @@ async function main(): Promise<number> {
   const machine = describeMachine(ROOT);
   log(`sockfleet bench, ${settings.mode} run: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, Redis ${machine.redis}`);
 
-  const defs = VARIANTS.filter((d) => (args.only === undefined ? !(args.quick && d.fullOnly) : args.only.includes(d.key)));
+  const defs = VARIANTS.filter((d) => !d.roomsOnly && (args.only === undefined ? !(args.quick && d.fullOnly) : args.only.includes(d.key)));
+  const roomsOnly = VARIANTS.filter((d) => d.roomsOnly && d.unavailable() === undefined && (args.only === undefined || args.only.includes(d.key)));
   const statuses: VariantStatus[] = defs.map((d) => ({
     key: d.key, number: d.number, label: d.label, hosts: d.hosts, workersPerHost: d.workersPerHost(args.workers),
     available: d.unavailable() === undefined, reason: d.unavailable(),
@@ -166,7 +167,7 @@ async function main(): Promise<number> {
     phase(0.82);
     // Left out of quick runs (it starts each variant afresh: about 25 s) unless named with --scenarios.
     if (want("rooms") && (!args.quick || args.scenarios.length < SCENARIOS.length)) {
-      const rooms = await runRooms(ctx, started);
+      const rooms = await runRooms(ctx, [...started, ...roomsOnly]);
       results.rooms = rooms.rows;
       results.skipped.push(...rooms.skipped);
     }

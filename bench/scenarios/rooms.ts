@@ -12,7 +12,7 @@ import { MachineCpu } from "../lib/cpu.js";
 import { quantile } from "../lib/histogram.js";
 import { TreeMeter } from "../lib/procstat.js";
 import { RedisServer } from "../lib/redis.js";
-import { RedisTap } from "../lib/redis-tap.js";
+import { RedisTap, TAP_KINDS } from "../lib/redis-tap.js";
 import type { IdentifyResult } from "../loadgen/messages.js";
 import { RunningVariant, type VariantDef } from "../variants.js";
 import { closeGroup, connectGroup, groupReceived, overBudget, quiesce, sleep, type BenchContext } from "./common.js";
@@ -44,6 +44,8 @@ export interface RoomsRow {
   /** All processes of the variant during the traffic, cores. */
   serverCores: number;
   redisDeliveriesPerMessage: number | undefined;
+  /** Per room message, by kind ("4.00 smessage"), idle window not subtracted. */
+  redisKinds?: string | undefined;
   redisPublishesPerMessage: number | undefined;
   redisCpuPerMessageUs: number | undefined;
   machineBusy: number;
@@ -56,7 +58,7 @@ interface Layout {
   hosts: number;
   workersPerHost: number;
   /** Keys of the variants run on this layout, in order, with the label they get in it. */
-  variants: { key: string; as?: string }[];
+  variants: { key: string }[];
 }
 
 const ONE_HOST_WORKERS = 3;
@@ -72,7 +74,7 @@ function layouts(ctx: BenchContext): Layout[] {
   if (s.multiHost) {
     out.push({
       name: `${s.hosts} hosts x 1 worker`, hosts: s.hosts, workersPerHost: 1,
-      variants: [{ key: "seed" }, { key: "sf-bridge" }, { key: "sf-adapter" }],
+      variants: [{ key: "seed" }, { key: "sharded-static" }, { key: "sharded-dynamic" }, { key: "redis-streams" }, { key: "sf-bridge" }, { key: "sf-adapter" }],
     });
   }
   return out;
@@ -143,6 +145,7 @@ async function measureOne(ctx: BenchContext, def: VariantDef, layout: Layout): P
     ctx.loadgenMeter.begin();
     const redis0 = await redis?.counters();
     const tap0 = tap?.delivered ?? 0;
+    const kinds0 = [...(tap?.byKind ?? [])];
     const t0 = performance.now();
     const active = plans.map((p, i) => (p.rooms > 0 ? i : -1)).filter((i) => i >= 0);
     const sends = await Promise.all(active.map((i) => ctx.loadgens[i]!.request({
@@ -174,6 +177,9 @@ async function measureOne(ctx: BenchContext, def: VariantDef, layout: Layout): P
     const harness = process.cpuUsage(harness0);
     const redis1 = await redis?.counters();
     const tapDelivered = (tap?.delivered ?? 0) - tap0;
+    const redisKinds = tap && sent > 0
+      ? TAP_KINDS.map((k, i) => [k, (tap.byKind[i]! - kinds0[i]!) / sent] as const).filter(([, n]) => n > 0).map(([k, n]) => `${n.toFixed(2)} ${k}`).join(", ")
+      : undefined;
     const redisCpu = redis0 && redis1 ? redis1.cpu - redis0.cpu : 0;
     const foreignCores = Math.max(0, (machineBusy * os.availableParallelism() * wall - serverCpu - loadgenCpu - redisCpu - (harness.user + harness.system) / 1e6) / wall - irqCores);
     const received = Math.min(rep.received, expected);
@@ -189,6 +195,7 @@ async function measureOne(ctx: BenchContext, def: VariantDef, layout: Layout): P
       bystanderMsPer1000: sent > 0 ? ((bystanderBusy - bystanderIdleCores * wall) / sent) * 1e6 : NaN,
       serverCores: serverCpu / wall,
       redisDeliveriesPerMessage: tap && sent > 0 ? (tapDelivered - tapIdleRate * wall) / sent : undefined,
+      redisKinds,
       redisPublishesPerMessage: redis0 && redis1 && sent > 0 ? (redis1.publishes - redis0.publishes) / sent : undefined,
       redisCpuPerMessageUs: redis0 && redis1 && sent > 0 ? (redisCpu / sent) * 1e6 : undefined,
       machineBusy,
@@ -215,7 +222,7 @@ export async function runRooms(ctx: BenchContext, available: readonly VariantDef
       try {
         const row = await measureOne(ctx, def, layout);
         rows.push(row);
-        ctx.log(`rooms     ${key.padEnd(10)} ${layout.name}: ${row.rooms} rooms, ${row.sent} msgs, loss ${(row.loss * 100).toFixed(2)}%, bystander ${row.bystander} ${(row.bystanderIdleCores * 100).toFixed(1)}% idle -> ${(row.bystanderBusyCores * 100).toFixed(1)}% of a core (${row.bystanderMsPer1000.toFixed(1)} ms per 1000 msgs)${row.redisDeliveriesPerMessage === undefined ? "" : `, Redis ${row.redisDeliveriesPerMessage.toFixed(2)} deliveries/msg`}`);
+        ctx.log(`rooms     ${key.padEnd(10)} ${layout.name}: ${row.rooms} rooms, ${row.sent} msgs, loss ${(row.loss * 100).toFixed(2)}%, bystander ${row.bystander} ${(row.bystanderIdleCores * 100).toFixed(1)}% idle -> ${(row.bystanderBusyCores * 100).toFixed(1)}% of a core (${row.bystanderMsPer1000.toFixed(1)} ms per 1000 msgs)${row.redisDeliveriesPerMessage === undefined ? "" : `, Redis ${row.redisDeliveriesPerMessage.toFixed(2)} deliveries/msg (${row.redisKinds})`}`);
       } catch (err) {
         const text = `rooms ${layout.name} ${key}: ${err instanceof Error ? err.message : String(err)}`;
         skipped.push(text);
