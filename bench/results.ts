@@ -3,6 +3,7 @@ import type { Machine } from "./lib/machine.js";
 import type { IdleRow, MaxIdleRow } from "./scenarios/idle.js";
 import type { ProfileResult } from "./scenarios/profile.js";
 import type { RedisAccountingRow } from "./scenarios/redis-accounting.js";
+import type { RoomsRow } from "./scenarios/rooms.js";
 import type { StormRow } from "./scenarios/storm.js";
 import type { TrafficResult } from "./scenarios/traffic.js";
 import type { Settings } from "./settings.js";
@@ -29,6 +30,8 @@ export interface RunResults {
   idle: IdleRow[];
   maxIdle: MaxIdleRow[];
   redisAccounting: RedisAccountingRow[];
+  /** Absent in results saved before the rooms scenario existed. */
+  rooms?: RoomsRow[];
   profiles: ProfileResult[];
   skipped: string[];
   errors: string[];

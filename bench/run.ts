@@ -20,13 +20,14 @@ import { runIdle, runMaxIdle } from "./scenarios/idle.js";
 import { runProfile } from "./scenarios/profile.js";
 import { commonRate } from "./report/targets.js";
 import { runRedisAccounting } from "./scenarios/redis-accounting.js";
+import { runRooms } from "./scenarios/rooms.js";
 import { runStorm } from "./scenarios/storm.js";
 import { runTraffic } from "./scenarios/traffic.js";
 import { FULL, QUICK } from "./settings.js";
 import { ROOT, RunningVariant, VARIANTS, type VariantDef } from "./variants.js";
 
-type Scenario = "traffic" | "storm" | "redis" | "idle" | "max-idle" | "profile";
-const SCENARIOS: readonly Scenario[] = ["traffic", "storm", "redis", "idle", "max-idle", "profile"];
+type Scenario = "traffic" | "storm" | "redis" | "idle" | "rooms" | "max-idle" | "profile";
+const SCENARIOS: readonly Scenario[] = ["traffic", "storm", "redis", "idle", "rooms", "max-idle", "profile"];
 
 interface Args {
   quick: boolean;
@@ -95,7 +96,8 @@ async function main(): Promise<number> {
   const machine = describeMachine(ROOT);
   log(`sockfleet bench, ${settings.mode} run: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, Redis ${machine.redis}`);
 
-  const defs = VARIANTS.filter((d) => (args.only === undefined ? !(args.quick && d.fullOnly) : args.only.includes(d.key)));
+  const defs = VARIANTS.filter((d) => !d.roomsOnly && (args.only === undefined ? !(args.quick && d.fullOnly) : args.only.includes(d.key)));
+  const roomsOnly = VARIANTS.filter((d) => d.roomsOnly && d.unavailable() === undefined && (args.only === undefined || args.only.includes(d.key)));
   const statuses: VariantStatus[] = defs.map((d) => ({
     key: d.key, number: d.number, label: d.label, hosts: d.hosts, workersPerHost: d.workersPerHost(args.workers),
     available: d.unavailable() === undefined, reason: d.unavailable(),
@@ -162,7 +164,14 @@ async function main(): Promise<number> {
       results.idle = idle.rows;
       results.skipped.push(...idle.skipped);
     }
-    phase(0.84);
+    phase(0.82);
+    // Left out of quick runs (it starts each variant afresh: about 25 s) unless named with --scenarios.
+    if (want("rooms") && (!args.quick || args.scenarios.length < SCENARIOS.length)) {
+      const rooms = await runRooms(ctx, [...started, ...roomsOnly]);
+      results.rooms = rooms.rows;
+      results.skipped.push(...rooms.skipped);
+    }
+    phase(0.86);
     if (want("profile") && (!args.quick || args.scenarios.length < SCENARIOS.length)) {
       const rate = commonRate(results, ["sockfleet", "stock"]) ?? settings.broadcast.rates[1]!;
       for (const key of ["sockfleet", "stock"]) {

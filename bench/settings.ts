@@ -14,6 +14,13 @@ export interface Settings {
     warmupMs: number;
   };
   rooms: { roomSize: number; rates: number[]; stepMs: number };
+  /**
+   * The rooms scenario (scenarios/rooms.ts): rooms of `roomSize` whose members all sit on one worker
+   * (1 host x 3 workers) or one host (`hosts` x 1 worker, sharing one redis-server), and the CPU of
+   * a worker or host holding `clients`' share of connections but no member, at `rate` room
+   * messages per second for `durationMs`, against an idle window of the same length.
+   */
+  roomsIdle: { clients: number; roomSize: number; rate: number; durationMs: number; hosts: number; multiHost: boolean };
   storm: { websocket: number; polling: number; concurrency: number; timeoutMs: number };
   idle: { count: number; settleMs: number };
   /** Largest idle count: ramp in batches until a failure, the cap or the time budget. */
@@ -32,6 +39,7 @@ export const QUICK: Settings = {
   loadgens: 2,
   broadcast: { subscribers: 100, senders: 4, rates: [100, 400], stepMs: 1000, drainMs: 1000, payloadBytes: 32, warmupMs: 300 },
   rooms: { roomSize: 5, rates: [500], stepMs: 1000 },
+  roomsIdle: { clients: 120, roomSize: 5, rate: 400, durationMs: 1200, hosts: 3, multiHost: false },
   storm: { websocket: 100, polling: 40, concurrency: 20, timeoutMs: 5000 },
   idle: { count: 500, settleMs: 400 },
   maxIdle: undefined,
@@ -54,6 +62,7 @@ export const FULL: Settings = {
     warmupMs: 2000,
   },
   rooms: { roomSize: 5, rates: [1000, 4000], stepMs: 2500 },
+  roomsIdle: { clients: 300, roomSize: 5, rate: 1000, durationMs: 4000, hosts: 4, multiHost: true },
   storm: { websocket: 2000, polling: 300, concurrency: 100, timeoutMs: 10_000 },
   idle: { count: 3000, settleMs: 1500 },
   maxIdle: { cap: 100_000, batch: 5000, perGenerator: 18_000, budgetMs: 150_000 },

@@ -14,7 +14,8 @@ export const ROOT = path.resolve(__dirname, "..", "..");
 const SERVERS = path.join(__dirname, "servers");
 export const SOCKFLEET_CLI = path.join(ROOT, "dist", "src", "cli.js");
 
-export type VariantKey = "plain" | "stock" | "seed" | "sockfleet" | "sf-norec" | "sf-base" | "sf-bridge" | "sf-adapter" | "seed-2h" | "rawws";
+export type VariantKey = "plain" | "stock" | "seed" | "sockfleet" | "sf-norec" | "sf-base" | "sf-bridge" | "sf-adapter" | "seed-2h" | "rawws"
+  | "sharded-static" | "sharded-dynamic" | "redis-streams";
 
 /**
  * `BENCH_BASELINE_CLI=/path/to/other/dist/src/cli.js`: another build of sockfleet (say, main before
@@ -34,6 +35,8 @@ export interface VariantDef {
   redis: boolean;
   /** Left out of quick runs (unless named with --only), to keep them near a minute. */
   fullOnly?: boolean;
+  /** Run only by the rooms scenario (scenarios/rooms.ts), which starts it in its own layouts. */
+  roomsOnly?: boolean;
   /** Serves the polling transport (the raw ws ceiling does not). */
   polling: boolean;
   /** Why the variant cannot run here, or undefined. */
@@ -127,6 +130,15 @@ export const VARIANTS: readonly VariantDef[] = [
     unavailable: redisMissing,
     command: (o) => [path.join(SERVERS, "cluster-recipe.js"), "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--adapter", "redis", "--redis", o.redisUrl ?? ""],
   },
+  // The other Redis recipes, for the rooms scenario: the sharded redis-adapter (Redis 7 sharded
+  // pub/sub; "dynamic" subscribes a server to a room's channel only while it holds a member) and
+  // the official Redis Streams adapter (with connection state recovery).
+  ...(["sharded-static", "sharded-dynamic", "redis-streams"] as const).map((key, i) => ({
+    key, number: `3${"cde"[i]}`, hosts: 1, workersPerHost: (w: number) => w, redis: true, polling: true, roomsOnly: true,
+    label: key === "redis-streams" ? "cluster + sticky + @socket.io/redis-streams-adapter (recovery on)" : `cluster + sticky + sharded redis-adapter (${key.slice(8)})`,
+    unavailable: redisMissing,
+    command: (o: { workers: number; redisUrl: string | undefined }) => [path.join(SERVERS, "cluster-recipe.js"), "--port", "0", "--host", "127.0.0.1", "--workers", String(o.workers), "--adapter", key === "redis-streams" ? key : `redis-${key}`, "--redis", o.redisUrl ?? ""],
+  } satisfies VariantDef)),
   {
     key: "rawws", number: "7", label: "raw ws broadcast (ceiling)", hosts: 1, workersPerHost: () => 1, redis: false, polling: false,
     unavailable: () => undefined,

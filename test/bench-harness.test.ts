@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import { Server } from "socket.io";
 import { Histogram, mergeHistograms, quantile } from "../bench/lib/histogram.js";
 import { LoadGen } from "../bench/lib/loadgen-handle.js";
-import { RedisTap } from "../bench/lib/redis-tap.js";
+import { RedisTap, TAP_KINDS } from "../bench/lib/redis-tap.js";
 import { attachChat } from "../bench/servers/chat.js";
 
 describe("bench latency histogram", () => {
@@ -84,6 +84,30 @@ describe("bench load-generator process", function () {
     assert.equal(report.received, 20); // 10 messages x rooms of 2
     await gen.request({ type: "close", group: "r" });
   });
+
+  it("plans full rooms from the clients of one landing and delivers planned messages to their members only", async () => {
+    await gen.request({ type: "open", group: "p", host: "127.0.0.1", port, count: 12, concurrency: 5, timeoutMs: 5000 });
+    const landings = await gen.request({ type: "identify", group: "p", concurrency: 5 });
+    assert.deepEqual(Object.keys(landings), ["test-host/w0"]);
+    assert.equal(landings["test-host/w0"]!.count, 12);
+    const none = await gen.request({ type: "plan-rooms", group: "p", prefix: "x-", roomSize: 5, exclude: ["test-host/w0"], concurrency: 5 });
+    assert.equal(none.rooms, 0);
+    // 12 clients make 2 full rooms of 5; the 2 left over join nothing
+    const plan = await gen.request({ type: "plan-rooms", group: "p", prefix: "p-", roomSize: 5, exclude: [], concurrency: 5 });
+    assert.deepEqual(plan, { rooms: 2, members: 10, joinFailed: 0 });
+    const sent = await gen.request({ type: "send", group: "p", kind: "planned", rate: 100, durationMs: 100, senders: 1, payloadBytes: 0, prefix: "", roomCount: 1, roomOffset: 0 });
+    assert.equal(sent.sent, 10);
+    const deadline = Date.now() + 5000;
+    let report = await gen.request({ type: "report", group: "p" });
+    while (report.received < 50 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      report = await gen.request({ type: "report", group: "p" });
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    report = await gen.request({ type: "report", group: "p" });
+    assert.equal(report.received, 50); // 10 messages x rooms of 5, none to the 2 outside
+    await gen.request({ type: "close", group: "p" });
+  });
 });
 
 describe("bench redis tap", () => {
@@ -106,6 +130,30 @@ describe("bench redis tap", () => {
       }),
     );
     assert.equal(tap.delivered, 2);
+    client.destroy();
+    await tap.close();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+  });
+
+  it("counts stream entries of sockfleet's log and of the Redis Streams adapter, by kind", async () => {
+    // an XREAD reply with one sockfleet entry (first field "b") and one streams-adapter entry ("uid")
+    const reply = Buffer.from("*1\r\n*2\r\n$1\r\ns\r\n*2\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nb\r\n$2\r\nh1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$3\r\nuid\r\n$2\r\nu1\r\n");
+    const upstream = net.createServer((s) => s.write(reply));
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const tap = new RedisTap((upstream.address() as AddressInfo).port);
+    await tap.listen();
+    const client = net.connect(tap.port, "127.0.0.1");
+    let got = 0;
+    await new Promise<void>((resolve) =>
+      client.on("data", (d: Buffer) => {
+        got += d.length;
+        if (got === reply.length) resolve();
+      }),
+    );
+    assert.equal(tap.delivered, 2);
+    assert.deepEqual(Object.fromEntries(TAP_KINDS.map((k, i) => [k, tap.byKind[i]])), {
+      message: 0, pmessage: 0, smessage: 0, "stream entry (b)": 1, "stream entry (uid)": 1,
+    });
     client.destroy();
     await tap.close();
     await new Promise<void>((resolve) => upstream.close(() => resolve()));

@@ -2,11 +2,13 @@
 import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import type {
+  IdentifyResult,
   JoinResult,
   LoadgenEnvelope,
   LoadgenReply,
   LoadgenRequest,
   OpenResult,
+  PlanResult,
   ReportResult,
   SendResult,
   StormResult,
@@ -31,7 +33,11 @@ type ResultOf<T extends LoadgenRequest["type"]> = T extends "open"
               ? UsageResult
               : T extends "close"
                 ? number
-                : null;
+                : T extends "identify"
+                  ? IdentifyResult
+                  : T extends "plan-rooms"
+                    ? PlanResult
+                    : null;
 
 export class LoadGen {
   private nextId = 0;

@@ -1,8 +1,11 @@
 /** The harness <-> load-generator IPC protocol: one request union, one reply shape. */
 import type { HistogramData } from "../lib/histogram.js";
 
-/** Which message a group's receivers time: all-broadcast or room fan-out. */
-export type TrafficKind = "broadcast" | "room";
+/**
+ * Which message a group's receivers time: all-broadcast, room fan-out, or "planned": to the rooms
+ * set up by a "plan-rooms" request, each sent from another worker or host than its members'.
+ */
+export type TrafficKind = "broadcast" | "room" | "planned";
 
 export type LoadgenRequest =
   | {
@@ -17,6 +20,15 @@ export type LoadgenRequest =
     }
   | { type: "join"; group: string; prefix: string; roomCount: number; indexBase: number; concurrency: number }
   | { type: "whoami"; group: string; sample: number }
+  /** Asks every connection of the group where it landed; answers the count per "host/wN". */
+  | { type: "identify"; group: string; concurrency: number }
+  /**
+   * After "identify": groups the connections by where they landed, leaves out the `exclude` keys,
+   * and joins each landing's connections in rooms of `roomSize` (all members of a room on one
+   * worker); later "planned" sends go to these rooms, each from a member of a room on the next
+   * landing (another worker or host), or from one of its own members when there is one landing.
+   */
+  | { type: "plan-rooms"; group: string; prefix: string; roomSize: number; exclude: string[]; concurrency: number }
   | { type: "reset"; group: string }
   | {
       type: "send";
@@ -65,6 +77,15 @@ export interface Who {
   host: string;
   worker: number;
   pid: number;
+}
+
+/** Where a group's connections landed, by "host/wN". */
+export type IdentifyResult = Record<string, { count: number; pid: number }>;
+
+export interface PlanResult {
+  rooms: number;
+  members: number;
+  joinFailed: number;
 }
 
 export interface SendResult {

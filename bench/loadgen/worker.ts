@@ -9,11 +9,13 @@ import { Histogram } from "../lib/histogram.js";
 import { runPool } from "../lib/pool.js";
 import { SioWsClient } from "./client.js";
 import type {
+  IdentifyResult,
   JoinResult,
   LoadgenEnvelope,
   LoadgenReply,
   LoadgenRequest,
   OpenResult,
+  PlanResult,
   ReportResult,
   SendResult,
   StormResult,
@@ -32,6 +34,10 @@ class Group {
   received = 0;
   unparsed = 0;
   closedUnexpectedly = 0;
+  /** Where each connection landed (by index), after an "identify". */
+  who: (Who | undefined)[] = [];
+  /** The rooms of a "plan-rooms", each with the member that sends to it. */
+  plan: { room: string; sender: SioWsClient }[] = [];
 
   readonly onEvent = (data: Buffer): void => {
     let t = readIntAfter(data, CHAT_MARK, 16);
@@ -133,10 +139,69 @@ async function whoami(req: Extract<LoadgenRequest, { type: "whoami" }>): Promise
   return out;
 }
 
+const landing = (w: Who): string => `${w.host}/w${w.worker}`;
+
+async function identify(req: Extract<LoadgenRequest, { type: "identify" }>): Promise<IdentifyResult> {
+  const g = group(req.group);
+  g.who = new Array<Who | undefined>(g.conns.length);
+  await runPool(g.conns.length, req.concurrency, async (i) => {
+    try {
+      const [who] = await g.conns[i]!.emitWithAck("whoami", [], 10_000);
+      g.who[i] = who as Who;
+    } catch {
+      /* left out of every room */
+    }
+  });
+  const out: IdentifyResult = {};
+  for (const w of g.who) {
+    if (w === undefined) continue;
+    const entry = (out[landing(w)] ??= { count: 0, pid: w.pid });
+    entry.count++;
+  }
+  return out;
+}
+
+async function planRooms(req: Extract<LoadgenRequest, { type: "plan-rooms" }>): Promise<PlanResult> {
+  const g = group(req.group);
+  const byLanding = new Map<string, SioWsClient[]>();
+  g.conns.forEach((c, i) => {
+    const w = g.who[i];
+    if (w === undefined || req.exclude.includes(landing(w))) return;
+    const list = byLanding.get(landing(w)) ?? [];
+    list.push(c);
+    byLanding.set(landing(w), list);
+  });
+  // only full rooms, so that every message has exactly roomSize recipients
+  const joins: { room: string; conn: SioWsClient }[] = [];
+  const landings = [...byLanding.entries()].sort(([a], [b]) => a.localeCompare(b));
+  g.plan = [];
+  landings.forEach(([key, conns], l) => {
+    // the sender is a member of a room on the next landing (when there is one), so that every
+    // message crosses from one worker or host to another, as in a chat whose users are spread
+    const senders = landings.length > 1 ? landings[(l + 1) % landings.length]![1] : conns;
+    for (let k = 0; (k + 1) * req.roomSize <= conns.length; k++) {
+      const room = `${req.prefix}${key}-${k}`;
+      const members = conns.slice(k * req.roomSize, (k + 1) * req.roomSize);
+      g.plan.push({ room, sender: senders[(k * req.roomSize) % senders.length]! });
+      for (const conn of members) joins.push({ room, conn });
+    }
+  });
+  let failed = 0;
+  await runPool(joins.length, req.concurrency, async (i) => {
+    try {
+      const [answer] = await joins[i]!.conn.emitWithAck("join", [joins[i]!.room], 10_000);
+      if (answer !== true) failed++;
+    } catch {
+      failed++;
+    }
+  });
+  return { rooms: g.plan.length, members: joins.length, joinFailed: failed };
+}
+
 function send(req: Extract<LoadgenRequest, { type: "send" }>): Promise<SendResult> {
   const g = group(req.group);
   const senders = g.conns.slice(0, Math.max(1, Math.min(req.senders, g.conns.length)));
-  if (g.conns.length === 0) return Promise.resolve({ sent: 0, ms: 0, lagMs: 0 });
+  if (g.conns.length === 0 || (req.kind === "planned" && g.plan.length === 0)) return Promise.resolve({ sent: 0, ms: 0, lagMs: 0 });
   const pad = "x".repeat(Math.max(0, req.payloadBytes));
   const max = Math.ceil((req.rate * req.durationMs) / 1000);
   const started = performance.now();
@@ -150,6 +215,9 @@ function send(req: Extract<LoadgenRequest, { type: "send" }>): Promise<SendResul
         const c = senders[sent % senders.length]!;
         if (req.kind === "broadcast") {
           c.sendRaw(`42["chat message",{"t":${nowMicros()},"p":"${pad}"}]`);
+        } else if (req.kind === "planned") {
+          const { room, sender } = g.plan[(req.roomOffset + sent) % g.plan.length]!;
+          sender.sendRaw(`42["room message",{"room":"${room}","text":"${nowMicros()}|${pad}"}]`);
         } else {
           const room = `${req.prefix}${(req.roomOffset + sent) % req.roomCount}`;
           c.sendRaw(`42["room message",{"room":"${room}","text":"${nowMicros()}|${pad}"}]`);
@@ -240,6 +308,10 @@ async function handle(req: LoadgenRequest): Promise<unknown> {
       return join(req);
     case "whoami":
       return whoami(req);
+    case "identify":
+      return identify(req);
+    case "plan-rooms":
+      return planRooms(req);
     case "reset":
       group(req.group).reset();
       return null;

@@ -160,6 +160,11 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
   md.push(table([...STEP_HEAD, ...(withRedis ? ["Redis CPU us per msg", "PUBLISH/XADD per msg"] : []), "flags"], stepRows(r, order(r.traffic?.rooms ?? []), withRedis)));
   md.push("");
 
+  if ((r.rooms ?? []).length > 0) {
+    md.push(roomsSection(r));
+    md.push("");
+  }
+
   // storm
   md.push("## Connection storm");
   md.push("");
@@ -228,4 +233,29 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
   md.push("Raw numbers: `bench/results/" + s.mode + ".json` (git-ignored) of the run that wrote this file.");
   md.push("");
   fs.writeFileSync(out, md.join("\n"));
+}
+
+/**
+ * The rooms scenario: what a worker or host without members spends on other rooms' traffic, and
+ * Redis deliveries per room message. Exported so that a partial run's section can be pasted alone.
+ */
+export function roomsSection(r: RunResults): string {
+  const rows = r.rooms ?? [];
+  const x = rows[0];
+  const md: string[] = [];
+  md.push("## Rooms");
+  md.push("");
+  if (x !== undefined) {
+    md.push(`Rooms of ${x.roomSize} members, every room's members on one worker (1 host x 3 workers) or on one host (separate host processes of 1 worker each, sharing one redis-server); one worker or host holds clients but no member (the bystander). Each room's messages are sent by a member of a room on another worker or host (so every message crosses from one to another, and the bystander is neither sender nor recipient): "room message", ${f0(x.rate)} messages/s over all rooms for ${f1(x.seconds)} s; each variant is started fresh. Bystander CPU (utime+stime from /proc, its process tree for a host) is measured in an idle window of the same length just before the traffic and during it (traffic plus drain); "ms per 1000 msgs" is its CPU beyond idle per 1000 room messages. Redis deliveries per message: messages Redis pushed to its clients (pub/sub messages and stream entries, counted by a tap in front of the variant's own redis-server), less what it pushed in the idle window (heartbeats); the goal is the number of hosts with members (1 here: each room lives on one host, its sender on another). Variants without a number run in this scenario only: \`sharded-static\` and \`sharded-dynamic\` are the sharded \`@socket.io/redis-adapter\` (Redis 7 sharded pub/sub) in its two subscription modes, \`redis-streams\` is \`@socket.io/redis-streams-adapter\` with connection state recovery on; on the multi-host layout, \`seed\` is the seed recipe with one worker per host.`);
+    md.push("");
+  }
+  md.push(table(["layout", "variant", "rooms (clients)", "bystander (its clients)", "msgs sent", "loss", "p99 ms", "bystander idle", "bystander during traffic", "bystander ms per 1000 msgs", "all server cores", "Redis deliveries per msg", "Redis PUBLISH/XADD per msg", "Redis CPU us per msg", "box busy (other cores)"], rows.map((y) => [
+    y.layout, label(r, y.variant), `${y.rooms} (${y.clients})`, `${y.bystander} (${y.bystanderClients})`, f0(y.sent), pct(y.loss), f1(y.p99),
+    pct(y.bystanderIdleCores), pct(y.bystanderBusyCores), f1(y.bystanderMsPer1000), y.serverCores.toFixed(2),
+    y.redisDeliveriesPerMessage === undefined ? "-" : `${y.redisDeliveriesPerMessage.toFixed(2)}${y.redisKinds ? ` (${y.redisKinds})` : ""}`,
+    y.redisPublishesPerMessage === undefined ? "-" : y.redisPublishesPerMessage.toFixed(2),
+    f1(y.redisCpuPerMessageUs),
+    `${(y.machineBusy * 100).toFixed(0)}% (${y.foreignCores.toFixed(2)})`,
+  ])));
+  return md.join("\n");
 }

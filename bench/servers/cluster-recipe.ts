@@ -1,22 +1,27 @@
 /**
  * Variants 2 and 3, the recipes people use today: node cluster + @socket.io/sticky, with either
  * @socket.io/cluster-adapter (stock, `--adapter cluster`) or a per-worker @socket.io/redis-adapter
- * (the seed's recipe, `--adapter redis --redis URL`). Written as the packages' READMEs show it.
+ * (the seed's recipe, `--adapter redis --redis URL`); for the rooms scenario also the sharded
+ * redis-adapter (`--adapter redis-sharded-static` / `redis-sharded-dynamic`, Redis 7 sharded
+ * pub/sub) and @socket.io/redis-streams-adapter (`--adapter redis-streams`, with connection state
+ * recovery). Written as the packages' READMEs show it.
  */
 import cluster from "node:cluster";
 import http from "node:http";
 import { Server } from "socket.io";
 import { setupMaster, setupWorker } from "@socket.io/sticky";
 import { createAdapter as createClusterAdapter, setupPrimary } from "@socket.io/cluster-adapter";
-import { createAdapter as createRedisAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createRedisAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { createClient } from "redis";
 import { attachChat, exitWithParent, hostName, parseServerArgs, printReady } from "./chat.js";
 
 const args = parseServerArgs(process.argv.slice(2));
 const adapterFlag = process.argv.indexOf("--adapter");
 const adapter = adapterFlag >= 0 ? process.argv[adapterFlag + 1] : "cluster";
-if (adapter !== "cluster" && adapter !== "redis") throw new Error(`unknown --adapter ${String(adapter)}`);
-if (adapter === "redis" && args.redis === undefined) throw new Error("--adapter redis needs --redis URL");
+const ADAPTERS = ["cluster", "redis", "redis-sharded-static", "redis-sharded-dynamic", "redis-streams"];
+if (adapter === undefined || !ADAPTERS.includes(adapter)) throw new Error(`unknown --adapter ${String(adapter)} (${ADAPTERS.join(", ")})`);
+if (adapter !== "cluster" && args.redis === undefined) throw new Error(`--adapter ${adapter} needs --redis URL`);
 
 /** Worker -> primary message telling that the worker's Socket.IO server is set up. */
 interface WorkerReady {
@@ -61,14 +66,20 @@ async function primary(): Promise<void> {
 
 async function worker(): Promise<void> {
   const httpServer = http.createServer();
-  const io = new Server(httpServer, { serveClient: false });
+  // The Redis Streams adapter exists for connection state recovery: run it with recovery on, as sockfleet is.
+  const io = new Server(httpServer, { serveClient: false, ...(adapter === "redis-streams" ? { connectionStateRecovery: {} } : {}) });
   if (adapter === "cluster") {
     io.adapter(createClusterAdapter());
+  } else if (adapter === "redis-streams") {
+    const client = createClient({ url: args.redis });
+    await client.connect();
+    io.adapter(createStreamsAdapter(client));
   } else {
     const pub = createClient({ url: args.redis });
     const sub = pub.duplicate();
     await Promise.all([pub.connect(), sub.connect()]);
-    io.adapter(createRedisAdapter(pub, sub));
+    if (adapter === "redis") io.adapter(createRedisAdapter(pub, sub));
+    else io.adapter(createShardedAdapter(pub, sub, { subscriptionMode: adapter === "redis-sharded-static" ? "static" : "dynamic" }));
   }
   setupWorker(io);
   attachChat(io, { host: hostName(), worker: cluster.worker?.id ?? 0 });
