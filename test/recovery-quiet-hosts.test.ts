@@ -30,7 +30,13 @@ describe("recovery across hosts of a client that received no broadcast (bridge m
       const publisher = await connect(b.url, { transports: ["websocket"] });
       clients.push(publisher);
       // Broadcasts the client never sees: the fleet's shared log has moved on before it connects.
+      // A watcher on host A tells when host A has delivered them (the publisher's ack only says
+      // host B published them), so none can reach the client live after it connects.
+      const watcher = await connect(a.url, { transports: ["websocket"] });
+      clients.push(watcher);
+      const watched = numbered(watcher);
       for (let n = 0; n < before; n++) await request(publisher, "broadcast", { stream: "earlier", n });
+      await waitUntil("host A delivered the earlier broadcasts", () => (watched.get("earlier")?.length ?? 0) >= before || undefined);
       const quiet = await connect(a.url, { transports: ["websocket"], reconnectionDelay: 200, reconnectionDelayMax: 200, randomizationFactor: 0 });
       clients.push(quiet);
       assert.equal((await whoami(quiet)).host, "host-a");
