@@ -188,7 +188,7 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
     md.push(table(["variant", "largest idle count reached", "attempted", "seconds", "RSS GiB", "workers x generators", "RSS KiB/conn 10k..50k", "RSS KiB/conn 10k..max", "stopped by"], r.maxIdle.map((x) => [
       label(r, x.variant), f0(x.reached), f0(x.attempted), f0(x.seconds), (x.rss / 2 ** 30).toFixed(2),
       x.workers === undefined ? "-" : `${x.workers} x ${x.generators}`, slope(x, 10_000, 50_000), slope(x, 10_000, Infinity),
-      `${x.stoppedBy}${x.failed ? ` (${x.failed} failed to connect along the way)` : ""}`,
+      `${x.stoppedBy}${x.failed ? ` (${x.failed} failed to connect along the way; server warnings: ${x.serverWarnings ?? "?"})` : ""}`,
     ])));
     md.push("");
     md.push("RSS slopes: least squares over the server's RSS (all its processes) sampled after every batch, between the counts named.");

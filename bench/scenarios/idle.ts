@@ -3,6 +3,7 @@
  * largest count reached by ramping in batches from several 127.0.0.x source addresses.
  */
 import fs from "node:fs";
+import readline from "node:readline";
 import { performance } from "node:perf_hooks";
 import { planIdle, readIdleLimits } from "../lib/idle-plan.js";
 import { LoadGen } from "../lib/loadgen-handle.js";
@@ -41,8 +42,10 @@ export interface MaxIdleRow {
   perGenerator?: number;
   /** Server RSS after every batch, for the slopes. */
   samples?: IdleSample[];
-  /** Clients that failed to connect over the whole ramp (a batch with more than 1% failed ends it). */
+  /** Clients that failed to connect over the whole ramp (a batch with more than 10% failed ends it). */
   failed?: number;
+  /** The server's warning and error log lines during the ramp, by message (and limit), with counts. */
+  serverWarnings?: string;
 }
 
 export async function runIdle(ctx: BenchContext, defs: readonly VariantDef[]): Promise<{ rows: IdleRow[]; skipped: string[] }> {
@@ -112,6 +115,33 @@ export function rssSlope(samples: readonly IdleSample[], lo: number, hi: number)
   return den > 0 ? num / den : NaN;
 }
 
+/**
+ * Counts the warning and error lines (pino level >= 40) the variant's hosts log, by message and
+ * limit name (limit hits count what their log window suppressed too): why clients were dropped.
+ */
+function tallyWarnings(rv: RunningVariant): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const h of rv.hosts) {
+    const rl = readline.createInterface({ input: h.child.stdout! });
+    rl.on("line", (line) => {
+      if (!line.startsWith("{")) return;
+      try {
+        const o = JSON.parse(line) as { level?: number; msg?: string; limit?: string; suppressed?: number };
+        if ((o.level ?? 0) < 40) return;
+        const key = `${o.msg ?? "?"}${o.limit ? ` (${o.limit})` : ""}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1 + (o.suppressed ?? 0));
+      } catch {
+        /* not a log line */
+      }
+    });
+  }
+  return counts;
+}
+
+function describeWarnings(counts: Map<string, number>): string {
+  return counts.size === 0 ? "none" : [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} x${n}`).join("; ");
+}
+
 /** Below this much available memory the ramp stops, so that the box never swaps or OOM-kills. */
 const MIN_AVAILABLE_BYTES = 3 * 2 ** 30;
 
@@ -137,6 +167,7 @@ export async function runMaxIdle(ctx: BenchContext, def: VariantDef): Promise<Ma
   let totalFailed = 0;
   let stoppedBy = `cap of ${m.cap}`;
   const sub: BenchContext = { ...ctx, loadgens: gens };
+  const warnings = tallyWarnings(rv);
   try {
     while (reached < m.cap) {
       if (performance.now() - started > m.budgetMs || budgetLeftMs(ctx) < 10_000) {
@@ -181,8 +212,9 @@ export async function runMaxIdle(ctx: BenchContext, def: VariantDef): Promise<Ma
         break;
       }
       totalFailed += failed;
-      // A limit fails a batch wholesale (EMFILE, no ports); a handful of timeouts on a busy box does not.
-      if (failed > Math.max(10, n / 100)) {
+      if (failed > 0) ctx.log(`max idle  ${def.key.padEnd(10)} server warnings so far: ${describeWarnings(warnings)}`);
+      // A limit fails batches wholesale (EMFILE, no ports); timeouts on a busy shared box fail a few.
+      if (failed > Math.max(10, n / 10)) {
         stoppedBy = `${failed} of a batch of ${n} failed: ${errors[0] ?? "?"}`;
         break;
       }
@@ -190,6 +222,7 @@ export async function runMaxIdle(ctx: BenchContext, def: VariantDef): Promise<Ma
     const row: MaxIdleRow = {
       variant: def.key, reached, attempted, seconds: (performance.now() - started) / 1000, rss: rv.meter.rss(), stoppedBy,
       workers, generators: plan.generators, perGenerator: plan.perGenerator, samples, failed: totalFailed,
+      serverWarnings: describeWarnings(warnings),
     };
     await closeGroup(sub, "max").catch(() => undefined);
     return row;
