@@ -181,8 +181,11 @@ async function main(): Promise<number> {
     }
     phase(1);
     if (want("max-idle") && settings.maxIdle !== undefined) {
-      const target = started.find((d) => d.key === "sockfleet") ?? started.find((d) => d.key === "stock");
-      if (target) results.maxIdle.push(await runMaxIdle(ctx, target));
+      // sockfleet, then the stock recipe at the same counts for comparison, each bounded in time
+      for (const key of ["sockfleet", "stock"]) {
+        const target = started.find((d) => d.key === key);
+        if (target && !overBudget(ctx)) results.maxIdle.push(await runMaxIdle(ctx, target));
+      }
     }
   } catch (err) {
     const text = err instanceof Error ? (err.stack ?? err.message) : String(err);

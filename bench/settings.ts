@@ -23,8 +23,12 @@ export interface Settings {
   roomsIdle: { clients: number; roomSize: number; rate: number; durationMs: number; hosts: number; multiHost: boolean };
   storm: { websocket: number; polling: number; concurrency: number; timeoutMs: number };
   idle: { count: number; settleMs: number };
-  /** Largest idle count: ramp in batches until a failure, the cap or the time budget. */
-  maxIdle: { cap: number; batch: number; perGenerator: number; budgetMs: number } | undefined;
+  /**
+   * Largest idle count: ramp in batches until a failure, the cap or the time budget, with as many
+   * server workers and generators as the cap needs (bench/lib/idle-plan.ts); perGenerator caps a
+   * generator's share, settleMs is the wait before the RSS sample after each batch.
+   */
+  maxIdle: { cap: number; batch: number; perGenerator: number; settleMs: number; budgetMs: number } | undefined;
   redisAccounting: { clients: number; broadcasts: number; rate: number };
   /** Before each step, wait up to this long for the machine to fall below 15% busy. */
   idleWaitMs: number;
@@ -65,7 +69,7 @@ export const FULL: Settings = {
   roomsIdle: { clients: 300, roomSize: 5, rate: 1000, durationMs: 4000, hosts: 4, multiHost: true },
   storm: { websocket: 2000, polling: 300, concurrency: 100, timeoutMs: 10_000 },
   idle: { count: 3000, settleMs: 1500 },
-  maxIdle: { cap: 100_000, batch: 5000, perGenerator: 18_000, budgetMs: 150_000 },
+  maxIdle: { cap: 100_000, batch: 5000, perGenerator: 18_000, settleMs: 1000, budgetMs: 900_000 },
   redisAccounting: { clients: 100, broadcasts: 200, rate: 100 },
   idleWaitMs: 4000,
   connectTimeoutMs: 10_000,

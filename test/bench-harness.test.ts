@@ -8,9 +8,11 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { Server } from "socket.io";
 import { Histogram, mergeHistograms, quantile } from "../bench/lib/histogram.js";
+import { planIdle, readIdleLimits } from "../bench/lib/idle-plan.js";
 import { LoadGen } from "../bench/lib/loadgen-handle.js";
 import { RedisTap, TAP_KINDS } from "../bench/lib/redis-tap.js";
 import { attachChat } from "../bench/servers/chat.js";
+import { rssSlope } from "../bench/scenarios/idle.js";
 
 describe("bench latency histogram", () => {
   it("returns quantiles within the bucket width of the recorded values", () => {
@@ -30,6 +32,37 @@ describe("bench latency histogram", () => {
     const m = mergeHistograms([a.toData(), b.toData()]);
     assert.equal(m.total, 2);
     assert.equal(m.max, 100_000);
+  });
+});
+
+describe("bench idle ramp", () => {
+  it("plans 6 workers and 6 generators for 100k clients at 20,000 open files", () => {
+    const plan = planIdle(100_000, { openFiles: 20_000, ephemeralPorts: 28_232 }, 18_000);
+    assert.deepEqual(plan, { workers: 6, generators: 6, perGenerator: 16_667 });
+  });
+
+  it("keeps each generator within its source address's ephemeral ports", () => {
+    const plan = planIdle(100_000, { openFiles: 1_000_000, ephemeralPorts: 11_000 });
+    assert.equal(plan.workers, 1);
+    assert.equal(plan.generators, 10);
+    assert.ok(plan.perGenerator <= 10_000);
+  });
+
+  it("reads the hard open-file limit and the port range of this box", () => {
+    const limits = readIdleLimits();
+    assert.ok(limits.openFiles >= 1024, `open files ${limits.openFiles}`);
+    assert.ok(limits.ephemeralPorts > 1000, `ports ${limits.ephemeralPorts}`);
+  });
+
+  it("takes the RSS slope over the samples between the counts named only", () => {
+    const samples = [
+      { connections: 5_000, rss: 999e6 },
+      { connections: 10_000, rss: 100e6 },
+      { connections: 20_000, rss: 120e6 },
+      { connections: 30_000, rss: 140e6 },
+    ];
+    assert.equal(rssSlope(samples, 10_000, 30_000), 2000);
+    assert.ok(Number.isNaN(rssSlope(samples, 25_000, 40_000)));
   });
 });
 

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { RunResults } from "../results.js";
 import { SATURATION_P99_MS, disturbed, type StepResult } from "../scenarios/common.js";
+import { rssSlope, type MaxIdleRow } from "../scenarios/idle.js";
 import { barChart, lineChart, type Series } from "./svg.js";
 import { commonRate, commonRates, evaluateTargets, median, stepAt, stepsOf, sustained } from "./targets.js";
 
@@ -73,7 +74,7 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
     ["broadcast fan-out", `${s.broadcast.subscribers} WebSocket clients per variant, ${s.broadcast.senders} of them sending "chat message" with a ${s.broadcast.payloadBytes}-byte pad and the send time; offered rates ${s.broadcast.rates.join(", ")} broadcasts/s, ${s.broadcast.stepMs / 1000} s each plus up to ${s.broadcast.drainMs / 1000} s drain; a variant stops at its first saturated step (loss > 1%, p99 >= ${SATURATION_P99_MS} ms, or clients dropped); before each step the harness waits for the previous variant's backlog to drain and for the machine to be below 15% busy`],
     ["room fan-out", `the same clients, each in one room of ${s.rooms.roomSize}; "room message" to rooms in turn at ${s.rooms.rates.join(", ")} msg/s, ${s.rooms.stepMs / 1000} s each`],
     ["connection storm", `${s.storm.websocket} WebSocket-only (raw clients) and ${s.storm.polling} polling-first (socket.io-client) new connections, ${s.storm.concurrency} in flight, to the first host's port`],
-    ["idle", `${s.idle.count} idle WebSocket clients on a freshly started server; RSS of all its processes before and after${s.maxIdle ? `; largest count: batches of ${s.maxIdle.batch} up to ${s.maxIdle.cap}, ${s.maxIdle.perGenerator} per generator, each generator on its own 127.0.0.x` : ""}`],
+    ["idle", `${s.idle.count} idle WebSocket clients on a freshly started server; RSS of all its processes before and after${s.maxIdle ? `; largest count: batches of ${s.maxIdle.batch} up to ${s.maxIdle.cap}, as many server workers (open-file limit - 64 clients each) and generators (at most ${s.maxIdle.perGenerator} clients each, each on its own 127.0.0.x) as that needs` : ""}`],
     ["Redis accounting", `a fresh instance of each Redis variant behind a counting tap; ${s.redisAccounting.broadcasts} broadcasts from one client to ${s.redisAccounting.clients}`],
   ]));
   md.push("");
@@ -185,11 +186,19 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
   md.push(plot("idle-rss.svg", barChart("Idle connections: RSS per connection", "KB", r.idle.map((x) => ({ label: label(r, x.variant), value: x.bytesPerConnection / 1000 })))));
   md.push("");
   if (r.maxIdle.length > 0) {
-    md.push(table(["variant", "largest idle count reached", "attempted", "seconds", "RSS GiB", "stopped by"], r.maxIdle.map((x) => [
-      label(r, x.variant), f0(x.reached), f0(x.attempted), f0(x.seconds), (x.rss / 2 ** 30).toFixed(2), x.stoppedBy,
+    const slope = (x: MaxIdleRow, lo: number, hi: number): string => {
+      const b = rssSlope(x.samples ?? [], lo, hi);
+      return Number.isFinite(b) ? f1(b / 1024) : "-";
+    };
+    md.push(table(["variant", "largest idle count reached", "attempted", "seconds", "RSS GiB", "workers x generators", "RSS KiB/conn 10k..50k", "RSS KiB/conn 10k..max", "stopped by"], r.maxIdle.map((x) => [
+      label(r, x.variant), f0(x.reached), f0(x.attempted), f0(x.seconds), (x.rss / 2 ** 30).toFixed(2),
+      x.workers === undefined ? "-" : `${x.workers} x ${x.generators}`, slope(x, 10_000, 50_000), slope(x, 10_000, Infinity),
+      `${x.stoppedBy}${x.failed ? ` (${x.failed} failed to connect along the way; server warnings: ${x.serverWarnings ?? "?"})` : ""}`,
     ])));
     md.push("");
-    md.push(`Each process here may hold at most ${r.machine.openFilesLimit.split(" / ")[1] ?? "?"} open files (the hard limit, which a process of this sandbox cannot raise), so a server that keeps every client socket in its workers tops out near workers x that limit; the load generators spread their clients over several 127.0.0.x source addresses to stay clear of the ephemeral-port limit.`);
+    md.push("RSS slopes: least squares over the server's RSS (all its processes) sampled after every batch, between the counts named.");
+    md.push("");
+    md.push(`Each process here may hold at most ${r.machine.openFilesLimit.split(" / ")[1] ?? "?"} open files (the hard limit, which a process of this sandbox cannot raise), so a server that keeps every client socket in its workers tops out near workers x (limit - 64): the ramp starts each server with as many workers as its target needs, and as many load-generator processes, each on its own 127.0.0.x source address (one descriptor per client there too, and at most the ephemeral port range per address).`);
     md.push("");
   }
 
