@@ -86,7 +86,13 @@ export class LoadGen {
         },
       });
       const env: LoadgenEnvelope = { id, req };
-      this.child.send(env);
+      // With a callback, a write to a generator that already died (EPIPE, e.g. when a run is
+      // stopped) fails this request instead of surfacing as an unhandled 'error' event.
+      this.child.send(env, (error) => {
+        if (!error) return;
+        this.pending.get(id)?.reject(new Error(`loadgen ${this.index}: ${req.type} not sent: ${error.message}`));
+        this.pending.delete(id);
+      });
     });
   }
 
