@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { encodeFrame } from "../src/ipc/frames";
 import { RoomRoutes, stampNow } from "../src/primary/room-routes";
 import { ADAPTER_SOURCE, MessageType, type AdapterMessage } from "../src/tiers/cluster/relay";
 
@@ -74,9 +75,10 @@ describe("room routes in the primary", () => {
   });
 
   it("keeps skipped broadcasts within its byte bound, counting a join that needed one let go", () => {
-    const bounded = new RoomRoutes(() => 0, 3_000);
+    const frame = encodeFrame(toRooms(["a"]));
+    const bounded = new RoomRoutes(() => 0, 3 * frame.length);
     const joinedAt = stampNow();
-    for (let i = 0; i < 5; i++) bounded.targets(toRooms(["a"]), workers, 1, 1_000);
+    for (let i = 0; i < 5; i++) bounded.targets(toRooms(["a"]), workers, 1, frame);
     assert.equal(bounded.retained(), 3);
     assert.equal(bounded.announce(2, [["/", "a", joinedAt]], []).length, 3);
     assert.equal(bounded.lateJoins, 1);

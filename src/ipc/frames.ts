@@ -61,6 +61,17 @@ export function encodeFrame(message: unknown, tag = ""): Buffer {
   return frameFromBody(serialize(message), tag);
 }
 
+/**
+ * The message of one whole frame, with a tag read as data-link.ts reads it (the offset of a
+ * forwarded recoverable broadcast); undefined when it does not decode.
+ */
+export function decodeFrame(frame: Buffer): unknown {
+  const [decoded] = new FrameDecoder(() => undefined).pushFrames(frame);
+  if (!decoded) return undefined;
+  if (decoded.tag !== "") Object.assign(decoded.message as object, { offset: decoded.tag, sequence: undefined });
+  return decoded.message;
+}
+
 /** A decoded frame with its body (a view of the stream's bytes: copy what must outlive the call). */
 export interface Frame {
   message: unknown;

@@ -1,3 +1,4 @@
+import { decodeFrame, encodeFrame } from "../ipc/frames";
 import { MessageType, type AdapterMessage } from "../tiers/cluster/relay";
 
 /** Host-monotonic time (CLOCK_MONOTONIC: one clock for every process of the host). */
@@ -25,16 +26,17 @@ const RETAIN_NS = 5_000_000_000n;
 /** ...and at most this many, and --max-channel-bytes of them (the oldest go first; {@link RoomRoutes.lateJoins} counts what that costs). */
 const RETAIN_MAX = 50_000;
 
-/** Counted for a skipped broadcast whose encoded size is not known. */
-const UNKNOWN_BYTES = 1024;
-
 interface Skipped {
   stamp: Stamp;
   bytes: number;
   seq: number;
   nsp: string;
   rooms: string[];
-  message: AdapterMessage;
+  /**
+   * The broadcast as the frame it went out in: bytes, decoded only for a catch-up. Decoded, a
+   * deeply nested payload holds many times its encoded size, which the byte bound would not see.
+   */
+  frame: Buffer;
   /** Worker -> frames the primary had sent it when this broadcast skipped it. */
   workers: Map<number, number>;
 }
@@ -103,7 +105,7 @@ export class RoomRoutes {
    * The workers of `workers` (bar `except`, the sender) that `message` goes to; records what it
    * skipped. A broadcast from another host has no sender here.
    */
-  targets(message: AdapterMessage, workers: number[], except: number | undefined, bytes = UNKNOWN_BYTES): number[] {
+  targets(message: AdapterMessage, workers: number[], except: number | undefined, frame?: Buffer): number[] {
     const rooms = routedRooms(message);
     if (!rooms) return except === undefined ? workers : workers.filter((w) => w !== except);
     const to: number[] = [];
@@ -117,7 +119,10 @@ export class RoomRoutes {
         continue;
       }
       counts.skipped++;
-      skipped ??= { stamp: stampNow(), bytes, seq: ++this.seq, nsp: message.nsp, rooms, message, workers: new Map() };
+      if (!skipped) {
+        const bytes = frame ?? encodeFrame(message);
+        skipped = { stamp: stampNow(), bytes: bytes.length, seq: ++this.seq, nsp: message.nsp, rooms, frame: bytes, workers: new Map() };
+      }
       skipped.workers.set(worker, this.sentTo(worker));
     }
     if (skipped) this.retain(skipped);
@@ -260,7 +265,8 @@ export class RoomRoutes {
       if (at === undefined) continue;
       if (!entry.rooms.some((room) => (joinedAt.get(`${entry.nsp}\0${room}`) ?? entry.stamp + 1n) <= entry.stamp)) continue;
       entry.workers.delete(worker);
-      items.push({ at, seq: entry.seq, message: entry.message });
+      const message = decodeFrame(entry.frame);
+      if (message !== undefined) items.push({ at, seq: entry.seq, message });
     }
     return items.reverse();
   }

@@ -69,8 +69,8 @@ export interface RelayLinks {
 
 /** Picks the workers a message goes to (primary/room-routes.ts); without one, every worker. */
 export interface WorkerRouter {
-  /** `bytes`: the message's encoded size, when known (bounds what routing keeps for joins). */
-  targets(message: AdapterMessage, workers: number[], except: number | undefined, bytes?: number): number[];
+  /** `frame`: the message as it goes out, when already encoded (what routing keeps for joins). */
+  targets(message: AdapterMessage, workers: number[], except: number | undefined, frame?: Buffer): number[];
 }
 
 /**
@@ -112,8 +112,8 @@ export class ClusterRelay {
    * A message from another host: every local worker gets it. (Recoverable broadcasts from other
    * hosts come through {@link deliverOrdered}, in the shared log's order.)
    */
-  deliverRemote(message: AdapterMessage, bytes?: number): void {
-    this.broadcast(message, undefined, undefined, bytes);
+  deliverRemote(message: AdapterMessage): void {
+    this.broadcast(message, undefined);
   }
 
   /** A response from another host to a local requester; false when no local worker owns it. */
@@ -154,7 +154,7 @@ export class ClusterRelay {
       return true;
     }
     // Forwarded as it arrived: the relay reads these messages but never changes them.
-    this.broadcast(message, from, body && frameFromBody(body), body?.length);
+    this.broadcast(message, from, body && frameFromBody(body));
     this.uplink?.publish(message);
     return true;
   }
@@ -176,7 +176,7 @@ export class ClusterRelay {
       if (reply) this.links.sendFrame(origin.worker, reply);
     }
     // Without an offset (recovery off in the primary) the tag stays empty and the worker reads none.
-    this.broadcast(message, origin?.worker, body && offset !== "" ? frameFromBody(body, offset) : undefined, options?.encoded?.bytes.length ?? body?.length);
+    this.broadcast(message, origin?.worker, body && offset !== "" ? frameFromBody(body, offset) : undefined);
   }
 
   /** Logs, without delivering, a broadcast this host already delivered (see AppendOptions.copy). */
@@ -199,8 +199,8 @@ export class ClusterRelay {
    * `message` to the workers the router picks (every worker but `except` without one), as `frame`
    * when given (its bytes), else encoded here once; the same bytes go to each.
    */
-  private broadcast(message: AdapterMessage, except: number | undefined, frame?: Buffer, bytes?: number): void {
-    const targets = this.router ? this.router.targets(message, this.workers(), except, bytes) : this.workers().filter((worker) => worker !== except);
+  private broadcast(message: AdapterMessage, except: number | undefined, frame?: Buffer): void {
+    const targets = this.router ? this.router.targets(message, this.workers(), except, frame) : this.workers().filter((worker) => worker !== except);
     let encoded = frame;
     for (const worker of targets) {
       encoded ??= this.links.encode(message);

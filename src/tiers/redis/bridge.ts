@@ -341,7 +341,7 @@ export class RedisBridge {
       remote.adapters.set(message.uid, message.nsp);
       this.remoteOwners.set(message.uid, envelope.b);
     }
-    this.relay.deliverRemote(message, raw.length);
+    this.relay.deliverRemote(message);
   }
 
   private onResponse(raw: Buffer): void {
