@@ -28,7 +28,6 @@ const RETAIN_MAX = 50_000;
 
 interface Skipped {
   stamp: Stamp;
-  bytes: number;
   seq: number;
   nsp: string;
   rooms: string[];
@@ -120,8 +119,7 @@ export class RoomRoutes {
       }
       counts.skipped++;
       if (!skipped) {
-        const bytes = frame ?? encodeFrame(message);
-        skipped = { stamp: stampNow(), bytes: bytes.length, seq: ++this.seq, nsp: message.nsp, rooms, frame: bytes, workers: new Map() };
+        skipped = { stamp: stampNow(), seq: ++this.seq, nsp: message.nsp, rooms, frame: frame ?? encodeFrame(message), workers: new Map() };
       }
       skipped.workers.set(worker, this.sentTo(worker));
     }
@@ -226,7 +224,7 @@ export class RoomRoutes {
 
   private retain(entry: Skipped): void {
     this.skipped.push(entry);
-    this.retainedBytes += entry.bytes;
+    this.retainedBytes += entry.frame.length;
     const cutoff = entry.stamp - RETAIN_NS;
     while (this.head < this.skipped.length) {
       const oldest = this.skipped[this.head];
@@ -236,7 +234,7 @@ export class RoomRoutes {
         if (oldest.stamp >= cutoff && this.skipped.length - this.head <= RETAIN_MAX && this.retainedBytes <= this.maxBytes) break;
         this.newestDropped = oldest.stamp;
       }
-      this.retainedBytes -= oldest.bytes;
+      this.retainedBytes -= oldest.frame.length;
       this.skipped[this.head++] = undefined as unknown as Skipped;
     }
     // Compact now and then rather than shift() per broadcast.
