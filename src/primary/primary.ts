@@ -7,7 +7,7 @@ import { registerProcessHeadroom } from "../observability/process-headroom";
 import { LimitReporter } from "../observability/limits";
 import { createLogger } from "../observability/logger";
 import { registerRecoveryMetrics } from "../observability/recovery-metrics";
-import { registerRoutingMetrics } from "../observability/routing-metrics";
+import { registerHostRoutingMetrics, registerRoutingMetrics } from "../observability/routing-metrics";
 import { AdminServer } from "../ops/admin";
 import { ClusterRelay, isAdapterMessage } from "../tiers/cluster/relay";
 import { RedisBridge } from "../tiers/redis/bridge";
@@ -90,6 +90,7 @@ export async function runPrimary(config: Config): Promise<void> {
         })
       : undefined;
   if (bridge) supervisor.setRedisStatus(bridge.status());
+  if (bridge?.hostRoutes) registerHostRoutingMetrics(metrics.registry, bridge.hostRoutes);
   const capacity = intakeCapacity(config);
   const intake = new Intake(config, capacity, limits, metrics.registry, (socket, head, ticket) => balancer.route(socket, head, ticket));
   const balancer = new StickyBalancer(() => supervisor.workers(), logger, (ticket) => intake.admission.release(ticket));
