@@ -95,3 +95,43 @@ describe("room broadcasts across 3 hosts in bridge mode with --recovery off", fu
     }
   });
 });
+
+describe("room routing across hosts when Redis restarts (bridge mode, --recovery off)", function () {
+  this.timeout(120_000);
+  let redis: RedisServer;
+  let hosts: SockfleetHost[];
+  let clients: Client[] = [];
+
+  before(async () => {
+    redis = await RedisServer.start();
+    hosts = await startHosts(redis.url, "bridge", 2, 1, ["--recovery", "off", "--admin-port", "0"]);
+    await waitForFleet(hosts, 2);
+  });
+  after(async () => {
+    closeClients(clients);
+    for (const host of hosts ?? []) assert.equal(await host.stop(), 0);
+    await redis?.stop();
+  });
+
+  it("subscribes every room with members again: a room joined before the restart gets the other host's broadcasts after it", async () => {
+    const [member, sender] = (clients = await Promise.all(hosts.map((h) => connect(h.url))));
+    await request(member, "join", "survives-restart");
+    const seen = record([member], "event");
+    await request(sender, "to-room", "survives-restart", "before");
+    await waitUntil("the broadcast before the restart", () => seen.get(member)!.includes("before"));
+    await redis.stop();
+    await redis.resume();
+    // Redis empty again: until the member's host has subscribed anew, a broadcast may find no one.
+    let tries = 0;
+    await waitUntil("a broadcast after the restart to arrive", async () => {
+      await request(sender, "to-room", "survives-restart", `probe-${++tries}`).catch(() => undefined);
+      return seen.get(member)!.some((p) => String(p).startsWith("probe-")) || undefined;
+    }, 15_000, 100);
+    const after = (): unknown[] => seen.get(member)!.filter((p) => String(p).startsWith("after-"));
+    for (let i = 0; i < 10; i++) await request(sender, "to-room", "survives-restart", `after-${i}`);
+    await waitUntil("every broadcast after the restart", () => after().length >= 10);
+    assert.deepEqual(after(), Array.from({ length: 10 }, (_, i) => `after-${i}`));
+    const subscribed = (await redis.command("PUBSUB", "CHANNELS", "*#room#*")) as string[];
+    assert.ok(subscribed.some((c) => c.endsWith("#survives-restart#")), `room channels after the restart: ${subscribed.join(", ")}`);
+  });
+});

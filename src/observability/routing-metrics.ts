@@ -56,7 +56,7 @@ export function registerHostRoutingMetrics(registry: Registry, routes: HostRoute
     registers: [registry],
     collect() {
       this.reset();
-      const c = routes.counts;
+      const c = routes.catchUps.counts;
       this.inc({ outcome: "requested" }, c.requested);
       this.inc({ outcome: "answered" }, c.answered);
       this.inc({ outcome: "caught_up" }, c.caughtUp);

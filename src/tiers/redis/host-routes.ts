@@ -1,20 +1,14 @@
-import { decode, encode } from "notepack.io";
+import { encode } from "notepack.io";
 import { routedRooms, type RouteJoin, type RouteLeave, type Stamp } from "../../primary/room-routes";
 import type { Logger } from "../../observability/logger";
-import { ADAPTER_SOURCE, type AdapterMessage } from "../cluster/relay";
+import type { AdapterMessage } from "../cluster/relay";
 import type { Channels } from "./channels";
 import type { RedisClient } from "./client";
 import { HeardLog } from "./heard-log";
+import { decodeRoomFrame, HostCatchUp, roomKey, tagged, type CatchUpAnswer, type CatchUpRequest, type RemoteCatchUp } from "./host-catchup";
 import { HostRetention } from "./host-retention";
 
-/**
- * A catch-up request unanswered this long is given up on (the publisher died or never heard it):
- * the bridge timeout, after which a silent host is gone anyway.
- */
-const ANSWER_TIMEOUT_MS = 3_000;
-
-/** A room broadcast from another host that a joining worker missed: placed by its publisher's order (worker/data-link.ts). */
-export type RemoteCatchUp = [origin: string, seq: number, message: AdapterMessage];
+export type { CatchUpAnswer, CatchUpRequest, RemoteCatchUp };
 
 /** Room broadcasts on the sending and receiving side, for metrics. */
 export interface HostRouteCounts {
@@ -26,24 +20,6 @@ export interface HostRouteCounts {
   skipped: number;
   /** Room broadcasts from other hosts received on a room channel. */
   received: number;
-  /** Catch-up requests this host sent (first joins of a room), answered (for others), and the broadcasts they brought. */
-  requested: number;
-  answered: number;
-  caughtUp: number;
-}
-
-/** A catch-up request on the bus: the rooms joined, and per publisher the newest number heard at the join. */
-export interface CatchUpRequest {
-  b: string;
-  cr: number;
-  r: Array<[nsp: string, room: string]>;
-  h: Record<string, number>;
-}
-/** The answer, on the asker's own channel: the publisher's kept room broadcasts after that number. */
-export interface CatchUpAnswer {
-  b: string;
-  ca: number;
-  items: Buffer[];
 }
 
 export interface HostRoutesDeps {
@@ -69,12 +45,6 @@ interface RoomState {
   confirmedAt?: Stamp;
   ready: Promise<void>;
   settle(): void;
-}
-
-interface Asked {
-  waiting: Set<string>;
-  items: Array<{ origin: string; seq: number; key: string; message: AdapterMessage }>;
-  done(): void;
 }
 
 /**
@@ -110,9 +80,9 @@ export class HostRoutes {
   private readonly dirty = new Set<string>();
   private scheduled = false;
   private busSeq = 0;
-  private nextId = 0;
-  private readonly asked = new Map<number, Asked>();
-  readonly counts: HostRouteCounts = { published: 0, routed: 0, skipped: 0, received: 0, requested: 0, answered: 0, caughtUp: 0 };
+  readonly counts: HostRouteCounts = { published: 0, routed: 0, skipped: 0, received: 0 };
+  /** Catch-ups after first joins, asked of and answered for other hosts. */
+  readonly catchUps: HostCatchUp;
   private readonly onRoomFrame = (raw: Buffer): void => this.receive(raw);
 
   constructor(
@@ -120,6 +90,7 @@ export class HostRoutes {
     private readonly log: Logger,
   ) {
     this.retention = new HostRetention(deps.maxBytes);
+    this.catchUps = new HostCatchUp(deps.bridgeId, deps.channels, (channel, payload) => deps.send(channel, payload), this.heardLog, this.retention, log);
   }
 
   /** Number for the next broadcast on the bus: the gap detector counts these, not room ones, as room ones may rightly skip a host. */
@@ -143,7 +114,7 @@ export class HostRoutes {
 
   bridgeGone(bridge: string): void {
     this.heardLog.forget(bridge);
-    for (const asked of this.asked.values()) if (asked.waiting.delete(bridge) && asked.waiting.size === 0) asked.done();
+    this.catchUps.bridgeGone(bridge);
   }
 
   /**
@@ -189,7 +160,7 @@ export class HostRoutes {
       needs.push({ join, state });
     }
     if (needs.length === 0) return undefined;
-    return Promise.all(needs.map(({ state }) => state.ready)).then(() => this.catchUp(needs.map(({ join }) => join)));
+    return Promise.all(needs.map(({ state }) => state.ready)).then(() => this.catchUps.request(needs.map(({ join }) => join), this.deps.publishers()));
   }
 
   /** Rooms whose last member on this host left. */
@@ -224,74 +195,16 @@ export class HostRoutes {
     }
   }
 
-  /** Another host asks for room broadcasts of this one it missed at a join. */
   onRequest(request: CatchUpRequest): void {
-    if (!Array.isArray(request.r) || typeof request.cr !== "number") return;
-    const keys = new Set(request.r.map(([nsp, room]) => roomKey(String(nsp), String(room))));
-    const since = typeof request.h?.[this.deps.bridgeId] === "number" ? request.h[this.deps.bridgeId] : 0;
-    const items = this.retention.since(since, keys);
-    this.counts.answered++;
-    this.deps.send(this.deps.channels.responses(request.b), encode({ b: this.deps.bridgeId, ca: request.cr, items } satisfies CatchUpAnswer));
+    this.catchUps.onRequest(request);
   }
 
   onAnswer(answer: CatchUpAnswer): void {
-    const asked = this.asked.get(answer.ca);
-    if (!asked || !Array.isArray(answer.items)) return;
-    for (const raw of answer.items) {
-      const envelope = decodeRoomFrame(raw, this.log);
-      if (!envelope) continue;
-      const rooms = routedRooms(envelope.m);
-      if (rooms?.length !== 1) continue;
-      asked.items.push({ origin: envelope.b, seq: envelope.s, key: roomKey(envelope.m.nsp, rooms[0]), message: tagged(envelope) });
-    }
-    if (asked.waiting.delete(answer.b) && asked.waiting.size === 0) asked.done();
+    this.catchUps.onAnswer(answer);
   }
 
   close(): void {
-    for (const asked of this.asked.values()) asked.done();
-  }
-
-  private catchUp(joins: RouteJoin[]): Promise<RemoteCatchUp[]> {
-    const publishers = this.deps.publishers();
-    if (publishers.length === 0) return Promise.resolve([]);
-    let since = joins[0][2];
-    for (const [, , at] of joins) if (at < since) since = at;
-    const heard: Record<string, number> = {};
-    for (const bridge of publishers) heard[bridge] = this.heardLog.at(bridge, since);
-    const id = ++this.nextId;
-    const request: CatchUpRequest = { b: this.deps.bridgeId, cr: id, r: joins.map(([nsp, room]) => [nsp, room]), h: heard };
-    return new Promise<Asked["items"]>((resolve) => {
-      const asked: Asked = {
-        waiting: new Set(publishers),
-        items: [],
-        done: () => {
-          clearTimeout(timer);
-          this.asked.delete(id);
-          resolve(asked.items);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.log.warn({ waiting: [...asked.waiting], rooms: joins.length }, "catch-up request for room joins unanswered: going on without those hosts");
-        asked.done();
-      }, ANSWER_TIMEOUT_MS);
-      timer.unref();
-      this.asked.set(id, asked);
-      this.counts.requested++;
-      this.deps.send(this.deps.channels.bus, encode(request));
-    }).then((items) => {
-      // Each join gets only what was published after it (per publisher, by what was heard then).
-      const out: RemoteCatchUp[] = [];
-      const seen = new Set<string>();
-      for (const item of items) {
-        const wanted = joins.some(([nsp, room, at]) => roomKey(nsp, room) === item.key && item.seq > this.heardLog.at(item.origin, at));
-        const id = `${item.origin}\0${item.seq}`;
-        if (!wanted || seen.has(id)) continue;
-        seen.add(id);
-        out.push([item.origin, item.seq, item.message]);
-      }
-      this.counts.caughtUp += out.length;
-      return out;
-    });
+    this.catchUps.close();
   }
 
   private receive(raw: Buffer): void {
@@ -342,28 +255,8 @@ export class HostRoutes {
   }
 }
 
-function roomKey(nsp: string, room: string): string {
-  return `${nsp}\0${room}`;
-}
-
 function newState(nsp: string, room: string): RoomState {
   let settle!: () => void;
   const ready = new Promise<void>((resolve) => (settle = resolve));
   return { nsp, room, wanted: true, ready, settle };
-}
-
-/** A broadcast from another host as workers get it: tagged with its publisher and number, to place catch-ups by. */
-function tagged(envelope: { b: string; m: AdapterMessage; s: number }): AdapterMessage {
-  return { ...envelope.m, source: ADAPTER_SOURCE, sfo: envelope.b, sfs: envelope.s };
-}
-
-function decodeRoomFrame(raw: Buffer, log: Logger): { b: string; m: AdapterMessage; s: number } | undefined {
-  try {
-    const envelope = decode(raw) as { b?: unknown; m?: unknown; s?: unknown };
-    if (typeof envelope?.b !== "string" || typeof envelope.s !== "number" || typeof envelope.m !== "object" || envelope.m === null) return undefined;
-    return envelope as { b: string; m: AdapterMessage; s: number };
-  } catch (err) {
-    log.warn({ err }, "undecodable room broadcast from another host");
-    return undefined;
-  }
 }
