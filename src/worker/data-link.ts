@@ -139,7 +139,7 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
    */
   release(items: CatchUp[], remote: RemoteCatchUp[] = []): void {
     this.holds.shift();
-    const placed0 = remote.length > 0 ? this.placeRemote(remote) : [];
+    const placed0 = remote.length > 0 ? this.placeRemote(remote, items) : [];
     if (items.length > 0 || placed0.length > 0) {
       this.inserts.push(...items, ...placed0);
       this.inserts.sort((a, b) => a.at - b.at || a.seq - b.seq);
@@ -165,15 +165,13 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
    * Broadcasts from other hosts a join missed (tiers/redis/host-routes.ts), placed by their
    * publisher's order: before the first frame held from the same publisher with a higher number,
    * else after every frame received so far. One already held or placed is a copy that came
-   * directly (published after the room's SUBSCRIBE): dropped.
+   * directly (published after the room's SUBSCRIBE, or while it was in flight): dropped.
    */
-  private placeRemote(remote: RemoteCatchUp[]): CatchUp[] {
+  private placeRemote(remote: RemoteCatchUp[], local: CatchUp[]): CatchUp[] {
     const have = new Set<string>();
-    for (const { message } of this.held) {
-      const tag = originOf(message);
-      if (tag) have.add(tag);
-    }
-    for (const { message } of this.inserts) {
+    // A room broadcast this host received while the room's SUBSCRIBE was in flight may be both
+    // here and among the primary's own catch-ups (`local`) or what it sent.
+    for (const { message } of [...this.held, ...this.inserts, ...local]) {
       const tag = originOf(message);
       if (tag) have.add(tag);
     }
