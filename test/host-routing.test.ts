@@ -5,6 +5,7 @@ import { startHosts, waitForFleet } from "./helpers/hosts";
 import { scrapeAdmin, total } from "./helpers/metrics";
 import { RedisServer } from "./helpers/redis";
 import type { SockfleetHost } from "./helpers/sockfleet";
+import { killTree } from "./helpers/processes";
 import { waitUntil } from "./helpers/wait";
 
 /** First joins raced by a broadcast from the other host: as many as the sharded dynamic adapter loses some of. */
@@ -133,5 +134,37 @@ describe("room routing across hosts when Redis restarts (bridge mode, --recovery
     assert.deepEqual(after(), Array.from({ length: 10 }, (_, i) => `after-${i}`));
     const subscribed = (await redis.command("PUBSUB", "CHANNELS", "*#room#*")) as string[];
     assert.ok(subscribed.some((c) => c.endsWith("#survives-restart#")), `room channels after the restart: ${subscribed.join(", ")}`);
+  });
+});
+
+describe("room routing across hosts when a host dies (bridge mode, --recovery off)", function () {
+  this.timeout(120_000);
+  let redis: RedisServer;
+  let hosts: SockfleetHost[];
+  let clients: Client[] = [];
+
+  before(async () => {
+    redis = await RedisServer.start();
+    hosts = await startHosts(redis.url, "bridge", 3, 1, ["--recovery", "off"]);
+    await waitForFleet(hosts, 3);
+  });
+  after(async () => {
+    closeClients(clients);
+    for (const host of hosts.slice(0, 2)) assert.equal(await host.stop(), 0);
+    await redis?.stop();
+  });
+
+  it("completes a first join whose catch-up asks a host that was just SIGKILLed, losing nothing from the living one", async () => {
+    const [member, sender] = (clients = await Promise.all(hosts.slice(0, 2).map((h) => connect(h.url))));
+    const senderPid = (await request<{ pid: number }>(sender, "whoami")).pid;
+    const seen = record([member], "event");
+    // The dead host is still a publisher the member's host heard from: its catch-up waits for
+    // an answer that never comes, until the host is noticed gone (3 s heartbeat timeout).
+    await killTree(hosts[2].child);
+    const started = Date.now();
+    for (let i = 0; i < 5; i++) await request(member, "join-and-relay", `after-death-${i}`, senderPid, `after-death-${i}`, 20);
+    await waitUntil("the member to get every broadcast", () => seen.get(member)!.length >= 5, 15_000);
+    assert.deepEqual([...seen.get(member)!].sort(), Array.from({ length: 5 }, (_, i) => `after-death-${i}`));
+    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
   });
 });
