@@ -6,7 +6,7 @@ import { scrapeAdmin, total } from "./helpers/metrics";
 import { RedisServer } from "./helpers/redis";
 import type { SockfleetHost } from "./helpers/sockfleet";
 import { killTree } from "./helpers/processes";
-import { waitUntil } from "./helpers/wait";
+import { nextEvent, waitUntil } from "./helpers/wait";
 
 /** First joins raced by a broadcast from the other host: as many as the sharded dynamic adapter loses some of. */
 const RACES = 100;
@@ -81,6 +81,20 @@ describe("room broadcasts across 3 hosts in bridge mode with --recovery off", fu
     assert.deepEqual([...seen.get(member)!].sort(), [...sent].sort());
     assert.ok((await counted(hosts[0], "received")) > 0);
     assert.ok(total(await scrapeAdmin(hosts[0]), "sockfleet_host_room_catchups_total", { outcome: "caught_up" }) > 0, "some came by catch-up");
+  });
+
+  it("keeps delivering another host's broadcasts to a worker whose sockets join a new room every event-loop turn", async () => {
+    const { member, sender } = await onHosts();
+    const events: string[] = [];
+    member.on("event", (payload: unknown) => events.push(String(payload)));
+    const over = nextEvent(member, "storm-over", 30_000).then(() => events.push("storm-over"));
+    // Each turn's join is a room new to the host: a SUBSCRIBE and a catch-up from both other hosts.
+    await request(member, "join-storm", 3_000);
+    await request(sender, "broadcast", "during-storm");
+    await over;
+    await waitUntil("the broadcast", () => events.includes("during-storm"));
+    assert.ok(events.indexOf("during-storm") < events.indexOf("storm-over"), `got ${events.join(", ")}: the broadcast waited for the joins to stop`);
+    assert.ok(total(await scrapeAdmin(hosts[0]), "sockfleet_host_room_catchups_total", { outcome: "requested" }) > 10);
   });
 
   it("gives a client in two rooms another host's broadcasts in the order emitted, across its rooms and broadcasts to all", async () => {

@@ -10,6 +10,9 @@ import { HostRetention } from "./host-retention";
 
 export type { CatchUpAnswer, CatchUpRequest, RemoteCatchUp };
 
+/** A join waits this long at most for its room's SUBSCRIBE (which answers, or fails with its connection, well before). */
+const SUBSCRIBE_TIMEOUT_MS = 5_000;
+
 /** Room broadcasts on the sending and receiving side, for metrics. */
 export interface HostRouteCounts {
   /** Room broadcasts this host published on a room channel. */
@@ -160,7 +163,19 @@ export class HostRoutes {
       needs.push({ join, state });
     }
     if (needs.length === 0) return undefined;
-    return Promise.all(needs.map(({ state }) => state.ready)).then(() => this.catchUps.request(needs.map(({ join }) => join), this.deps.publishers()));
+    // SUBSCRIBE answers or fails with its connection; the bound guards a worker's held traffic against a bug here.
+    let guard: NodeJS.Timeout | undefined;
+    const subscribed = Promise.race([
+      Promise.all(needs.map(({ state }) => state.ready)),
+      new Promise<void>((resolve) => {
+        guard = setTimeout(() => {
+          this.log.warn({ rooms: needs.length }, "room SUBSCRIBE unanswered: catching up without it");
+          resolve();
+        }, SUBSCRIBE_TIMEOUT_MS);
+        guard.unref();
+      }),
+    ]).finally(() => clearTimeout(guard));
+    return subscribed.then(() => this.catchUps.request(needs.map(({ join }) => join), this.deps.publishers()));
   }
 
   /** Rooms whose last member on this host left. */
@@ -234,6 +249,8 @@ export class HostRoutes {
       if (!state.wanted) {
         this.rooms.delete(key);
         if (this.subscribed.delete(channel)) drop.push(channel);
+        // Joined and left before it was ever subscribed: its join has nothing to wait for.
+        state.settle();
       } else if (!this.subscribed.has(channel)) {
         this.subscribed.add(channel);
         add.push(state);
