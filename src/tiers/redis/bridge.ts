@@ -185,6 +185,7 @@ export class RedisBridge {
         send: (channel, payload, onReceivers) => this.sendPayload(channel, payload, onReceivers),
         publishers: () => [...this.remotes.keys()],
         deliver: (message) => relay.deliverRemote(message),
+        onGap,
         maxBytes: config.maxChannelBytes,
       }, this.log.child({ component: "host-routes" }));
     }

@@ -4,6 +4,7 @@ import type { Logger } from "../../observability/logger";
 import type { AdapterMessage } from "../cluster/relay";
 import type { Channels } from "./channels";
 import type { RedisClient } from "./client";
+import { originHost, type Gap } from "./gap-detector";
 import { HeardLog } from "./heard-log";
 import { decodeRoomFrame, HostCatchUp, roomKey, tagged, type CatchUpAnswer, type CatchUpRequest, type RemoteCatchUp } from "./host-catchup";
 import { HostRetention } from "./host-retention";
@@ -12,6 +13,8 @@ export type { CatchUpAnswer, CatchUpRequest, RemoteCatchUp };
 
 /** A join waits this long at most for its room's SUBSCRIBE (which answers, or fails with its connection, well before). */
 const SUBSCRIBE_TIMEOUT_MS = 5_000;
+/** Rooms a publisher numbers its broadcasts to at most; the least recently used one starts again at 1 (a restart, never a gap). */
+const MAX_NUMBERED_ROOMS = 100_000;
 
 /** Room broadcasts on the sending and receiving side, for metrics. */
 export interface HostRouteCounts {
@@ -36,6 +39,8 @@ export interface HostRoutesDeps {
   publishers(): string[];
   /** Delivers a broadcast from another host to this host's workers. */
   deliver(message: AdapterMessage): void;
+  /** Room broadcasts from another host that never reached this one (its numbers on the room skipped). */
+  onGap(gap: Gap): void;
   maxBytes: number;
 }
 
@@ -48,6 +53,8 @@ interface RoomState {
   confirmedAt?: Stamp;
   ready: Promise<void>;
   settle(): void;
+  /** Publisher -> the newest of its numbers on this room received here (kept across a new subscriber connection). */
+  heard: Map<string, number>;
 }
 
 /**
@@ -87,6 +94,8 @@ export class HostRoutes {
   /** Catch-ups after first joins, asked of and answered for other hosts. */
   readonly catchUps: HostCatchUp;
   private readonly onRoomFrame = (raw: Buffer): void => this.receive(raw);
+  /** `${nsp}\0${room}` -> the number of this host's last broadcast to it (least recently used first). */
+  private readonly roomSeqs = new Map<string, number>();
 
   constructor(
     private readonly deps: HostRoutesDeps,
@@ -128,8 +137,14 @@ export class HostRoutes {
     const rooms = routedRooms(message);
     if (!rooms || rooms.length !== 1) return false;
     const [room] = rooms;
-    const payload = encode({ b: this.deps.bridgeId, m: message, s: seq });
-    this.retention.keep(seq, roomKey(message.nsp, room), payload);
+    const key = roomKey(message.nsp, room);
+    // `r`: this broadcast's number on its room, for the receivers' gap count (`s` has holes by design).
+    const r = (this.roomSeqs.get(key) ?? 0) + 1;
+    this.roomSeqs.delete(key);
+    this.roomSeqs.set(key, r);
+    if (this.roomSeqs.size > MAX_NUMBERED_ROOMS) this.roomSeqs.delete(this.roomSeqs.keys().next().value!);
+    const payload = encode({ b: this.deps.bridgeId, m: message, s: seq, r });
+    this.retention.keep(seq, key, payload);
     this.counts.published++;
     const self = this.rooms.has(roomKey(message.nsp, room)) ? 1 : 0;
     this.deps.send(this.deps.channels.room(message.nsp, room), payload, (receivers) => {
@@ -204,6 +219,8 @@ export class HostRoutes {
       if (state.confirmedAt !== undefined) {
         const fresh = newState(state.nsp, state.room);
         fresh.wanted = state.wanted;
+        // What was lost while the subscriber was down shows as a jump in the next number received.
+        fresh.heard = state.heard;
         this.rooms.set(key, fresh);
       }
       this.markDirty(key);
@@ -227,7 +244,25 @@ export class HostRoutes {
     if (!envelope || envelope.b === this.deps.bridgeId) return;
     this.counts.received++;
     this.heardLog.heard(envelope.b, envelope.s);
+    this.countGap(envelope.b, envelope.m, (envelope as { r?: unknown }).r);
     this.deps.deliver(tagged(envelope));
+  }
+
+  /**
+   * A publisher numbers its broadcasts per room: a jump while this host was subscribed is a loss
+   * (Redis cut the subscriber, say), counted like the bus's gaps; a number not above the last is a
+   * restart of its count (the room was forgotten there), the new starting point.
+   */
+  private countGap(bridge: string, message: AdapterMessage, r: unknown): void {
+    const rooms = routedRooms(message);
+    const state = rooms?.length === 1 ? this.rooms.get(roomKey(message.nsp, rooms[0])) : undefined;
+    if (!state || typeof r !== "number" || !Number.isSafeInteger(r)) return;
+    const last = state.heard.get(bridge);
+    state.heard.set(bridge, r);
+    if (last === undefined || r <= last + 1) return;
+    const gap: Gap = { origin: originHost(bridge), bridge, missed: r - last - 1, from: last + 1, to: r - 1 };
+    this.log.warn({ ...gap, nsp: message.nsp, room: rooms![0] }, "room broadcasts from another host were missed");
+    this.deps.onGap(gap);
   }
 
   private markDirty(key: string): void {
@@ -275,5 +310,5 @@ export class HostRoutes {
 function newState(nsp: string, room: string): RoomState {
   let settle!: () => void;
   const ready = new Promise<void>((resolve) => (settle = resolve));
-  return { nsp, room, wanted: true, ready, settle };
+  return { nsp, room, wanted: true, ready, settle, heard: new Map() };
 }
