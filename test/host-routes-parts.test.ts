@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { HeardLog } from "../src/tiers/redis/heard-log";
 import { HostRetention, RETAIN_MAX, RETAIN_MS } from "../src/tiers/redis/host-retention";
+import { roomGap, RoomNumbers } from "../src/tiers/redis/room-numbers";
 
 const SECOND = 1_000_000_000n;
 
@@ -65,5 +66,22 @@ describe("room broadcasts a host keeps for other hosts' catch-ups (host-retentio
     for (let i = 1; i <= 5; i++) byBytes.keep(i, "k", Buffer.alloc(4), 1_000);
     assert.equal(byBytes.size(), 2);
     assert.deepEqual(byBytes.since(0, new Set(["k"])).length, 2);
+  });
+});
+
+describe("per-room numbering of room broadcasts across hosts (room-numbers)", () => {
+  it("numbers each room's broadcasts from 1, apart from other rooms", () => {
+    const numbers = new RoomNumbers();
+    assert.deepEqual([numbers.next("a"), numbers.next("a"), numbers.next("b"), numbers.next("a")], [1, 2, 1, 3]);
+  });
+
+  it("takes a jump as a gap, the first number and a restart of the count as starting points", () => {
+    const heard = new Map<string, number>();
+    assert.equal(roomGap(heard, "host-b:1", 4), undefined, "first heard");
+    assert.equal(roomGap(heard, "host-b:1", 5), undefined);
+    assert.deepEqual(roomGap(heard, "host-b:1", 9), { origin: "host-b", bridge: "host-b:1", missed: 3, from: 6, to: 8 });
+    assert.equal(roomGap(heard, "host-b:1", 1), undefined, "the publisher forgot the room and counts again");
+    assert.equal(roomGap(heard, "host-b:1", 2), undefined);
+    assert.equal(roomGap(heard, "host-c:1", 7), undefined, "each publisher apart");
   });
 });

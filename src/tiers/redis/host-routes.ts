@@ -4,17 +4,16 @@ import type { Logger } from "../../observability/logger";
 import type { AdapterMessage } from "../cluster/relay";
 import type { Channels } from "./channels";
 import type { RedisClient } from "./client";
-import { originHost, type Gap } from "./gap-detector";
+import type { Gap } from "./gap-detector";
 import { HeardLog } from "./heard-log";
 import { decodeRoomFrame, HostCatchUp, roomKey, tagged, type CatchUpAnswer, type CatchUpRequest, type RemoteCatchUp } from "./host-catchup";
 import { HostRetention } from "./host-retention";
+import { roomGap, RoomNumbers } from "./room-numbers";
 
 export type { CatchUpAnswer, CatchUpRequest, RemoteCatchUp };
 
 /** A join waits this long at most for its room's SUBSCRIBE (which answers, or fails with its connection, well before). */
 const SUBSCRIBE_TIMEOUT_MS = 5_000;
-/** Rooms a publisher numbers its broadcasts to at most; the least recently used one starts again at 1 (a restart, never a gap). */
-const MAX_NUMBERED_ROOMS = 100_000;
 
 /** Room broadcasts on the sending and receiving side, for metrics. */
 export interface HostRouteCounts {
@@ -94,8 +93,7 @@ export class HostRoutes {
   /** Catch-ups after first joins, asked of and answered for other hosts. */
   readonly catchUps: HostCatchUp;
   private readonly onRoomFrame = (raw: Buffer): void => this.receive(raw);
-  /** `${nsp}\0${room}` -> the number of this host's last broadcast to it (least recently used first). */
-  private readonly roomSeqs = new Map<string, number>();
+  private readonly numbers = new RoomNumbers();
 
   constructor(
     private readonly deps: HostRoutesDeps,
@@ -139,10 +137,7 @@ export class HostRoutes {
     const [room] = rooms;
     const key = roomKey(message.nsp, room);
     // `r`: this broadcast's number on its room, for the receivers' gap count (`s` has holes by design).
-    const r = (this.roomSeqs.get(key) ?? 0) + 1;
-    this.roomSeqs.delete(key);
-    this.roomSeqs.set(key, r);
-    if (this.roomSeqs.size > MAX_NUMBERED_ROOMS) this.roomSeqs.delete(this.roomSeqs.keys().next().value!);
+    const r = this.numbers.next(key);
     const payload = encode({ b: this.deps.bridgeId, m: message, s: seq, r });
     this.retention.keep(seq, key, payload);
     this.counts.published++;
@@ -248,19 +243,13 @@ export class HostRoutes {
     this.deps.deliver(tagged(envelope));
   }
 
-  /**
-   * A publisher numbers its broadcasts per room: a jump while this host was subscribed is a loss
-   * (Redis cut the subscriber, say), counted like the bus's gaps; a number not above the last is a
-   * restart of its count (the room was forgotten there), the new starting point.
-   */
+  /** A jump in a publisher's numbers on a room while this host was subscribed is a loss (Redis cut the subscriber, say). */
   private countGap(bridge: string, message: AdapterMessage, r: unknown): void {
     const rooms = routedRooms(message);
     const state = rooms?.length === 1 ? this.rooms.get(roomKey(message.nsp, rooms[0])) : undefined;
     if (!state || typeof r !== "number" || !Number.isSafeInteger(r)) return;
-    const last = state.heard.get(bridge);
-    state.heard.set(bridge, r);
-    if (last === undefined || r <= last + 1) return;
-    const gap: Gap = { origin: originHost(bridge), bridge, missed: r - last - 1, from: last + 1, to: r - 1 };
+    const gap = roomGap(state.heard, bridge, r);
+    if (!gap) return;
     this.log.warn({ ...gap, nsp: message.nsp, room: rooms![0] }, "room broadcasts from another host were missed");
     this.deps.onGap(gap);
   }
