@@ -129,12 +129,17 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
       await request(publisher, "to-room", "slow-room", { probe: ++probes });
       return probesSeen.length > 0 || undefined;
     }, 20_000, 200);
+    // Once one arrived the subscription is live: the last one sent arrives too, then nothing is in flight.
+    await waitUntil("the last probe to reach host A's member", () => probesSeen.includes(probes));
     const lost = sent - seen.length + (probes - probesSeen.length);
     let missed = 0;
     await waitUntil("host A to account for every room broadcast", async () => {
       missed = total(await scrapeAdmin(a), "sockfleet_redis_missed_messages_total", { origin: "host-b" });
       return missed >= lost || undefined;
-    }, 20_000, 250);
+    }, 20_000, 250).catch((err: Error) => {
+      const lines = a.logs.filter((l) => /missed|redis|subscri/i.test(String(l.msg)) || l.component === "host-routes").map((l) => JSON.stringify(l));
+      throw new Error(`${err.message}: ${seen.length} of ${sent} seen, probes ${probesSeen.length} of ${probes}, ${missed} missed\n${lines.join("\n")}`);
+    });
     assert.ok(seen.length < sent, "Redis cut host A off: some broadcasts were lost");
     assert.equal(missed, lost);
     // The room's numbers: the burst's 1..sent, then the probes.
