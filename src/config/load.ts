@@ -89,7 +89,7 @@ Options (environment variable in brackets; flags win over the environment, which
   --redis-mode MODE          bridge|adapter [REDIS_MODE] (default bridge)
   --redis-prefix PREFIX      channel prefix, shared with @socket.io/redis-emitter [REDIS_PREFIX] (default socket.io)
   --redis-connect-timeout MS bound on one Redis connection attempt [REDIS_CONNECT_TIMEOUT] (default 5000)
-  --redis-sharded true|false Redis Cluster with sharded pub/sub, adapter mode only [REDIS_SHARDED] (default false)
+  --redis-sharded true|false --redis is one node of a Redis Cluster (sharded pub/sub), both modes [REDIS_SHARDED] (default false)
   --recovery on|off          connection-state recovery [RECOVERY] (default on)
   --recovery-window MS       how long a dropped session can be recovered [RECOVERY_WINDOW] (default 120000)
   --recovery-max-packets N   broadcasts kept for replay [RECOVERY_MAX_PACKETS] (default 100000)

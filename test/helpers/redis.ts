@@ -130,6 +130,26 @@ export class RedisCluster {
     return this.nodes[0].url;
   }
 
+  /** The node whose slots hold `key` (a key or a sharded channel): the others answer MOVED. */
+  async nodeOf(key: string): Promise<RedisServer> {
+    for (const node of this.nodes) {
+      const slot = Number(await node.command("CLUSTER", "KEYSLOT", key));
+      const owned = (await node.command("CLUSTER", "SLOTS")) as Array<[number, number, [string, number, string]]>;
+      const owner = owned.find(([from, to]) => slot >= from && slot <= to)?.[2][1];
+      const found = this.nodes.find((n) => n.port === Number(owner));
+      if (found) return found;
+    }
+    throw new Error(`no node of the cluster holds ${key}`);
+  }
+
+  /** Waits until every node reports cluster_state:ok (after a node restarted, say). */
+  async waitOk(ms = 15_000): Promise<void> {
+    await waitUntil("the cluster to report state ok", async () => {
+      const states = await Promise.all(this.nodes.map(async (n) => parseInfo(String(await n.command("CLUSTER", "INFO").catch(() => ""))).get("cluster_state")));
+      return states.every((s) => s === "ok");
+    }, ms, 100);
+  }
+
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.stop()));
   }
