@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { closeClients, connect, reconnectTo, request, whoami, type Client } from "./helpers/clients";
+import { startHosts, waitForFleet } from "./helpers/hosts";
+import { scrapeAdmin, total } from "./helpers/metrics";
+import { killTree } from "./helpers/processes";
+import { numbered, publishNumbered, range, sequences } from "./helpers/numbered";
+import { RedisCluster, type RedisServer } from "./helpers/redis";
+import type { SockfleetHost } from "./helpers/sockfleet";
+import { nextEvent, waitUntil } from "./helpers/wait";
+
+/** Default --redis-prefix: the shared log's key and the bus channel (see src/tiers/redis/channels.ts). */
+const LOG_KEY = "socket.io-sockfleet#log";
+const BUS_CHANNEL = "socket.io-sockfleet#bus#";
+
+async function redisStatus(host: SockfleetHost): Promise<string | undefined> {
+  const res = await host.fetch("/readyz").catch(() => undefined);
+  return res ? ((await res.json()) as { redis?: string }).redis : undefined;
+}
+
+describe("bridge mode on a 3-node Redis Cluster: recovery across hosts and a node restart", function () {
+  this.timeout(60_000);
+  let cluster: RedisCluster;
+  let hosts: SockfleetHost[] = [];
+  let clients: Client[] = [];
+
+  beforeEach(async () => {
+    cluster = await RedisCluster.start();
+    hosts = await startHosts(cluster.url, "bridge", 2, 2, ["--redis-sharded", "true", "--admin-port", "0"]);
+    await waitForFleet(hosts, 4);
+  });
+  afterEach(async () => {
+    closeClients(clients.splice(0));
+    for (const host of hosts.splice(0)) await host.stop();
+    await cluster.stop();
+  });
+
+  it("gives a client whose whole host was SIGKILLed its id, rooms and every missed broadcast on another host, in order, once", async () => {
+    const [a, b] = hosts;
+    const subscriber = await connect(a.url, { transports: ["websocket"], reconnectionDelay: 200, reconnectionDelayMax: 200, randomizationFactor: 0 });
+    const publisher = await connect(b.url, { transports: ["websocket"] });
+    clients.push(subscriber, publisher);
+    assert.equal((await whoami(subscriber)).host, "host-a");
+    await request(subscriber, "join", "blue");
+    reconnectTo(subscriber, () => b.url);
+    const id = subscriber.id!;
+    const streams = numbered(subscriber);
+    await publishNumbered(publisher, id, 1, 5);
+    await waitUntil("the first five", () => streams.get("direct")?.length === 5);
+
+    const disconnected = nextEvent(subscriber, "disconnect", 5_000);
+    const reconnected = nextEvent(subscriber, "connect", 20_000);
+    await killTree(hosts.shift()!.child);
+    await disconnected;
+    await publishNumbered(publisher, id, 6, 20);
+    await reconnected;
+    assert.equal(subscriber.recovered, true);
+    assert.equal(subscriber.id, id);
+    assert.equal((await whoami(subscriber)).host, "host-b");
+    await publishNumbered(publisher, id, 21, 25);
+
+    await waitUntil("all 25 on every stream", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 25));
+    for (const stream of ["all", "room", "direct"]) assert.deepEqual(streams.get(stream), range(1, 25), stream);
+    const metrics = await scrapeAdmin(hosts[0]);
+    assert.equal(total(metrics, "sockfleet_recovery_takeovers_total", { result: "recovered" }), 1);
+    assert.equal(total(metrics, "sockfleet_shared_log_delivered_alone_total"), 0);
+    assert.equal(total(metrics, "sockfleet_shared_log_in_step"), 1);
+  });
+
+  for (const [what, key] of [["the shared log", LOG_KEY], ["the bus channel", BUS_CHANNEL]] as const) {
+    it(`keeps delivering inside a host while the node holding ${what} restarts, reports Redis connected again, and delivers across hosts what was sent meanwhile, once, in order`, async () => {
+      const node = await cluster.nodeOf(key);
+      const { atLocal, atRemote, last, resumedWithin } = await restartUnderTraffic(node);
+      assert.deepEqual(atLocal, range(1, last), "local delivery never stopped nor repeated");
+      // The README's promise for a Redis restart: broadcasts made while the node was down were
+      // queued and appended once it was back; those in flight were appended again (readers skip a
+      // second copy): the other host got all of them, once, in order.
+      assert.deepEqual(atRemote, range(1, last), "the other host got every broadcast once, in order");
+      console.log(`      (port ${node.port}: ${(await Promise.all([LOG_KEY, BUS_CHANNEL].map(async (k) => ((await cluster.nodeOf(k)) === node ? k : "")))).filter(Boolean).join(", ")}; cross-host delivery resumed ${resumedWithin} ms after it was back)`);
+    });
+  }
+
+  /** Broadcasts from host A every 20 ms while `node` is SIGKILLed and started again. */
+  async function restartUnderTraffic(node: RedisServer): Promise<{ atLocal: number[]; atRemote: number[]; last: number; resumedWithin: number }> {
+    const [sender, local, remote] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[0].url), connect(hosts[1].url)]));
+    assert.equal((await whoami(remote)).host, "host-b");
+    const atLocal = sequences(local);
+    const atRemote = sequences(remote);
+    let seq = 0;
+    const traffic = setInterval(() => void request(sender, "broadcast", { seq: ++seq }).catch(() => undefined), 20);
+    let resumedWithin: number;
+    try {
+      await waitUntil("cross-host traffic to flow", () => atRemote.length >= 5);
+      await node.stop();
+      const cut = seq;
+      await waitUntil("both hosts to report Redis degraded", async () => (await Promise.all(hosts.map(redisStatus))).every((s) => s === "degraded"));
+      await waitUntil("local delivery to go on while the node is down", () => atLocal.some((s) => s > cut + 25));
+      await node.resume();
+      const back = Date.now();
+      const resumedAt = seq;
+      await waitUntil("both hosts to report Redis connected", async () => (await Promise.all(hosts.map(redisStatus))).every((s) => s === "connected"), 20_000);
+      await waitUntil("cross-host delivery to resume", () => atRemote.some((s) => s > resumedAt), 20_000, 10);
+      resumedWithin = Date.now() - back;
+    } finally {
+      clearInterval(traffic);
+    }
+    const last = seq;
+    await waitUntil("the last message to reach both hosts", () => atLocal.includes(last) && atRemote.includes(last));
+    return { atLocal, atRemote, last, resumedWithin };
+  }
+});
