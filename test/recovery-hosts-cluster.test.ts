@@ -122,3 +122,53 @@ describe("bridge mode on a 3-node Redis Cluster: recovery across hosts and a nod
     return { atLocal, atRemote, last, resumedWithin };
   }
 });
+
+describe("bridge mode on a Redis Cluster with replicas: a master fails over", function () {
+  this.timeout(90_000);
+  let cluster: RedisCluster;
+  let hosts: SockfleetHost[] = [];
+  let clients: Client[] = [];
+
+  before(async () => {
+    cluster = await RedisCluster.start(1);
+    hosts = await startHosts(cluster.url, "bridge", 2, 1, ["--redis-sharded", "true"]);
+    await waitForFleet(hosts, 2);
+  });
+  after(async () => {
+    closeClients(clients.splice(0));
+    for (const host of hosts.splice(0)) await host.stop();
+    await cluster.stop();
+  });
+
+  it("follows the shared log's slot to the replica that took over its SIGKILLed master: connected again, and every broadcast made meanwhile reaches the other host once, in order", async () => {
+    const master = await cluster.nodeOf(LOG_KEY);
+    const [sender, local, remote] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[0].url), connect(hosts[1].url)]));
+    assert.equal((await whoami(remote)).host, "host-b");
+    const atLocal = sequences(local);
+    const atRemote = sequences(remote);
+    let seq = 0;
+    const traffic = setInterval(() => void request(sender, "broadcast", { seq: ++seq }).catch(() => undefined), 20);
+    let took: number;
+    try {
+      await waitUntil("cross-host traffic to flow", () => atRemote.length >= 5);
+      await master.stop();
+      const stoppedAt = Date.now();
+      await waitUntil("both hosts to report Redis degraded", async () => (await Promise.all(hosts.map(redisStatus))).every((s) => s === "degraded"));
+      await waitUntil("a replica to hold the shared log's slot", async () => (await cluster.nodeOf(LOG_KEY).catch(() => master)) !== master, 20_000, 100);
+      await cluster.waitOk();
+      const resumedAt = seq;
+      await waitUntil("both hosts to report Redis connected", async () => (await Promise.all(hosts.map(redisStatus))).every((s) => s === "connected"), 20_000);
+      await waitUntil("cross-host delivery to resume", () => atRemote.some((s) => s > resumedAt), 20_000, 10);
+      took = Date.now() - stoppedAt;
+    } finally {
+      clearInterval(traffic);
+    }
+    const last = seq;
+    await waitUntil("the last message to reach both hosts", () => atLocal.includes(last) && atRemote.includes(last));
+    assert.deepEqual(atLocal, range(1, last), "local delivery never stopped nor repeated");
+    assert.deepEqual(atRemote, range(1, last), "the other host got every broadcast once, in order");
+    // node-redis alone would keep reconnecting to the dead master's address: each host saw the new map.
+    for (const host of hosts) assert.ok(host.logs.some((l) => l.msg === "redis cluster masters changed (failover): reconnecting to the new ones"), host.url);
+    console.log(`      (cross-host delivery resumed ${took} ms after the master was killed)`);
+  });
+});

@@ -29,7 +29,7 @@ function startHost(redisUrl, id) {
   for (let i = 0; i < (CLUSTER ? 3 : 1); i++) {
     const port = await freePort();
     ports.push(port);
-    const extra = CLUSTER ? ["--cluster-enabled", "yes", "--dir", os.tmpdir(), "--cluster-config-file", `sockfleet-bench-nodes-${port}.conf`] : [];
+    const extra = CLUSTER ? ["--cluster-enabled", "yes", "--dir", os.tmpdir(), "--cluster-config-file", `sockfleet-bench-nodes-${port}.conf`, "--dbfilename", `sockfleet-bench-dump-${port}.rdb`] : [];
     children.push(spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...extra], { stdio: "ignore" }));
   }
   await new Promise((r) => setTimeout(r, 500));

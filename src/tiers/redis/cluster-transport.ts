@@ -3,9 +3,10 @@ import type { Config } from "../../config/schema";
 import type { Logger } from "../../observability/logger";
 import { redactUrl } from "./client";
 import { checkCutOff } from "./cut-off";
+import { clusterMasters, everyMasterOk, mastersOf, ready, type NodeAuth } from "./slot-map";
 import type { KeyCommands, RedisTransport, TransportOptions, TransportSide } from "./transport";
 
-type Cluster = ReturnType<typeof createCluster>;
+export type Cluster = ReturnType<typeof createCluster>;
 type Listener = (raw: Buffer, channel: string) => void;
 /** node-redis' listener shape; kept per channel so subscribing twice adds it once (it keeps a Set). */
 type RawListener = (raw: Buffer, channel: Buffer) => void;
@@ -13,11 +14,10 @@ type RawListener = (raw: Buffer, channel: Buffer) => void;
 /** How often the state of every node connection is looked at. */
 const POLL_MS = 100;
 const RECONNECT_MAX_DELAY_MS = 500;
-
-/** node-redis keeps a node's client as a promise while it connects. */
-function ready(client: unknown): boolean {
-  return typeof client === "object" && client !== null && (client as { isReady?: unknown }).isReady === true;
-}
+/** A side down this long makes the transport ask the cluster whether its masters changed (failover). */
+const MAP_CHECK_MS = 1_000;
+/** Longest wait for the connections to close at shutdown. */
+const CLOSE_TIMEOUT_MS = 1_000;
 
 /**
  * The bridge's transport on a Redis Cluster (Redis >= 7), through node-redis' cluster client:
@@ -33,9 +33,9 @@ function ready(client: unknown): boolean {
  */
 export class ClusterTransport implements RedisTransport {
   readonly subscriberName: string;
-  private readonly pub: Cluster;
+  private pub!: Cluster;
   private sub?: Cluster;
-  private readonly reader?: Cluster;
+  private reader?: Cluster;
   private readonly log: Logger;
   private readonly channels = new Map<string, RawListener>();
   private readonly patterns = new Map<string, RawListener>();
@@ -48,6 +48,11 @@ export class ClusterTransport implements RedisTransport {
   private subscribed = false;
   private pubDowns = 0;
   private probing = false;
+  private readonly auth: NodeAuth;
+  /** When a side last went down (undefined while all are up), and when the map was last checked. */
+  private downSince?: number;
+  private mapCheckedAt = 0;
+  private checkingMap = false;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
 
@@ -59,12 +64,15 @@ export class ClusterTransport implements RedisTransport {
     this.log = logger.child({ component: "redis-transport", url: redactUrl(config.redisUrl!) });
     this.subscriberName = `sockfleet:${config.hostId}:sub`;
     this.roots = [{ url: config.redisUrl! }];
-    this.pub = this.make("pub", false);
-    void this.open(this.pub, "pub").then((ok) => (this.pubOpen = ok));
-    if (options.reader) {
-      this.reader = this.make("log", false);
-      void this.open(this.reader, "log").then((ok) => (this.readerOpen = ok));
-    }
+    const url = new URL(config.redisUrl!);
+    this.auth = {
+      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+      tls: url.protocol === "rediss:",
+      connectTimeout: config.redisConnectTimeout,
+    };
+    this.openPublisher();
+    if (options.reader) this.openReader();
     void this.openSubscriber();
     this.timer = setInterval(() => this.poll(), POLL_MS);
     this.timer.unref();
@@ -114,11 +122,31 @@ export class ClusterTransport implements RedisTransport {
     this.closed = true;
     clearInterval(this.timer);
     const clusters = [this.pub, this.sub, this.reader].filter((c): c is Cluster => c !== undefined);
-    await Promise.all(clusters.map((c) => c.disconnect().catch(() => undefined)));
+    // node-redis 4.7 disconnects a node's connection only once it has connected: one still trying
+    // a dead node would hold the shutdown forever.
+    await Promise.race([
+      Promise.all(clusters.map((c) => c.disconnect().catch(() => undefined))),
+      new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS).unref()),
+    ]);
+  }
+
+  private openPublisher(): void {
+    const old = this.pub as Cluster | undefined;
+    const pub = (this.pub = this.make("pub", false));
+    this.pubOpen = false;
+    old?.disconnect().catch(() => undefined);
+    void this.open(pub, "pub", () => this.pub === pub).then((ok) => (this.pubOpen = ok && this.pub === pub));
+  }
+
+  private openReader(): void {
+    const old = this.reader;
+    const reader = (this.reader = this.make("log", false));
+    this.readerOpen = false;
+    old?.disconnect().catch(() => undefined);
+    void this.open(reader, "log", () => this.reader === reader).then((ok) => (this.readerOpen = ok && this.reader === reader));
   }
 
   private make(role: string, minimizeConnections: boolean): Cluster {
-    const url = new URL(this.config.redisUrl!);
     const cluster = createCluster({
       rootNodes: this.roots,
       minimizeConnections,
@@ -126,12 +154,12 @@ export class ClusterTransport implements RedisTransport {
       defaults: {
         name: `sockfleet:${this.config.hostId}:${role}`,
         disableOfflineQueue: true,
-        ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
-        ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+        ...(this.auth.username ? { username: this.auth.username } : {}),
+        ...(this.auth.password ? { password: this.auth.password } : {}),
         socket: {
           connectTimeout: this.config.redisConnectTimeout,
           reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, RECONNECT_MAX_DELAY_MS),
-          ...(url.protocol === "rediss:" ? { tls: true as const } : {}),
+          ...(this.auth.tls ? { tls: true as const } : {}),
         },
       },
     });
@@ -145,11 +173,11 @@ export class ClusterTransport implements RedisTransport {
   }
 
   /** Connects, retrying discovery (a refused root node) until it works or the transport closes. */
-  private async open(cluster: Cluster, role: string): Promise<boolean> {
-    for (let attempt = 0; !this.closed; attempt++) {
+  private async open(cluster: Cluster, role: string, current: () => boolean): Promise<boolean> {
+    for (let attempt = 0; !this.closed && current(); attempt++) {
       try {
         await cluster.connect();
-        if (this.closed) return false;
+        if (this.closed || !current()) return false;
         this.roots = [...new Map([...this.roots, ...cluster.masters.map((m) => ({ url: `redis://${m.host}:${m.port}` }))].map((r) => [r.url, r])).values()];
         this.log.info({ role, masters: cluster.masters.length }, "redis cluster connected");
         return true;
@@ -165,7 +193,7 @@ export class ClusterTransport implements RedisTransport {
     const sub = this.make("sub", true);
     this.sub = sub;
     this.subscribed = false;
-    if (!(await this.open(sub, "sub"))) return;
+    if (!(await this.open(sub, "sub", () => this.sub === sub))) return;
     while (!this.closed && this.sub === sub) {
       try {
         await Promise.all([
@@ -218,6 +246,39 @@ export class ClusterTransport implements RedisTransport {
         this.replaceSubscriber();
       }
     }
+    const allUp = this.up.pub && this.up.sub && (this.up.reader || !this.reader);
+    this.downSince = allUp ? undefined : (this.downSince ?? Date.now());
+    const now = Date.now();
+    if (this.downSince !== undefined && now - this.downSince >= MAP_CHECK_MS && now - this.mapCheckedAt >= MAP_CHECK_MS) void this.checkMap();
+  }
+
+  /**
+   * A side has been down for a while: if the cluster's masters are no longer those its client
+   * knows (a replica took over a dead master), that client is replaced by one that discovers the
+   * new map. A node merely down (restarting) leaves the map as it was, and the clients waiting.
+   */
+  private async checkMap(): Promise<void> {
+    if (this.checkingMap) return;
+    this.checkingMap = true;
+    this.mapCheckedAt = Date.now();
+    try {
+      const masters = await clusterMasters(this.roots, this.auth);
+      if (!masters || this.closed) return;
+      const map = masters.join();
+      const stale = (cluster: Cluster | undefined) => cluster !== undefined && cluster.masters.length > 0 && mastersOf(cluster).join() !== map;
+      this.roots = [...new Map([...masters.map((address) => ({ url: `redis://${address}` })), ...this.roots].map((r) => [r.url, r])).values()];
+      if (!this.up.pub && stale(this.pub)) {
+        this.log.warn({ role: "pub", masters }, "redis cluster masters changed (failover): reconnecting to the new ones");
+        this.openPublisher();
+      }
+      if (this.reader && !this.up.reader && stale(this.reader)) {
+        this.log.warn({ role: "log", masters }, "redis cluster masters changed (failover): reconnecting to the new ones");
+        this.openReader();
+      }
+      if (!this.up.sub && stale(this.sub)) this.replaceSubscriber();
+    } finally {
+      this.checkingMap = false;
+    }
   }
 
   /**
@@ -228,13 +289,7 @@ export class ClusterTransport implements RedisTransport {
     if (this.probing) return;
     this.probing = true;
     try {
-      const states = await Promise.all(
-        this.pub.masters.map(async (master) => {
-          const client = await this.pub.nodeClient(master);
-          return String(await client.sendCommand(["CLUSTER", "INFO"]));
-        }),
-      );
-      if (states.every((info) => /cluster_state:ok/.test(info))) this.set("pub", true);
+      if (await everyMasterOk(this.pub)) this.set("pub", true);
     } catch (err) {
       this.log.debug({ err }, "redis cluster state probe failed");
     } finally {
