@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { closeClients, connect, reconnectTo, request, whoami, type Client } from "./helpers/clients";
+import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
 import { startHosts, waitForFleet } from "./helpers/hosts";
 import { scrapeAdmin, total } from "./helpers/metrics";
-import { killTree } from "./helpers/processes";
-import { numbered, publishNumbered, range, sequences } from "./helpers/numbered";
+import { range, sequences } from "./helpers/numbered";
 import { RedisCluster, type RedisServer } from "./helpers/redis";
 import type { SockfleetHost } from "./helpers/sockfleet";
-import { nextEvent, waitUntil } from "./helpers/wait";
+import { waitUntil } from "./helpers/wait";
+import { hostKillRecovery } from "./suites/host-kill-recovery";
 
 /** Default --redis-prefix: the shared log's key and the bus channel (see src/tiers/redis/channels.ts). */
 const LOG_KEY = "socket.io-sockfleet#log";
@@ -15,6 +15,54 @@ const BUS_CHANNEL = "socket.io-sockfleet#bus#";
 async function redisStatus(host: SockfleetHost): Promise<string | undefined> {
   const res = await host.fetch("/readyz").catch(() => undefined);
   return res ? ((await res.json()) as { redis?: string }).redis : undefined;
+}
+
+interface Traffic {
+  atLocal: number[];
+  atRemote: number[];
+  /** Broadcasts made in all, numbered 1..last. */
+  last: number;
+  /** When cross-host delivery resumed, in ms after the outage began and after it ended. */
+  sinceDown: number;
+  sinceUp: number;
+}
+
+/**
+ * Broadcasts from a client of host A every 20 ms, seen by another client of host A and one of host
+ * B, through a Redis outage: `down` begins it, `up` ends it. Waits until both hosts report Redis
+ * degraded, then connected again, and the last broadcast reached both clients.
+ */
+async function throughOutage(hosts: SockfleetHost[], track: (clients: Client[]) => void, outage: { down(): Promise<void>; up(): Promise<void> }): Promise<Traffic> {
+  const started = await Promise.all([connect(hosts[0].url), connect(hosts[0].url), connect(hosts[1].url)]);
+  track(started);
+  const [sender, local, remote] = started;
+  assert.equal((await whoami(remote)).host, "host-b");
+  const atLocal = sequences(local);
+  const atRemote = sequences(remote);
+  let seq = 0;
+  const traffic = setInterval(() => void request(sender, "broadcast", { seq: ++seq }).catch(() => undefined), 20);
+  let sinceDown: number;
+  let sinceUp: number;
+  try {
+    await waitUntil("cross-host traffic to flow", () => atRemote.length >= 5);
+    await outage.down();
+    const downAt = Date.now();
+    const cut = seq;
+    await waitUntil("both hosts to report Redis degraded", async () => (await Promise.all(hosts.map(redisStatus))).every((s) => s === "degraded"));
+    await waitUntil("local delivery to go on during the outage", () => atLocal.some((s) => s > cut + 25));
+    await outage.up();
+    const upAt = Date.now();
+    const resumedAt = seq;
+    await waitUntil("both hosts to report Redis connected", async () => (await Promise.all(hosts.map(redisStatus))).every((s) => s === "connected"), 20_000);
+    await waitUntil("cross-host delivery to resume", () => atRemote.some((s) => s > resumedAt), 20_000, 10);
+    sinceDown = Date.now() - downAt;
+    sinceUp = Date.now() - upAt;
+  } finally {
+    clearInterval(traffic);
+  }
+  const last = seq;
+  await waitUntil("the last message to reach both hosts", () => atLocal.includes(last) && atRemote.includes(last));
+  return { atLocal, atRemote, last, sinceDown, sinceUp };
 }
 
 describe("bridge mode on a 3-node Redis Cluster: recovery across hosts and a node restart", function () {
@@ -34,48 +82,19 @@ describe("bridge mode on a 3-node Redis Cluster: recovery across hosts and a nod
     await cluster.stop();
   });
 
-  it("gives a client whose whole host was SIGKILLed its id, rooms and every missed broadcast on another host, in order, once", async () => {
-    const [a, b] = hosts;
-    const subscriber = await connect(a.url, { transports: ["websocket"], reconnectionDelay: 200, reconnectionDelayMax: 200, randomizationFactor: 0 });
-    const publisher = await connect(b.url, { transports: ["websocket"] });
-    clients.push(subscriber, publisher);
-    assert.equal((await whoami(subscriber)).host, "host-a");
-    await request(subscriber, "join", "blue");
-    reconnectTo(subscriber, () => b.url);
-    const id = subscriber.id!;
-    const streams = numbered(subscriber);
-    await publishNumbered(publisher, id, 1, 5);
-    await waitUntil("the first five", () => streams.get("direct")?.length === 5);
-
-    const disconnected = nextEvent(subscriber, "disconnect", 5_000);
-    const reconnected = nextEvent(subscriber, "connect", 20_000);
-    await killTree(hosts.shift()!.child);
-    await disconnected;
-    await publishNumbered(publisher, id, 6, 20);
-    await reconnected;
-    assert.equal(subscriber.recovered, true);
-    assert.equal(subscriber.id, id);
-    assert.equal((await whoami(subscriber)).host, "host-b");
-    await publishNumbered(publisher, id, 21, 25);
-
-    await waitUntil("all 25 on every stream", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 25));
-    for (const stream of ["all", "room", "direct"]) assert.deepEqual(streams.get(stream), range(1, 25), stream);
-    const metrics = await scrapeAdmin(hosts[0]);
-    assert.equal(total(metrics, "sockfleet_recovery_takeovers_total", { result: "recovered" }), 1);
-    assert.equal(total(metrics, "sockfleet_shared_log_delivered_alone_total"), 0);
-    assert.equal(total(metrics, "sockfleet_shared_log_in_step"), 1);
-  });
+  it("gives a client whose whole host was SIGKILLed its id, rooms and every missed broadcast on another host, in order, once", () =>
+    hostKillRecovery(hosts, (started) => clients.push(...started)));
 
   for (const [what, key] of [["the shared log", LOG_KEY], ["the bus channel", BUS_CHANNEL]] as const) {
     it(`keeps delivering inside a host while the node holding ${what} restarts, reports Redis connected again, and delivers across hosts what was sent meanwhile, once, in order`, async () => {
       const node = await cluster.nodeOf(key);
-      const { atLocal, atRemote, last, resumedWithin } = await restartUnderTraffic(node);
+      const { atLocal, atRemote, last, sinceUp } = await restartUnderTraffic(node);
       assert.deepEqual(atLocal, range(1, last), "local delivery never stopped nor repeated");
       // The README's promise for a Redis restart: broadcasts made while the node was down were
       // queued and appended once it was back; those in flight were appended again (readers skip a
       // second copy): the other host got all of them, once, in order.
       assert.deepEqual(atRemote, range(1, last), "the other host got every broadcast once, in order");
-      console.log(`      (port ${node.port}: ${(await Promise.all([LOG_KEY, BUS_CHANNEL].map(async (k) => ((await cluster.nodeOf(k)) === node ? k : "")))).filter(Boolean).join(", ")}; cross-host delivery resumed ${resumedWithin} ms after it was back)`);
+      console.log(`      (port ${node.port}: ${(await Promise.all([LOG_KEY, BUS_CHANNEL].map(async (k) => ((await cluster.nodeOf(k)) === node ? k : "")))).filter(Boolean).join(", ")}; cross-host delivery resumed ${sinceUp} ms after it was back)`);
     });
   }
 
@@ -94,32 +113,8 @@ describe("bridge mode on a 3-node Redis Cluster: recovery across hosts and a nod
   });
 
   /** Broadcasts from host A every 20 ms while `node` is SIGKILLed and started again. */
-  async function restartUnderTraffic(node: RedisServer): Promise<{ atLocal: number[]; atRemote: number[]; last: number; resumedWithin: number }> {
-    const [sender, local, remote] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[0].url), connect(hosts[1].url)]));
-    assert.equal((await whoami(remote)).host, "host-b");
-    const atLocal = sequences(local);
-    const atRemote = sequences(remote);
-    let seq = 0;
-    const traffic = setInterval(() => void request(sender, "broadcast", { seq: ++seq }).catch(() => undefined), 20);
-    let resumedWithin: number;
-    try {
-      await waitUntil("cross-host traffic to flow", () => atRemote.length >= 5);
-      await node.stop();
-      const cut = seq;
-      await waitUntil("both hosts to report Redis degraded", async () => (await Promise.all(hosts.map(redisStatus))).every((s) => s === "degraded"));
-      await waitUntil("local delivery to go on while the node is down", () => atLocal.some((s) => s > cut + 25));
-      await node.resume();
-      const back = Date.now();
-      const resumedAt = seq;
-      await waitUntil("both hosts to report Redis connected", async () => (await Promise.all(hosts.map(redisStatus))).every((s) => s === "connected"), 20_000);
-      await waitUntil("cross-host delivery to resume", () => atRemote.some((s) => s > resumedAt), 20_000, 10);
-      resumedWithin = Date.now() - back;
-    } finally {
-      clearInterval(traffic);
-    }
-    const last = seq;
-    await waitUntil("the last message to reach both hosts", () => atLocal.includes(last) && atRemote.includes(last));
-    return { atLocal, atRemote, last, resumedWithin };
+  function restartUnderTraffic(node: RedisServer): Promise<Traffic> {
+    return throughOutage(hosts, (started) => (clients = started), { down: () => node.stop(), up: () => node.resume() });
   }
 });
 
@@ -142,33 +137,17 @@ describe("bridge mode on a Redis Cluster with replicas: a master fails over", fu
 
   it("follows the shared log's slot to the replica that took over its SIGKILLed master: connected again, and every broadcast made meanwhile reaches the other host once, in order", async () => {
     const master = await cluster.nodeOf(LOG_KEY);
-    const [sender, local, remote] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[0].url), connect(hosts[1].url)]));
-    assert.equal((await whoami(remote)).host, "host-b");
-    const atLocal = sequences(local);
-    const atRemote = sequences(remote);
-    let seq = 0;
-    const traffic = setInterval(() => void request(sender, "broadcast", { seq: ++seq }).catch(() => undefined), 20);
-    let took: number;
-    try {
-      await waitUntil("cross-host traffic to flow", () => atRemote.length >= 5);
-      await master.stop();
-      const stoppedAt = Date.now();
-      await waitUntil("both hosts to report Redis degraded", async () => (await Promise.all(hosts.map(redisStatus))).every((s) => s === "degraded"));
-      await waitUntil("a replica to hold the shared log's slot", async () => (await cluster.nodeOf(LOG_KEY).catch(() => master)) !== master, 20_000, 100);
-      await cluster.waitOk();
-      const resumedAt = seq;
-      await waitUntil("both hosts to report Redis connected", async () => (await Promise.all(hosts.map(redisStatus))).every((s) => s === "connected"), 20_000);
-      await waitUntil("cross-host delivery to resume", () => atRemote.some((s) => s > resumedAt), 20_000, 10);
-      took = Date.now() - stoppedAt;
-    } finally {
-      clearInterval(traffic);
-    }
-    const last = seq;
-    await waitUntil("the last message to reach both hosts", () => atLocal.includes(last) && atRemote.includes(last));
+    const { atLocal, atRemote, last, sinceDown } = await throughOutage(hosts, (started) => (clients = started), {
+      down: () => master.stop(),
+      up: async () => {
+        await waitUntil("a replica to hold the shared log's slot", async () => (await cluster.nodeOf(LOG_KEY).catch(() => master)) !== master, 20_000, 100);
+        await cluster.waitOk();
+      },
+    });
     assert.deepEqual(atLocal, range(1, last), "local delivery never stopped nor repeated");
     assert.deepEqual(atRemote, range(1, last), "the other host got every broadcast once, in order");
     // node-redis alone would keep reconnecting to the dead master's address: each host saw the new map.
     for (const host of hosts) assert.ok(host.logs.some((l) => l.msg === "redis cluster masters changed (failover): reconnecting to the new ones"), host.url);
-    console.log(`      (cross-host delivery resumed ${took} ms after the master was killed)`);
+    console.log(`      (cross-host delivery resumed ${sinceDown} ms after the master was killed)`);
   });
 });
