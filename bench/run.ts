@@ -182,7 +182,8 @@ async function main(): Promise<number> {
     phase(0.92);
     if (want("profile") && (!args.quick || args.scenarios.length < SCENARIOS.length)) {
       const rate = commonRate(results, ["sockfleet", "stock"]) ?? settings.broadcast.rates[1]!;
-      for (const key of ["sockfleet", "stock"]) {
+      // sf-base (a baseline build, when named) too: the before and after of a change side by side.
+      for (const key of ["sockfleet", "sf-base", "stock"]) {
         const def = started.find((d) => d.key === key);
         if (def && !overBudget(ctx)) results.profiles.push(await runProfile(ctx, def, rate, path.join(ROOT, "bench", "results", "profiles", key)));
       }

@@ -64,6 +64,14 @@ export const configSchema = z
       .union([z.boolean(), z.enum(["true", "false", "on", "off", "1", "0"])])
       .transform((v) => v === true || v === "true" || v === "on" || v === "1")
       .default(true),
+    /**
+     * Broadcast fan-out writes a WebSocket client's frame straight to its socket when engine.io has
+     * nothing queued for it (worker/direct-send.ts); off: every delivery takes engine.io's path.
+     */
+    directWrites: z
+      .union([z.boolean(), z.enum(["true", "false", "on", "off", "1", "0"])])
+      .transform((v) => v === true || v === "true" || v === "on" || v === "1")
+      .default(true),
     /** How long a disconnected session can be recovered, in milliseconds (socket.io's maxDisconnectionDuration). */
     recoveryWindow: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
     /** Most broadcasts the primary keeps for replay. */
