@@ -1,5 +1,6 @@
 /** Everything one run measured, as written to bench/results/<mode>.json and rendered to markdown. */
 import type { Machine } from "./lib/machine.js";
+import type { CapacityRow } from "./scenarios/capacity.js";
 import type { IdleRow, MaxIdleRow } from "./scenarios/idle.js";
 import type { ProfileResult } from "./scenarios/profile.js";
 import type { RedisAccountingRow } from "./scenarios/redis-accounting.js";
@@ -32,6 +33,8 @@ export interface RunResults {
   redisAccounting: RedisAccountingRow[];
   /** Absent in results saved before the rooms scenario existed. */
   rooms?: RoomsRow[];
+  /** Absent in results saved before the capacity scenario existed. */
+  capacity?: CapacityRow[];
   profiles: ProfileResult[];
   skipped: string[];
   errors: string[];

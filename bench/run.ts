@@ -16,6 +16,7 @@ import { TreeMeter } from "./lib/procstat.js";
 import { writeReport } from "./report/markdown.js";
 import type { RunResults, VariantStatus } from "./results.js";
 import { overBudget, type BenchContext } from "./scenarios/common.js";
+import { runCapacity } from "./scenarios/capacity.js";
 import { runIdle, runMaxIdle } from "./scenarios/idle.js";
 import { runProfile } from "./scenarios/profile.js";
 import { commonRate } from "./report/targets.js";
@@ -26,8 +27,8 @@ import { runTraffic } from "./scenarios/traffic.js";
 import { FULL, QUICK } from "./settings.js";
 import { ROOT, RunningVariant, VARIANTS, type VariantDef } from "./variants.js";
 
-type Scenario = "traffic" | "storm" | "redis" | "idle" | "rooms" | "max-idle" | "profile";
-const SCENARIOS: readonly Scenario[] = ["traffic", "storm", "redis", "idle", "rooms", "max-idle", "profile"];
+type Scenario = "traffic" | "storm" | "redis" | "idle" | "rooms" | "capacity" | "max-idle" | "profile";
+const SCENARIOS: readonly Scenario[] = ["traffic", "storm", "redis", "idle", "rooms", "capacity", "max-idle", "profile"];
 
 interface Args {
   quick: boolean;
@@ -171,10 +172,18 @@ async function main(): Promise<number> {
       results.rooms = rooms.rows;
       results.skipped.push(...rooms.skipped);
     }
-    phase(0.86);
+    phase(0.9);
+    // Also started afresh per point (about 3 minutes in a full run): quick runs only when named.
+    if (want("capacity") && (!args.quick || args.scenarios.length < SCENARIOS.length)) {
+      const capacity = await runCapacity(ctx, [...started, ...roomsOnly]);
+      results.capacity = capacity.rows;
+      results.skipped.push(...capacity.skipped);
+    }
+    phase(0.92);
     if (want("profile") && (!args.quick || args.scenarios.length < SCENARIOS.length)) {
       const rate = commonRate(results, ["sockfleet", "stock"]) ?? settings.broadcast.rates[1]!;
-      for (const key of ["sockfleet", "stock"]) {
+      // sf-base (a baseline build, when named) too: the before and after of a change side by side.
+      for (const key of ["sockfleet", "sf-base", "stock"]) {
         const def = started.find((d) => d.key === key);
         if (def && !overBudget(ctx)) results.profiles.push(await runProfile(ctx, def, rate, path.join(ROOT, "bench", "results", "profiles", key)));
       }

@@ -30,6 +30,11 @@ export interface Settings {
    */
   maxIdle: { cap: number; batch: number; perGenerator: number; settleMs: number; budgetMs: number } | undefined;
   redisAccounting: { clients: number; broadcasts: number; rate: number };
+  /**
+   * The capacity scenario (scenarios/capacity.ts): each of `variants` on 1, 2 and 4 hosts, broadcasts
+   * to a few clients per worker at each of `rates` for `windowMs`, after an idle window as long.
+   */
+  capacity: { variants: string[]; rates: number[]; windowMs: number };
   /** Before each step, wait up to this long for the machine to fall below 15% busy. */
   idleWaitMs: number;
   /** How long a client may take to connect before it counts as failed. */
@@ -48,6 +53,7 @@ export const QUICK: Settings = {
   idle: { count: 500, settleMs: 400 },
   maxIdle: undefined,
   redisAccounting: { clients: 10, broadcasts: 20, rate: 100 },
+  capacity: { variants: ["sf-bridge", "sf-adapter"], rates: [57, 400], windowMs: 1500 },
   idleWaitMs: 500,
   connectTimeoutMs: 5000,
   budgetMs: 110_000,
@@ -71,6 +77,7 @@ export const FULL: Settings = {
   idle: { count: 3000, settleMs: 1500 },
   maxIdle: { cap: 100_000, batch: 5000, perGenerator: 18_000, settleMs: 1000, budgetMs: 900_000 },
   redisAccounting: { clients: 100, broadcasts: 200, rate: 100 },
+  capacity: { variants: ["sf-bridge", "sf-adapter"], rates: [57, 200, 800], windowMs: 3000 },
   idleWaitMs: 4000,
   connectTimeoutMs: 10_000,
   budgetMs: 14 * 60_000,

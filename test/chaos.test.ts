@@ -47,6 +47,11 @@ function inStep(host: SockfleetHost): boolean {
   return alone === -1 || host.logs.findLastIndex((l) => l.msg === "shared log back in step: handing out stream offsets again") > alone;
 }
 
+/** Whether the offset socket.io-client would send on reconnecting is an id of the shared log (a Redis stream id). */
+function holdsSharedOffset(s: Subscriber): boolean {
+  return /^\d+-\d+$/.test((s.client as unknown as { _lastOffset?: string })._lastOffset ?? "");
+}
+
 const warnings = (hosts: SockfleetHost[]) => (): string[] =>
   hosts.flatMap((h) => h.logs.filter((l) => (l.level ?? 0) >= 40 && l.msg !== "worker crashed").slice(0, 10).map((l) => JSON.stringify(l)));
 
@@ -153,6 +158,10 @@ describe("chaos across hosts: workers killed, a rolling restart, Redis restarted
           // the shared log; only then can its clients resume elsewhere (README: the limits).
           await restarting;
           await Promise.all([a, b].map((h) => waitUntil(`${h.url} back in step with the shared log`, () => inStep(h), 15_000)));
+        }
+        // ...and a client holds a shared-log offset only once it has received a broadcast sent
+        // after that (publishing paused meanwhile): kill host A once one of its subscribers does.
+        if (seq >= hostKillAt && events.hostKills === 0 && (subscribers.some((s) => s.client.connected && s.host === "host-a" && holdsSharedOffset(s)) || seq >= hostBackAt - 1)) {
           onA = subscribers.filter((s) => s.client.connected && s.host === "host-a").map((s) => ({ s, recovered: s.recovered }));
           live.delete(a);
           await killTree(a.child);

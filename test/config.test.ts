@@ -77,9 +77,17 @@ describe("configuration", () => {
     );
   });
 
-  it("refuses an unknown --redis-mode, and --redis-sharded in bridge mode, naming the setting", () => {
+  it("refuses an unknown --redis-mode, and --redis-sharded without --redis, naming the setting", () => {
     assert.throws(() => loadConfig(["--redis-mode", "mesh"], {}), /^ConfigError: invalid setting redisMode from --redis-mode:/);
-    assert.throws(() => loadConfig(["--redis-sharded", "true"], {}), /^ConfigError: invalid setting redisSharded from --redis-sharded: redisSharded \(Redis Cluster\) needs redisMode adapter/);
+    assert.throws(() => loadConfig(["--redis-sharded", "true"], {}), /^ConfigError: invalid setting redisSharded from --redis-sharded: redisSharded \(Redis Cluster\) needs redisUrl/);
+  });
+
+  it("accepts --redis-sharded in bridge mode (the default), with recovery on or off", () => {
+    for (const recovery of ["on", "off"]) {
+      const result = loadConfig(["--redis", "redis://127.0.0.1:7000", "--redis-sharded", "true", "--recovery", recovery], {});
+      assert.ok(!result.help);
+      assert.deepEqual([result.config.redisMode, result.config.redisSharded], ["bridge", true]);
+    }
   });
 
   it("splits --trusted-proxies on commas", () => {

@@ -132,7 +132,7 @@ describe("Redis headroom samples, against a real redis-server", function () {
     for (let ms = 1_000; ms <= 3_000; ms += 100) await client.sendCommand(["XADD", key, `${ms}-0`, "f", "v"]);
     // The reader has read all 21 entries and stands at the head.
     const reader = { key, position: (): string | undefined => "3000-0", read: (): number => 21 };
-    const headroom = new RedisHeadroom(client, () => true, "none", reader, createLogger("silent", {}));
+    const headroom = new RedisHeadroom({ command: (_key, args) => client.sendCommand(args), subscriberName: "none" }, () => true, "any", reader, createLogger("silent", {}));
     try {
       await headroom.sample();
       assert.deepEqual(headroom.current().logLag, { entries: 0, seconds: 0 });
@@ -152,7 +152,7 @@ describe("Redis headroom samples, against a real redis-server", function () {
     raw.write("CLIENT SETNAME sockfleet:stalled:sub\r\nSUBSCRIBE stalled\r\n");
     await waitUntil("the subscription", async () => (await redis.clients("sockfleet:stalled:sub")).some((l) => /\bsub=1\b/.test(l)));
     raw.pause();
-    const headroom = new RedisHeadroom(client, () => true, "sockfleet:stalled:sub", undefined, createLogger("silent", {}));
+    const headroom = new RedisHeadroom({ command: (_key, args) => client.sendCommand(args), subscriberName: "sockfleet:stalled:sub" }, () => true, "stalled", undefined, createLogger("silent", {}));
     try {
       await headroom.sample();
       assert.equal(headroom.current().subscriber?.outputBytes, 0);

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { closeClients, connect, reconnectTo, request, whoami, type Client } from "./helpers/clients";
 import { startHosts, waitForFleet } from "./helpers/hosts";
-import { scrapeAdmin, total } from "./helpers/metrics";
 import { killTree } from "./helpers/processes";
 import { RedisServer } from "./helpers/redis";
 import type { SockfleetHost } from "./helpers/sockfleet";
 import { numbered, publishNumbered, range } from "./helpers/numbered";
 import { nextEvent, waitUntil } from "./helpers/wait";
+import { hostKillRecovery } from "./suites/host-kill-recovery";
 
 
 describe("connection-state recovery across hosts (bridge mode, shared log in Redis)", function () {
@@ -38,37 +38,8 @@ describe("connection-state recovery across hosts (bridge mode, shared log in Red
     return { subscriber, publisher };
   }
 
-  it("gives a client whose whole host was SIGKILLed its id, rooms and every missed broadcast on another host, in order, once", async () => {
-    const { subscriber, publisher } = await subscriberAndPublisher();
-    const id = subscriber.id!;
-    const streams = numbered(subscriber);
-    await publishNumbered(publisher, id, 1, 5);
-    await waitUntil("the first five", () => streams.get("direct")?.length === 5);
-
-    const disconnected = nextEvent(subscriber, "disconnect", 5_000);
-    const reconnected = nextEvent(subscriber, "connect", 20_000);
-    const dead = hosts.shift()!;
-    await killTree(dead.child);
-    await disconnected;
-    await publishNumbered(publisher, id, 6, 20);
-    await reconnected;
-    assert.equal(subscriber.recovered, true);
-    assert.equal(subscriber.id, id);
-    assert.equal((await whoami(subscriber)).host, "host-b");
-    await publishNumbered(publisher, id, 21, 25);
-
-    await waitUntil("all 25 on every stream", () => ["all", "room", "direct"].every((s) => (streams.get(s)?.length ?? 0) >= 25));
-    for (const stream of ["all", "room", "direct"]) assert.deepEqual(streams.get(stream), range(1, 25), stream);
-
-    const metrics = await scrapeAdmin(hosts[0]);
-    assert.equal(total(metrics, "sockfleet_recovery_takeovers_total", { result: "recovered" }), 1);
-    assert.equal(total(metrics, "sockfleet_recovery_takeovers_total", { result: "refused" }), 0);
-    assert.equal(total(metrics, "sockfleet_shared_log_in_step"), 1);
-    // 25 x 3 broadcasts, all from host B: appended by it, read back by it.
-    assert.ok(total(metrics, "sockfleet_shared_log_entries_total", { op: "appended" }) >= 75);
-    assert.ok(total(metrics, "sockfleet_shared_log_entries_total", { op: "read" }) >= 75);
-    assert.equal(total(metrics, "sockfleet_shared_log_delivered_alone_total"), 0);
-  });
+  it("gives a client whose whole host was SIGKILLed its id, rooms and every missed broadcast on another host, in order, once", () =>
+    hostKillRecovery(hosts, (started) => clients.push(...started)));
 
   it("recovers on another host a client whose worker was SIGKILLed while its host lives on", async () => {
     const { subscriber, publisher } = await subscriberAndPublisher();

@@ -13,6 +13,9 @@ export interface RedisCounters {
   netOutputBytes: number;
 }
 
+/** INFO commandstats: command (e.g. "xread", "client|list") -> calls and microseconds spent in it. */
+export type RedisCommandStats = Map<string, { calls: number; usec: number }>;
+
 export class RedisServer {
   private constructor(
     readonly port: number,
@@ -72,6 +75,13 @@ export class RedisServer {
       totalCommands: field("total_commands_processed"),
       netOutputBytes: field("total_net_output_bytes"),
     };
+  }
+
+  async commandStats(): Promise<RedisCommandStats> {
+    const text = await respCommand(this.port, ["INFO", "commandstats"]);
+    const out: RedisCommandStats = new Map();
+    for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
+    return out;
   }
 
   stop(): Promise<void> {

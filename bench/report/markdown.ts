@@ -165,6 +165,10 @@ export function writeReport(r: RunResults, out: string, plotsDir: string): void 
     md.push(roomsSection(r));
     md.push("");
   }
+  if ((r.capacity ?? []).length > 0) {
+    md.push(capacitySection(r));
+    md.push("");
+  }
 
   // storm
   md.push("## Connection storm");
@@ -266,5 +270,49 @@ export function roomsSection(r: RunResults): string {
     f1(y.redisCpuPerMessageUs),
     `${(y.machineBusy * 100).toFixed(0)}% (${y.foreignCores.toFixed(2)})`,
   ])));
+  return md.join("\n");
+}
+
+/** Least-squares line y = a + b x; undefined with fewer than two distinct x. */
+function fitLine(points: Array<[number, number]>): { a: number; b: number } | undefined {
+  const n = points.length;
+  const mx = points.reduce((s, [x]) => s + x, 0) / n;
+  const my = points.reduce((s, [, y]) => s + y, 0) / n;
+  const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0);
+  if (n < 2 || sxx === 0) return undefined;
+  const b = points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0) / sxx;
+  return { a: my - b * mx, b };
+}
+
+/**
+ * The capacity scenario: Redis and host CPU per broadcast as hosts and the rate grow, and per
+ * variant and rate a line fitted over the host counts (the README's capacity model quotes these).
+ */
+export function capacitySection(r: RunResults): string {
+  const rows = r.capacity ?? [];
+  const md: string[] = ["## Capacity: Redis and host cost per broadcast", ""];
+  const x = rows[0];
+  if (x === undefined) return md.join("\n");
+  md.push(`Each variant on 1, 2 and 4 hosts of ${x.workersPerHost} workers (separate host processes sharing one redis-server, started afresh per host count), ${x.clients / (x.hosts * x.workersPerHost)} clients per worker, broadcasts to everyone at each rate for a few seconds after an idle window as long. Redis CPU is INFO used_cpu_sys+user beyond its idle rate, per broadcast; the commands column is the time Redis spent inside each command per broadcast (INFO commandstats, wall time inside the command: it includes serving blocked stream readers) with calls per broadcast; host CPU is every process of all hosts beyond idle, per broadcast and host (relay and delivery to the ${x.clients / x.hosts} clients of a host).`);
+  md.push("");
+  md.push(table(["variant", "hosts x workers", "broadcasts/s", "sent", "loss", "Redis CPU us per broadcast", "Redis idle (cores)", "Redis time by command, us per broadcast (calls)", "host CPU us per broadcast"], rows.map((y) => [
+    label(r, y.variant), `${y.hosts} x ${y.workersPerHost}`, f0(y.rate), f0(y.sent), pct(y.loss), f1(y.redisCpuUs), y.redisIdleCores.toFixed(3),
+    y.commandsUs.slice(0, 4).map(([c, us, n]) => `${c} ${us.toFixed(1)} (${n.toFixed(2)})`).join(", ") || "-",
+    f0(y.hostCpuUsPerHost),
+  ])));
+  md.push("");
+  const fits: string[][] = [];
+  for (const variant of [...new Set(rows.map((y) => y.variant))]) {
+    for (const rate of [...new Set(rows.map((y) => y.rate))]) {
+      const pts = rows.filter((y) => y.variant === variant && y.rate === rate && Number.isFinite(y.redisCpuUs));
+      const fit = fitLine(pts.map((y) => [y.hosts, y.redisCpuUs]));
+      if (fit) fits.push([label(r, variant), f0(rate), `${fit.a.toFixed(1)} + ${fit.b.toFixed(1)} x hosts`]);
+    }
+  }
+  if (fits.length > 0) {
+    md.push("Fitted over the host counts (least squares), Redis CPU us per broadcast:");
+    md.push("");
+    md.push(table(["variant", "broadcasts/s", "Redis CPU us per broadcast"], fits));
+  }
   return md.join("\n");
 }

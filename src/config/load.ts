@@ -52,6 +52,7 @@ const SETTINGS: Record<Key, { flag: string; env: string; list?: boolean }> = {
   maxEventsBurst: { flag: "max-events-burst", env: "MAX_EVENTS_BURST" },
   rateLimitGrace: { flag: "rate-limit-grace", env: "RATE_LIMIT_GRACE" },
   maxBufferedBytes: { flag: "max-buffered-bytes", env: "MAX_BUFFERED_BYTES" },
+  directWrites: { flag: "direct-writes", env: "DIRECT_WRITES" },
   maxEventArgs: { flag: "max-event-args", env: "MAX_EVENT_ARGS" },
   maxEventDepth: { flag: "max-event-depth", env: "MAX_EVENT_DEPTH" },
   maxAttachments: { flag: "max-attachments", env: "MAX_ATTACHMENTS" },
@@ -89,7 +90,7 @@ Options (environment variable in brackets; flags win over the environment, which
   --redis-mode MODE          bridge|adapter [REDIS_MODE] (default bridge)
   --redis-prefix PREFIX      channel prefix, shared with @socket.io/redis-emitter [REDIS_PREFIX] (default socket.io)
   --redis-connect-timeout MS bound on one Redis connection attempt [REDIS_CONNECT_TIMEOUT] (default 5000)
-  --redis-sharded true|false Redis Cluster with sharded pub/sub, adapter mode only [REDIS_SHARDED] (default false)
+  --redis-sharded true|false --redis is one node of a Redis Cluster (sharded pub/sub), both modes [REDIS_SHARDED] (default false)
   --recovery on|off          connection-state recovery [RECOVERY] (default on)
   --recovery-window MS       how long a dropped session can be recovered [RECOVERY_WINDOW] (default 120000)
   --recovery-max-packets N   broadcasts kept for replay [RECOVERY_MAX_PACKETS] (default 100000)
@@ -114,6 +115,7 @@ Security and limits (0 switches a count or rate limit off; see the README's "Sec
   --max-events-burst N       burst of events per socket [MAX_EVENTS_BURST] (default 200)
   --rate-limit-grace MS      over the rate this long: disconnected [RATE_LIMIT_GRACE] (default 10000)
   --max-buffered-bytes N     pending outgoing bytes per client before it is dropped [MAX_BUFFERED_BYTES] (default 1048576)
+  --direct-writes on|off     broadcast frames straight to idle WebSocket clients [DIRECT_WRITES] (default on)
   --max-event-args N         arguments of one client event [MAX_EVENT_ARGS] (default 64)
   --max-event-depth N        nesting depth of one client event [MAX_EVENT_DEPTH] (default 32)
   --max-attachments N        binary attachments of one client packet [MAX_ATTACHMENTS] (default 10)

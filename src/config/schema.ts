@@ -50,8 +50,10 @@ export const configSchema = z
     /** Bound on one connection attempt to Redis, in milliseconds. */
     redisConnectTimeout: z.coerce.number().int().min(100).max(600_000).default(5_000),
     /**
-     * The Redis URL is one node of a Redis Cluster (Redis >= 7): adapter mode then uses the sharded
-     * adapter (SPUBLISH/SSUBSCRIBE). Bridge mode does not support Redis Cluster yet.
+     * The Redis URL is one node of a Redis Cluster (Redis >= 7); the others are discovered from it.
+     * Bridge mode then publishes with SPUBLISH/SSUBSCRIBE and sends each key command to the node
+     * holding its key (src/tiers/redis/cluster-transport.ts); adapter mode uses the sharded adapter.
+     * Not detected: set it (a bridge on one node that finds cluster mode on logs an error naming it).
      */
     redisSharded: z
       .union([z.boolean(), z.enum(["true", "false", "on", "off", "1", "0"])])
@@ -59,6 +61,14 @@ export const configSchema = z
       .default(false),
     /** Connection-state recovery: clients that drop (or whose worker dies) get their missed packets back. */
     recovery: z
+      .union([z.boolean(), z.enum(["true", "false", "on", "off", "1", "0"])])
+      .transform((v) => v === true || v === "true" || v === "on" || v === "1")
+      .default(true),
+    /**
+     * Broadcast fan-out writes a WebSocket client's frame straight to its socket when engine.io has
+     * nothing queued for it (worker/direct-send.ts); off: every delivery takes engine.io's path.
+     */
+    directWrites: z
       .union([z.boolean(), z.enum(["true", "false", "on", "off", "1", "0"])])
       .transform((v) => v === true || v === "true" || v === "on" || v === "1")
       .default(true),
@@ -155,8 +165,8 @@ export const configSchema = z
       .optional(),
   })
   .strict()
-  .refine((c) => !(c.redisSharded && c.redisMode === "bridge"), {
-    message: "redisSharded (Redis Cluster) needs redisMode adapter: bridge mode uses plain pub/sub",
+  .refine((c) => !c.redisSharded || c.redisUrl !== undefined, {
+    message: "redisSharded (Redis Cluster) needs redisUrl: the URL of one node of the cluster",
     path: ["redisSharded"],
   })
   .refine((c) => c.authJwtSecret === undefined || c.authJwtPublicKey === undefined, {

@@ -25,7 +25,8 @@ interface DeliveringAdapter {
  * per-client offset forms) reports its deliveries through this method, which the metrics install.
  */
 export const COUNT_DELIVERIES = Symbol("sockfleet.countDeliveries");
-export type CountDeliveries = (event: unknown, recipients: number) => void;
+/** `direct`: how many of the recipients got the frame straight on their WebSocket (worker/direct-send.ts). */
+export type CountDeliveries = (event: unknown, recipients: number, direct?: number) => void;
 
 /** The part of a Socket.IO socket the metrics count direct emits on. */
 interface EmittingSocket {
@@ -48,6 +49,7 @@ export class WorkerMetrics {
   private readonly closed: Counter<"reason">;
   private readonly received: Counter<"event">;
   private readonly emitted: Counter<"event">;
+  private readonly direct: Counter;
   private readonly eventNames = new Set<string>();
 
   constructor(workerId: number) {
@@ -58,6 +60,7 @@ export class WorkerMetrics {
     this.closed = new Counter({ name: "sockfleet_connections_closed_total", help: "Engine.IO connections closed on this worker, by reason.", labelNames: ["reason"], registers });
     this.received = new Counter({ name: "sockfleet_events_received_total", help: `Socket.IO events received from clients, by event name (at most ${MAX_EVENT_NAMES} names, then "${OTHER_EVENTS}").`, labelNames: ["event"], registers });
     this.emitted = new Counter({ name: "sockfleet_events_emitted_total", help: `Socket.IO events delivered to this worker's clients (a broadcast counts once per recipient), by event name (at most ${MAX_EVENT_NAMES} names, then "${OTHER_EVENTS}").`, labelNames: ["event"], registers });
+    this.direct = new Counter({ name: "sockfleet_direct_writes_total", help: "Broadcast deliveries written straight to a client's WebSocket, past engine.io's queue (--direct-writes); the rest of sockfleet_events_emitted_total took engine.io's path.", registers });
   }
 
   /** Counts the connections and events of `io`; call before the app attaches its handlers. */
@@ -114,9 +117,11 @@ export class WorkerMetrics {
     // An _encode inside an apply (encoding per form, lazily) does not announce a broadcast.
     let applying = false;
     const emitted = this.emitted;
+    const direct = this.direct;
     const eventClass = (name: unknown): string => this.eventClass(name);
-    (adapter as unknown as { [COUNT_DELIVERIES]: CountDeliveries })[COUNT_DELIVERIES] = (name, recipients) => {
+    (adapter as unknown as { [COUNT_DELIVERIES]: CountDeliveries })[COUNT_DELIVERIES] = (name, recipients, directs = 0) => {
       if (recipients > 0) emitted.inc({ event: eventClass(name) }, recipients);
+      if (directs > 0) direct.inc(directs);
     };
     adapter._encode = function (packet, options) {
       if (!applying) {

@@ -45,7 +45,7 @@ function socketIoOptions(config: Config, link: DataLink, redis: WorkerRedisAdapt
   return {
     parser: guard.parser,
     // Bridge mode (and no Redis): the fleet adapter, whose traffic the primary relays and bridges.
-    adapter: redis?.adapter ?? (FleetAdapter.for(link, config.recovery, config.recoveryOffsets) as unknown as ServerOptions["adapter"]),
+    adapter: redis?.adapter ?? (FleetAdapter.for(link, config.recovery, config.recoveryOffsets, config.directWrites) as unknown as ServerOptions["adapter"]),
     // Middlewares are skipped for a recovered socket: it already passed them, and running them
     // would open a window in which broadcasts could miss it. Recovery needs the offsets the
     // primary assigns; the Redis adapter (adapter mode) returns none, so it is off there.

@@ -24,13 +24,13 @@ export class RawSocketIo {
     ws.on("error", () => undefined);
   }
 
-  /** Opens the WebSocket, completes the Engine.IO handshake and connects namespace "/" (or `nsp`). */
-  static async connect(port: number, nsp = "/", ms = 10_000): Promise<RawSocketIo> {
+  /** Opens the WebSocket, completes the Engine.IO handshake and connects namespace "/" (or `nsp`, with `auth`). */
+  static async connect(port: number, nsp = "/", ms = 10_000, auth?: object): Promise<RawSocketIo> {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`);
     const raw = new RawSocketIo(ws);
     open.add(raw);
     await waitUntil("the Engine.IO open packet", () => raw.frames.find((f) => typeof f === "string" && f.startsWith("0{")), ms, 5);
-    raw.send(nsp === "/" ? "40" : `40${nsp},`);
+    raw.send((nsp === "/" ? "40" : `40${nsp},`) + (auth ? JSON.stringify(auth) : ""));
     const prefix = nsp === "/" ? "40{" : `40${nsp},{`;
     await waitUntil("the namespace connect", () => raw.frames.find((f) => typeof f === "string" && f.startsWith(prefix)), ms, 5);
     return raw;

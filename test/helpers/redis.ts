@@ -1,6 +1,8 @@
 import type { ChildProcess } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
+import path from "node:path";
 import { createClient } from "redis";
 import { killTree, spawnTracked, waitForExit } from "./processes";
 import { waitUntil } from "./wait";
@@ -103,19 +105,33 @@ export class RedisServer {
   }
 }
 
-/** A 3-node Redis Cluster (no replicas) built from `redis-server --cluster-enabled yes` processes. */
+/**
+ * A Redis Cluster of 3 masters built from `redis-server --cluster-enabled yes` processes, without
+ * replicas, or with `replicas` per master (then a node not heard from for 1 s is failed over).
+ */
 export class RedisCluster {
-  private constructor(readonly nodes: RedisServer[]) {}
+  private constructor(
+    readonly nodes: RedisServer[],
+    /** Each node's cluster config and RDB file, removed at stop. */
+    private readonly files: string[],
+  ) {}
 
-  static async start(): Promise<RedisCluster> {
+  static async start(replicas = 0): Promise<RedisCluster> {
     const nodes: RedisServer[] = [];
-    for (let i = 0; i < 3; i++) {
+    const paths: string[] = [];
+    for (let i = 0; i < 3 * (1 + replicas); i++) {
       const port = await freePort();
       // Cluster state files go to a fresh name per port; cwd is the system temp dir.
-      nodes.push(await RedisServer.start(["--cluster-enabled", "yes", "--dir", os.tmpdir(), "--cluster-config-file", `sockfleet-test-nodes-${port}-${process.pid}.conf`]));
+      // With replicas: fail over after 1 s of silence, whatever the replica's lag (a test wants the failover).
+      const timeout = replicas > 0 ? ["--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0"] : [];
+      // A replica writes the RDB it syncs from its master: a name of its own, never a shared dump.rdb
+      // that every later redis-server in that directory would load.
+      const files = ["--cluster-config-file", `sockfleet-test-nodes-${port}-${process.pid}.conf`, "--dbfilename", `sockfleet-test-dump-${port}-${process.pid}.rdb`];
+      paths.push(path.join(os.tmpdir(), files[1]), path.join(os.tmpdir(), files[3]));
+      nodes.push(await RedisServer.start(["--cluster-enabled", "yes", "--dir", os.tmpdir(), ...files, ...timeout]));
     }
     const create = spawnTracked("redis-cli", [
-      "--cluster", "create", ...nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-replicas", "0", "--cluster-yes",
+      "--cluster", "create", ...nodes.map((n) => `127.0.0.1:${n.port}`), "--cluster-replicas", String(replicas), "--cluster-yes",
     ]);
     const { code } = await waitForExit(create, 20_000);
     if (code !== 0) throw new Error(`redis-cli --cluster create exited with ${code}`);
@@ -123,14 +139,39 @@ export class RedisCluster {
       const states = await Promise.all(nodes.map(async (n) => parseInfo(String(await n.command("CLUSTER", "INFO"))).get("cluster_state")));
       return states.every((s) => s === "ok");
     }, 15_000, 100);
-    return new RedisCluster(nodes);
+    await waitUntil("every replica to be in sync with its master", async () => {
+      const infos = await Promise.all(nodes.map((n) => n.info("replication")));
+      return infos.filter((i) => i.get("role") === "slave").length === 3 * replicas && infos.every((i) => i.get("role") === "master" || i.get("master_link_status") === "up");
+    }, 15_000, 100);
+    return new RedisCluster(nodes, paths);
   }
 
   get url(): string {
     return this.nodes[0].url;
   }
 
+  /** The node whose slots hold `key` (a key or a sharded channel): the others answer MOVED. */
+  async nodeOf(key: string): Promise<RedisServer> {
+    for (const node of this.nodes.filter((n) => n.running)) {
+      const slot = Number(await node.command("CLUSTER", "KEYSLOT", key));
+      const owned = (await node.command("CLUSTER", "SLOTS")) as Array<[number, number, [string, number, string]]>;
+      const owner = owned.find(([from, to]) => slot >= from && slot <= to)?.[2][1];
+      const found = this.nodes.find((n) => n.port === Number(owner));
+      if (found) return found;
+    }
+    throw new Error(`no node of the cluster holds ${key}`);
+  }
+
+  /** Waits until every running node reports cluster_state:ok (after a node restarted or failed over, say). */
+  async waitOk(ms = 15_000): Promise<void> {
+    await waitUntil("the cluster to report state ok", async () => {
+      const states = await Promise.all(this.nodes.filter((n) => n.running).map(async (n) => parseInfo(String(await n.command("CLUSTER", "INFO").catch(() => ""))).get("cluster_state")));
+      return states.every((s) => s === "ok");
+    }, ms, 100);
+  }
+
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.stop()));
+    for (const file of this.files) fs.rmSync(file, { force: true });
   }
 }

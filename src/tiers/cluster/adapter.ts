@@ -8,6 +8,7 @@ import { RECOVERING_TTL_MS } from "../../ipc/messages";
 import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
 import { takesOffsets, type HandshakeView, type OffsetRule } from "../recovery/offset-clients";
 import { RoomAnnouncer } from "./room-announcer";
+import { sendDirect, wsFrameOf, type EngineConn } from "../../worker/direct-send";
 
 /**
  * A broadcast waits for its offset as long as the primary lives (if it dies, this worker exits):
@@ -27,7 +28,7 @@ interface Packet {
 /** The parts of socket.io's Socket that delivery touches (see socket.io-adapter's broadcast). */
 interface DeliverySocket extends HandshakeView {
   notifyOutgoingListeners?(packet: Packet): void;
-  client: { writeToEngine(encoded: unknown[], opts: object): void };
+  client: { writeToEngine(encoded: unknown[], opts: object): void; conn: EngineConn };
 }
 
 /** One encoding of a broadcast, made when the first socket that needs it is met. */
@@ -35,6 +36,8 @@ interface Encoding {
   packet: Packet;
   opts: { preEncoded: true; volatile?: boolean; compress?: boolean };
   encoded?: unknown[];
+  /** Its WebSocket frame for {@link sendDirect}; null when it has none (binary attachments). */
+  frame?: Buffer | null;
 }
 
 /** socket.io-adapter's wire form of BroadcastOptions (sets become arrays). */
@@ -89,6 +92,7 @@ export class FleetAdapter extends NodeClusterAdapter {
   /** Whether each socket takes offsets, decided once (its handshake does not change). */
   private readonly offsetTakers = new WeakMap<object, boolean>();
   static announcer?: RoomAnnouncer;
+  static directWrites = true;
 
   constructor(nsp: Namespace) {
     super(nsp, {});
@@ -106,8 +110,9 @@ export class FleetAdapter extends NodeClusterAdapter {
   }
 
   /** The adapter class for socket.io's `adapter` option (socket.io constructs it with `new`). */
-  static for(link: DataLink, recovery: boolean, offsetRule: OffsetRule = "auto"): typeof FleetAdapter {
+  static for(link: DataLink, recovery: boolean, offsetRule: OffsetRule = "auto", directWrites = true): typeof FleetAdapter {
     return class extends FleetAdapter {
+      static override directWrites = directWrites;
       static override link = link;
       static override recovery = recovery;
       static override offsetRule = offsetRule;
@@ -200,14 +205,20 @@ export class FleetAdapter extends NodeClusterAdapter {
       _encode(packet: Packet, opts: object): unknown[];
     };
     let recipients = 0;
+    let direct = 0;
+    // Without direct writes every encoding is marked as having no frame, so none is built.
+    if (!(this.constructor as typeof FleetAdapter).directWrites) withOffset.frame = without.frame = null;
     adapter.apply(opts, (socket) => {
       const encoding = this.takesOffsets(socket) ? withOffset : without;
       socket.notifyOutgoingListeners?.(encoding.packet);
       encoding.encoded ??= adapter._encode(encoding.packet, encoding.opts);
-      socket.client.writeToEngine(encoding.encoded, encoding.opts);
+      if (encoding.frame === undefined) encoding.frame = wsFrameOf(encoding.encoded) ?? null;
+      // Straight to the WebSocket when engine.io would only have written it (see direct-send.ts).
+      if (encoding.frame !== null && sendDirect(socket.client.conn, encoding.frame)) direct++;
+      else socket.client.writeToEngine(encoding.encoded, encoding.opts);
       recipients++;
     });
-    (this as unknown as { [COUNT_DELIVERIES]?: CountDeliveries })[COUNT_DELIVERIES]?.(packet.data[0], recipients);
+    (this as unknown as { [COUNT_DELIVERIES]?: CountDeliveries })[COUNT_DELIVERIES]?.(packet.data[0], recipients, direct);
     return withOffset.packet.data;
   }
 

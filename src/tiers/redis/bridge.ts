@@ -5,17 +5,17 @@ import type { Logger } from "../../observability/logger";
 import type { LimitReporter } from "../../observability/limits";
 import { ADAPTER_SOURCE, MessageType, type AdapterMessage, type BroadcastOrigin, type ClusterRelay } from "../cluster/relay";
 import { channels, type Channels } from "./channels";
-import { createConnection, type RedisClient, type RedisTierStatus } from "./client";
+import type { RedisTierStatus } from "./client";
 import { fromEmitterBroadcast, fromEmitterRequest } from "./emitter";
 import type { HostRecovery } from "../recovery/host";
 import type { EncodedArgs } from "../recovery/replay-log";
-import { checkCutOff } from "./cut-off";
 import { completeDecoderReset } from "./decoder-reset";
 import { GapDetector, SequenceStamp, type Gap } from "./gap-detector";
 import { HostRoutes, type CatchUpAnswer, type CatchUpRequest } from "./host-routes";
 import { RedisHeadroom } from "./redis-headroom";
 import { SessionMirror } from "./session-mirror";
 import { StreamOrder } from "./stream-order";
+import { createTransport, type RedisTransport, type TransportSide } from "./transport";
 
 /** A bridge announces itself this often, with the adapter uids of its host. */
 export const BRIDGE_HEARTBEAT_MS = 1_000;
@@ -75,10 +75,8 @@ export interface BridgeStats {
 export class RedisBridge {
   readonly id: string;
   private readonly channels: Channels;
-  private readonly pub: RedisClient;
-  private sub: RedisClient;
-  /** With recovery: the shared log's reader (a blocking XREAD needs its own connection). */
-  private readonly reader?: RedisClient;
+  /** One Redis node or a Redis Cluster: see transport.ts. */
+  private readonly redis: RedisTransport;
   private readonly order?: StreamOrder;
   private readonly mirror?: SessionMirror;
   private readerUp = false;
@@ -91,8 +89,6 @@ export class RedisBridge {
   private readonly maxOutboxBytes: number;
   private readonly stats: BridgeStats = { published: 0, received: 0, dropped: 0, queued: 0 };
   private pubUp = false;
-  /** Times the publishing connection went down. */
-  private pubDowns = 0;
   private subUp = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
@@ -121,44 +117,24 @@ export class RedisBridge {
     this.gaps = new GapDetector(onGap, this.log);
     // For the log reader and publisher; the subscriber is replaced on a drop in any case.
     completeDecoderReset();
-    this.pub = createConnection(config, logger, {
-      name: `sockfleet:${config.hostId}:pub`,
-      offlineQueue: false,
-      onStatus: (up) => {
-        this.pubUp = up;
-        if (up) {
-          this.flush();
-          this.order?.onPubUp();
-          this.mirror?.rewriteAll();
-        } else {
-          this.pubDowns++;
-          this.order?.onPubDown();
-        }
-        this.reportStatus();
-      },
+    this.redis = createTransport(config, logger, {
+      reader: recovery !== undefined,
+      onStatus: (side, up) => this.onTransportStatus(side, up),
+      subscriberOutputBuffer: () => this.headroom.subscriberOutputBuffer(),
     });
-    this.sub = this.connectSubscriber(config, logger);
+    this.subscribe();
     if (recovery) {
-      this.reader = createConnection(config, logger, {
-        name: `sockfleet:${config.hostId}:log`,
-        offlineQueue: false,
-        onStatus: (up) => {
-          this.readerUp = up;
-          this.order?.setReaderUp(up);
-          this.reportStatus();
-        },
-      });
       const bound = {
         maxBytes: config.maxChannelBytes,
         onDrop: (details: Record<string, unknown>) => limits.hit("max-channel-bytes", { queue: "shared-log", ...details }, "redis unreachable and queue full: broadcasts stay on this host"),
       };
-      const order = new StreamOrder(this.channels.log, this.id, config.recoveryMaxPackets, bound, this.pub, this.reader, () => this.pubUp, {
+      const order = new StreamOrder(this.channels.log, this.id, config.recoveryMaxPackets, bound, this.redis, () => this.pubUp, {
         deliver: (message, origin, options) => relay.deliverOrdered(message, origin, options),
         record: (message, streamId, args) => relay.recordOrdered(message, streamId, args),
         follow: (streamId) => recovery.store.followStream(streamId),
         orderBroke: (streamId) => recovery.store.orderBroke(streamId),
       }, this.log);
-      const mirror = new SessionMirror(this.pub, () => this.pubUp, {
+      const mirror = new SessionMirror(this.redis, () => this.pubUp, {
         bridgeId: this.id,
         channels: this.channels,
         windowMs: config.recoveryWindow,
@@ -181,7 +157,8 @@ export class RedisBridge {
       this.hostRoutes = new HostRoutes({
         bridgeId: this.id,
         channels: this.channels,
-        sub: () => this.sub,
+        subscribe: (channel, listener, onSubscribed) => this.redis.subscribe(channel, listener, onSubscribed),
+        unsubscribe: (channel) => this.redis.unsubscribe(channel),
         send: (channel, payload, onReceivers) => this.sendPayload(channel, payload, onReceivers),
         publishers: () => [...this.remotes.keys()],
         deliver: (message) => relay.deliverRemote(message),
@@ -202,14 +179,14 @@ export class RedisBridge {
     });
     const order = this.order;
     const logReader = order ? { key: this.channels.log, position: () => order.readPosition(), read: () => order.counters().read } : undefined;
-    this.headroom = new RedisHeadroom(this.pub, () => this.pubUp, `sockfleet:${config.hostId}:sub`, logReader, this.log);
+    this.headroom = new RedisHeadroom(this.redis, () => this.pubUp, this.channels.bus, logReader, this.log);
     this.timers.push(setInterval(() => this.heartbeat(), BRIDGE_HEARTBEAT_MS));
     this.timers.push(setInterval(() => this.expire(), BRIDGE_HEARTBEAT_MS / 2));
     for (const timer of this.timers) timer.unref();
   }
 
   status(): RedisTierStatus {
-    return this.pubUp && this.subUp && (this.readerUp || !this.reader) ? "connected" : "degraded";
+    return this.pubUp && this.subUp && (this.readerUp || !this.order) ? "connected" : "degraded";
   }
 
   private reported: RedisTierStatus | undefined;
@@ -241,54 +218,36 @@ export class RedisBridge {
     this.mirror?.flush();
     this.mirror?.close();
     const readerStopped = this.order?.close();
-    const connections = [this.pub, this.sub, ...(this.reader ? [this.reader] : [])];
-    await Promise.all(connections.map((c) => (c.isOpen ? c.disconnect().catch(() => undefined) : undefined)));
+    await this.redis.close();
     await readerStopped;
   }
 
-  /**
-   * The subscribing connection. Once it has been up and drops, it is replaced by a new one rather
-   * than left to reconnect: node-redis 4 keeps a half-parsed reply across a reconnect (its RESP2
-   * decoder's reset leaves a nested array behind), so a connection cut in the middle of a message
-   * (as client-output-buffer-limit cuts it) never became ready again (found here).
-   */
-  private connectSubscriber(config: Config, logger: Logger): RedisClient {
-    let subscribed = false;
-    const client = createConnection(config, logger, {
-      name: `sockfleet:${config.hostId}:sub`,
-      offlineQueue: false,
-      onStatus: (up) => {
-        if (client !== this.sub) return;
-        this.subUp = up;
-        // Subscribe on the first connect, not before it: subscribing through the offline queue
-        // crashes node-redis 4.7 in its reply queue when Redis was unreachable at start.
-        if (up && !subscribed) {
-          subscribed = true;
-          this.subscribe();
-        }
-        if (!up && !this.closed) {
-          const publisher = { client: this.pub, up: () => this.pubUp, downs: () => this.pubDowns };
-          checkCutOff(publisher, this.log, { connection: "sub", lastOutputBufferBytes: this.headroom.subscriberOutputBuffer() });
-          this.sub = this.connectSubscriber(config, logger);
-          client.disconnect().catch(() => undefined);
-        }
-        this.reportStatus();
-      },
-    });
-    return client;
+  private onTransportStatus(side: TransportSide, up: boolean): void {
+    if (side === "pub") {
+      this.pubUp = up;
+      if (up) {
+        this.flush();
+        this.order?.onPubUp();
+        this.mirror?.rewriteAll();
+      } else {
+        this.order?.onPubDown();
+      }
+    } else if (side === "sub") {
+      this.subUp = up;
+      // Room subscriptions are made again on the next connection: joins meanwhile wait for that.
+      if (!up) this.hostRoutes?.subscriberDown();
+    } else {
+      this.readerUp = up;
+      this.order?.setReaderUp(up);
+    }
+    this.reportStatus();
   }
 
   private subscribe(): void {
-    const onError = (what: string) => (err: unknown) => this.log.error({ err, what }, "redis subscribe failed");
-    this.sub.subscribe(this.channels.bus, (raw) => this.onBus(raw), true).catch(onError("bus"));
-    this.sub.subscribe(this.channels.responses(this.id), (raw) => this.onResponse(raw), true).catch(onError("responses"));
-    this.sub
-      .pSubscribe(this.channels.emitterBroadcasts, (raw, channel) => this.onEmitterBroadcast(raw, channel.toString()), true)
-      .catch(onError("emitter broadcasts"));
-    this.sub
-      .pSubscribe(this.channels.emitterRequests, (raw, channel) => this.onEmitterRequest(raw, channel.toString()), true)
-      .catch(onError("emitter requests"));
-    this.hostRoutes?.resubscribe();
+    this.redis.subscribe(this.channels.bus, (raw) => this.onBus(raw));
+    this.redis.subscribe(this.channels.responses(this.id), (raw) => this.onResponse(raw));
+    this.redis.pSubscribe(this.channels.emitterBroadcasts, (raw, channel) => this.onEmitterBroadcast(raw, channel));
+    this.redis.pSubscribe(this.channels.emitterRequests, (raw, channel) => this.onEmitterRequest(raw, channel));
   }
 
   private publishResponse(message: AdapterMessage & { requesterUid: string }): void {
@@ -329,7 +288,7 @@ export class RedisBridge {
   private publishNow(channel: string, payload: Buffer, onReceivers?: (n: number) => void): void {
     this.stats.published++;
     // No retry on failure: the message may already have been delivered, and a retry would duplicate it.
-    this.pub.publish(channel, payload).then(onReceivers, (err: unknown) => {
+    this.redis.publish(channel, payload).then((n) => onReceivers?.(Number(n)), (err: unknown) => {
       this.stats.dropped++;
       this.log.debug({ err }, "redis publish failed");
     });

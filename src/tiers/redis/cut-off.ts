@@ -1,12 +1,11 @@
 import type { Logger } from "../../observability/logger";
-import type { RedisClient } from "./client";
 
 /** After the subscriber drops, how long to wait before asking whether Redis is still there. */
 const CHECK_AFTER_MS = 200;
 
 /** The publishing connection of the same process, to tell "Redis closed us" from "Redis is gone". */
 export interface Publisher {
-  client: RedisClient;
+  client: { ping(): Promise<unknown> };
   up(): boolean;
   /** Times it went down so far: a Redis that restarted drops it too. */
   downs(): number;

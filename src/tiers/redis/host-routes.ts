@@ -3,7 +3,6 @@ import { routedRooms, type RouteJoin, type RouteLeave, type Stamp } from "../../
 import type { Logger } from "../../observability/logger";
 import type { AdapterMessage } from "../cluster/relay";
 import type { Channels } from "./channels";
-import type { RedisClient } from "./client";
 import type { Gap } from "./gap-detector";
 import { HeardLog } from "./heard-log";
 import { decodeRoomFrame, HostCatchUp, roomKey, tagged, type CatchUpAnswer, type CatchUpRequest, type RemoteCatchUp } from "./host-catchup";
@@ -30,8 +29,9 @@ export interface HostRouteCounts {
 export interface HostRoutesDeps {
   bridgeId: string;
   channels: Channels;
-  /** The current subscribing connection (replaced after a drop). */
-  sub(): RedisClient;
+  /** Subscribes on the transport (kept across new connections); `onSubscribed` each time Redis confirms it. */
+  subscribe(channel: string, listener: (raw: Buffer) => void, onSubscribed: () => void): void;
+  unsubscribe(channel: string): void;
   /** Publishes through the bridge's outbox (kept in order with the bus); `onReceivers` gets PUBLISH's reply. */
   send(channel: string, payload: Buffer, onReceivers?: (receivers: number) => void): void;
   /** Other bridges heard from lately. */
@@ -84,7 +84,7 @@ export class HostRoutes {
   private readonly heardLog = new HeardLog();
   private readonly retention: HostRetention;
   private readonly rooms = new Map<string, RoomState>();
-  /** Room channels subscribed (or being subscribed) on the current connection. */
+  /** Room channels subscribed on the transport (which keeps them across connections). */
   private readonly subscribed = new Set<string>();
   private readonly dirty = new Set<string>();
   private scheduled = false;
@@ -205,20 +205,17 @@ export class HostRoutes {
   }
 
   /**
-   * The subscribing connection is new (first connect, or replaced after a drop: Redis restarted or
-   * cut it): every room is subscribed again, and joins meanwhile wait for it.
+   * The subscribing side went down (Redis restarted or cut it): the transport subscribes every
+   * room again on its next connection, and joins meanwhile wait for that confirmation.
    */
-  resubscribe(): void {
-    this.subscribed.clear();
+  subscriberDown(): void {
     for (const [key, state] of this.rooms) {
-      if (state.confirmedAt !== undefined) {
-        const fresh = newState(state.nsp, state.room);
-        fresh.wanted = state.wanted;
-        // What was lost while the subscriber was down shows as a jump in the next number received.
-        fresh.heard = state.heard;
-        this.rooms.set(key, fresh);
-      }
-      this.markDirty(key);
+      if (state.confirmedAt === undefined) continue;
+      const fresh = newState(state.nsp, state.room);
+      fresh.wanted = state.wanted;
+      // What was lost while the subscriber was down shows as a jump in the next number received.
+      fresh.heard = state.heard;
+      this.rooms.set(key, fresh);
     }
   }
 
@@ -261,7 +258,7 @@ export class HostRoutes {
     setImmediate(() => this.flush());
   }
 
-  /** Subscribes and unsubscribes what changed this turn, in one command each. */
+  /** Subscribes and unsubscribes what changed this turn. */
   private flush(): void {
     this.scheduled = false;
     const add: RoomState[] = [];
@@ -281,18 +278,19 @@ export class HostRoutes {
       }
     }
     this.dirty.clear();
-    const sub = this.deps.sub();
-    if (drop.length > 0) sub.unsubscribe(drop, this.onRoomFrame, true).catch((err: unknown) => this.log.debug({ err, rooms: drop.length }, "room unsubscribe failed"));
-    if (add.length === 0) return;
-    const confirm = (ok: boolean) => (err?: unknown): void => {
-      if (!ok) this.log.warn({ err, rooms: add.length }, "room subscribe failed: joins go on, broadcasts to those rooms reach this host once the subscriber is back");
-      const now = process.hrtime.bigint();
-      for (const state of add) {
-        if (ok && this.rooms.get(roomKey(state.nsp, state.room)) === state) state.confirmedAt = now;
-        state.settle();
-      }
-    };
-    sub.subscribe(add.map((s) => this.deps.channels.room(s.nsp, s.room)), this.onRoomFrame, true).then(confirm(true), confirm(false));
+    for (const channel of drop) this.deps.unsubscribe(channel);
+    for (const state of add) {
+      const key = roomKey(state.nsp, state.room);
+      this.deps.subscribe(this.deps.channels.room(state.nsp, state.room), this.onRoomFrame, () => this.confirmed(key));
+    }
+  }
+
+  /** Redis confirmed the room's subscription (again, after a new connection): later joins need no catch-up. */
+  private confirmed(key: string): void {
+    const state = this.rooms.get(key);
+    if (!state) return;
+    state.confirmedAt = process.hrtime.bigint();
+    state.settle();
   }
 }
 

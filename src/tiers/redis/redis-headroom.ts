@@ -1,5 +1,5 @@
 import type { Logger } from "../../observability/logger";
-import type { RedisClient } from "./client";
+import type { RedisTransport } from "./transport";
 
 /** How often Redis is asked; each sample is two cheap commands on the publishing connection. */
 export const SAMPLE_MS = 2_000;
@@ -39,10 +39,10 @@ export class RedisHeadroom {
   private sampling = false;
 
   constructor(
-    private readonly pub: RedisClient,
+    private readonly redis: Pick<RedisTransport, "command" | "subscriberName">,
     private readonly pubUp: () => boolean,
-    /** CLIENT SETNAME of this host's subscriber connection. */
-    private readonly subscriberName: string,
+    /** A channel this host subscribes to: on a cluster, CLIENT LIST asks the node holding it. */
+    private readonly subscribedChannel: string,
     private readonly reader: LogReader | undefined,
     private readonly log: Logger,
   ) {
@@ -77,10 +77,10 @@ export class RedisHeadroom {
   }
 
   private async subscriber(): Promise<RedisHeadroomValues["subscriber"]> {
-    const list = String(await this.pub.sendCommand(["CLIENT", "LIST", "TYPE", "pubsub"]));
+    const list = String(await this.redis.command(this.subscribedChannel, ["CLIENT", "LIST", "TYPE", "pubsub"]));
     for (const line of list.split("\n")) {
       const fields = new Map(line.trim().split(" ").map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]));
-      if (fields.get("name") !== this.subscriberName) continue;
+      if (fields.get("name") !== this.redis.subscriberName) continue;
       return { outputBytes: Number(fields.get("omem") ?? 0), totalBytes: Number(fields.get("tot-mem") ?? 0) };
     }
     return undefined;
@@ -89,7 +89,7 @@ export class RedisHeadroom {
   private async logLag(reader: LogReader): Promise<RedisHeadroomValues["logLag"]> {
     const position = reader.position();
     if (position === undefined) return undefined;
-    const reply = (await this.pub.sendCommand(["XINFO", "STREAM", reader.key]).catch(() => undefined)) as unknown[] | undefined;
+    const reply = (await this.redis.command(reader.key, ["XINFO", "STREAM", reader.key]).catch(() => undefined)) as unknown[] | undefined;
     if (!Array.isArray(reply)) return { entries: 0, seconds: 0 }; // no stream yet: nothing to lag behind
     const info = new Map<string, unknown>();
     for (let i = 0; i + 1 < reply.length; i += 2) info.set(String(reply[i]), reply[i + 1]);

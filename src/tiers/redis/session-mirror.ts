@@ -3,7 +3,7 @@ import { decode, encode } from "notepack.io";
 import type { Logger } from "../../observability/logger";
 import type { TakeResult } from "../recovery/host";
 import type { SharedSession } from "../recovery/store";
-import type { RedisClient } from "./client";
+import type { KeyCommands } from "./transport";
 import type { Channels } from "./channels";
 
 /** Session changes are written in batches at most this often. */
@@ -49,7 +49,7 @@ export class SessionMirror {
   private readonly ttlMs: number;
 
   constructor(
-    private readonly pub: RedisClient,
+    private readonly redis: { readonly keys: KeyCommands },
     private readonly pubUp: () => boolean,
     private readonly options: SessionMirrorOptions,
     private readonly log: Logger,
@@ -78,9 +78,9 @@ export class SessionMirror {
     if (!this.pubUp()) return;
     const now = Date.now();
     void Promise.all([
-      this.pub.zAdd(this.options.channels.hosts, { score: now, value: this.options.bridgeId }),
-      this.pub.pExpire(this.key, this.ttlMs),
-      this.pub.zRemRangeByScore(this.options.channels.hosts, 0, now - this.ttlMs),
+      this.redis.keys.zAdd(this.options.channels.hosts, { score: now, value: this.options.bridgeId }),
+      this.redis.keys.pExpire(this.key, this.ttlMs),
+      this.redis.keys.zRemRangeByScore(this.options.channels.hosts, 0, now - this.ttlMs),
     ]).catch((err: unknown) => this.log.debug({ err }, "session heartbeat failed"));
     if (this.dirty.size > 0) this.flush();
   }
@@ -95,7 +95,7 @@ export class SessionMirror {
     // Batches of bounded size: a host with many sessions rewrites them all after a Redis restart.
     for (let from = 0; from < pids.length; from += FLUSH_BATCH) {
       const chunk = pids.slice(from, from + FLUSH_BATCH);
-      const batch = this.pub.multi();
+      const batch = this.redis.keys.multi();
       for (const pid of chunk) {
         const session = this.options.snapshot(pid);
         if (session) batch.hSet(this.key, pid, encode(session));
@@ -123,7 +123,7 @@ export class SessionMirror {
       if (found !== null) {
         if (found.session.nsp !== nsp) return { refused: "session of another namespace" };
         if (!found.session.connected || !this.options.hostAlive(found.host)) {
-          const removed = await this.pub.hDel(this.options.channels.sessions(found.host), pid);
+          const removed = await this.redis.keys.hDel(this.options.channels.sessions(found.host), pid);
           if (removed !== 1) return { refused: "another host took it first" };
           this.options.announceTaken(pid);
           return { session: found.session, from: found.host };
@@ -135,9 +135,9 @@ export class SessionMirror {
   }
 
   private async find(pid: string): Promise<{ host: string; session: SharedSession } | undefined> {
-    const hosts = await this.pub.zRangeByScore(this.options.channels.hosts, Date.now() - this.ttlMs, "+inf");
+    const hosts = await this.redis.keys.zRangeByScore(this.options.channels.hosts, Date.now() - this.ttlMs, "+inf");
     const others = hosts.filter((host) => host !== this.options.bridgeId);
-    const values = await Promise.all(others.map((host) => this.pub.hGet(commandOptions({ returnBuffers: true }), this.options.channels.sessions(host), pid)));
+    const values = await Promise.all(others.map((host) => this.redis.keys.hGet(commandOptions({ returnBuffers: true }), this.options.channels.sessions(host), pid)));
     for (let i = 0; i < others.length; i++) {
       const raw = values[i];
       if (!raw) continue;

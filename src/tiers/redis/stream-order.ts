@@ -1,11 +1,10 @@
-import { commandOptions } from "redis";
 import { decode, encode } from "notepack.io";
 import type { Logger } from "../../observability/logger";
 import { argsFromEntry } from "../recovery/encoded";
 import { compareStreamIds } from "../recovery/offsets";
 import type { AppendOptions, EncodedArgs } from "../recovery/replay-log";
 import { ADAPTER_SOURCE, type AdapterMessage, type BroadcastOrigin } from "../cluster/relay";
-import type { RedisClient } from "./client";
+import type { RedisTransport } from "./transport";
 
 /**
  * A broadcast sent to the shared log and not read back within this is delivered on this host
@@ -127,8 +126,8 @@ export class StreamOrder {
     private readonly bridgeId: string,
     private readonly maxLength: number,
     private readonly bound: QueueBound,
-    private readonly pub: RedisClient,
-    private readonly reader: RedisClient,
+    /** Appends go through its key commands, reads through its reader. */
+    private readonly redis: RedisTransport,
     private readonly pubUp: () => boolean,
     private readonly delivery: OrderedDelivery,
     private readonly log: Logger,
@@ -233,7 +232,7 @@ export class StreamOrder {
     if (original !== undefined) fields.o = original;
     if (encoded) fields.m = encoded;
     else fields.k = "marker";
-    const id = await this.pub.xAdd(this.key, "*", fields, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: this.maxLength } });
+    const id = await this.redis.keys.xAdd(this.key, "*", fields, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: this.maxLength } });
     this.stats.appended++;
     return id;
   }
@@ -337,15 +336,12 @@ export class StreamOrder {
       try {
         if (this.lastId === undefined) {
           // Follow from the current end: what came before belongs to no client of this host.
-          const last = (await this.reader.sendCommand(["XREVRANGE", this.key, "+", "-", "COUNT", "1"])) as Array<[string, string[]]>;
+          const last = (await this.redis.read(this.key, ["XREVRANGE", this.key, "+", "-", "COUNT", "1"], false)) as Array<[string, string[]]>;
           this.lastId = last[0]?.[0] ?? "0-0";
           this.floor = this.lastId;
           this.delivery.follow(this.lastId);
         }
-        const reply = (await this.reader.sendCommand(
-          ["XREAD", "COUNT", String(READ_COUNT), "BLOCK", String(READ_BLOCK_MS), "STREAMS", this.key, this.lastId],
-          commandOptions({ returnBuffers: true }),
-        )) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+        const reply = (await this.redis.read(this.key, ["XREAD", "COUNT", String(READ_COUNT), "BLOCK", String(READ_BLOCK_MS), "STREAMS", this.key, this.lastId], true)) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
         for (const [, entries] of reply ?? []) for (const [id, fields] of entries) this.onEntry(id.toString(), fields);
         this.releaseWaiters();
       } catch (err) {

@@ -15,7 +15,7 @@ const sizeOf = (data: unknown): number =>
   typeof data === "string" ? data.length : Buffer.isBuffer(data) || ArrayBuffer.isView(data) || data instanceof ArrayBuffer ? (data as ArrayBuffer).byteLength : 0;
 
 /** Per client: bytes queued in engine.io since its last flush, and the catch-up allowance. */
-interface Watch {
+export interface Watch {
   conn: EngineSocket;
   maxBytes: number;
   hooks: LimitHits;
@@ -65,12 +65,32 @@ export function watchSlowConsumer(conn: EngineSocket, maxBytes: number, hooks: L
     watch.queued += size;
     if (watch.bursting) watch.allowance += size;
     if (watch.dropped) return;
-    dirty.add(watch);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(checkDirty);
-    }
+    markDirty(watch);
   });
+}
+
+/** The guard's record of `conn`, if it is watched (for {@link countDirectWrite}). */
+export function watchOf(conn: object): Watch | undefined {
+  return watches.get(conn);
+}
+
+/**
+ * A frame written straight to the client's WebSocket (worker/direct-send.ts), past engine.io's
+ * queue: its bytes show in ws's bufferedAmount if the kernel does not take them, so only the
+ * check (and a recovery burst's allowance) is due here, as for a packet engine.io queued.
+ */
+export function countDirectWrite(watch: Watch, bytes: number): void {
+  if (watch.bursting) watch.allowance += bytes;
+  if (watch.dropped) return;
+  markDirty(watch);
+}
+
+function markDirty(watch: Watch): void {
+  dirty.add(watch);
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(checkDirty);
+  }
 }
 
 function checkDirty(): void {
