@@ -14,7 +14,7 @@ export const ROOT = path.resolve(__dirname, "..", "..");
 const SERVERS = path.join(__dirname, "servers");
 export const SOCKFLEET_CLI = path.join(ROOT, "dist", "src", "cli.js");
 
-export type VariantKey = "plain" | "stock" | "seed" | "sockfleet" | "sf-norec" | "sf-base" | "sf-bridge" | "sf-adapter" | "seed-2h" | "rawws"
+export type VariantKey = "plain" | "stock" | "seed" | "sockfleet" | "sf-norec" | "sf-base" | "sf-bridge" | "sf-bridge-norec" | "sf-adapter" | "seed-2h" | "rawws"
   | "sharded-static" | "sharded-dynamic" | "redis-streams";
 
 /**
@@ -119,6 +119,13 @@ export const VARIANTS: readonly VariantDef[] = [
     key: "sf-bridge", number: "5", label: "sockfleet, 2 hosts, bridge mode", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,
     unavailable: () => sockfleetMissing() ?? redisMissing() ?? redisModeMissing(),
     command: sockfleet((url) => ["--redis", url ?? "", "--redis-mode", "bridge"]),
+  },
+  {
+    // Room broadcasts routed to the hosts holding members (tiers/redis/host-routes.ts), which
+    // needs pub/sub: with recovery on they go through the shared log every host reads.
+    key: "sf-bridge-norec", number: "5b", label: "sockfleet, 2 hosts, bridge mode, --recovery off", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true, roomsOnly: true,
+    unavailable: () => sockfleetMissing() ?? redisMissing() ?? redisModeMissing(),
+    command: sockfleet((url) => ["--redis", url ?? "", "--redis-mode", "bridge", "--recovery", "off"]),
   },
   {
     key: "sf-adapter", number: "6", label: "sockfleet, 2 hosts, adapter mode", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,

@@ -42,7 +42,7 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
   after(() => console.log(`      slow host (2 hosts x 1 worker, ${COUNT} x ${BYTES} B at ${RATE}/s, stalled ${STALL_MS} ms):\n${figures.map((f) => `        ${f}`).join("\n")}`));
 
   /** Host B broadcasts while host A's primary is stopped; returns what host A's client saw. */
-  async function stallWhileBroadcasting(recovery: "on" | "off"): Promise<{ seen: number[]; sent: number; told: Array<{ origin: string; missed: number }> }> {
+  async function stallWhileBroadcasting(recovery: "on" | "off", room?: string): Promise<{ seen: number[]; sent: number; told: Array<{ origin: string; missed: number }> }> {
     hosts = await startHosts(redis.url, "bridge", 2, 1, ["--admin-port", "0", "--recovery", recovery, "--max-buffered-bytes", "67108864"]);
     await waitForFleet(hosts, 2);
     const [a, b] = hosts;
@@ -51,10 +51,11 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
     clients.push(subscriber, publisher);
     assert.equal((await whoami(subscriber)).host, "host-a");
     assert.equal((await whoami(publisher)).host, "host-b");
+    if (room !== undefined) await request(subscriber, "join", room);
     const seen = sequences(subscriber);
     const told: Array<{ origin: string; missed: number }> = [];
     subscriber.on("missed", (gap: { origin: string; missed: number }) => told.push(gap));
-    const done = publisher.timeout(90_000).emitWithAck("broadcast-many", { count: COUNT, perSecond: RATE, bytes: BYTES }) as Promise<{ sent: number }>;
+    const done = publisher.timeout(90_000).emitWithAck("broadcast-many", { count: COUNT, perSecond: RATE, bytes: BYTES, room }) as Promise<{ sent: number }>;
     await waitUntil("broadcasts to flow to host A", () => seen.length >= RATE / 2, 20_000);
     stopped = a.pid;
     process.kill(a.pid, "SIGSTOP");
@@ -113,6 +114,41 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
     assert.deepEqual(told, gaps.map((g) => ({ origin: "host-b", missed: g.missed })));
     figures.push(`recovery off: ${seen.length} of ${sent} delivered to host A, ${missed} missed (${((missed / sent) * 100).toFixed(0)}%), counted and logged in ${gaps.length} gap(s) (${Date.now() - started} ms)`);
   });
+  it("with recovery off, counts exactly the broadcasts to a room (routed on its own channel) that the stalled host's member missed", async () => {
+    const { seen, sent } = await stallWhileBroadcasting("off", "slow-room");
+    const [a] = hosts;
+    const [subscriber, publisher] = clients;
+    // A room has no heartbeat: a loss shows when the room's next broadcast arrives, numbered past it.
+    // Under load host A may resubscribe only after the burst ended, so probes follow until one arrives.
+    const probesSeen: number[] = [];
+    subscriber.on("event", (payload: { probe?: unknown } | null) => {
+      if (typeof payload?.probe === "number") probesSeen.push(payload.probe);
+    });
+    let probes = 0;
+    await waitUntil("a probe to reach host A's member", async () => {
+      await request(publisher, "to-room", "slow-room", { probe: ++probes });
+      return probesSeen.length > 0 || undefined;
+    }, 20_000, 200);
+    // Once one arrived the subscription is live: the last one sent arrives too, then nothing is in flight.
+    await waitUntil("the last probe to reach host A's member", () => probesSeen.includes(probes));
+    const lost = sent - seen.length + (probes - probesSeen.length);
+    let missed = 0;
+    await waitUntil("host A to account for every room broadcast", async () => {
+      missed = total(await scrapeAdmin(a), "sockfleet_redis_missed_messages_total", { origin: "host-b" });
+      return missed >= lost || undefined;
+    }, 20_000, 250).catch((err: Error) => {
+      const lines = a.logs.filter((l) => /missed|redis|subscri/i.test(String(l.msg)) || l.component === "host-routes").map((l) => JSON.stringify(l));
+      throw new Error(`${err.message}: ${seen.length} of ${sent} seen, probes ${probesSeen.length} of ${probes}, ${missed} missed\n${lines.join("\n")}`);
+    });
+    assert.ok(seen.length < sent, "Redis cut host A off: some broadcasts were lost");
+    assert.equal(missed, lost);
+    // The room's numbers: the burst's 1..sent, then the probes.
+    const received = new Set([...seen, ...probesSeen.map((p) => sent + p)]);
+    const gaps = a.logs.filter((l) => l.msg === "room broadcasts from another host were missed");
+    assert.deepEqual(gaps.flatMap((g) => range(g.from as number, g.to as number)), range(1, sent + probes).filter((n) => !received.has(n)));
+    figures.push(`recovery off, room broadcasts: ${seen.length} of ${sent} delivered to host A, ${missed} missed, counted in ${gaps.length} gap(s)`);
+  });
+
   it("in adapter mode, a worker whose subscription Redis cut keeps serving: the cut is logged, the app is told, and its subscription comes back", async () => {
     hosts = await startHosts(redis.url, "adapter", 2, 1, ["--max-buffered-bytes", "67108864"]);
     await waitForFleet(hosts, 2);

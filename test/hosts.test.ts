@@ -7,15 +7,22 @@ import type { SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
 import { adapterApiSuite } from "./suites/adapter-api";
 
-for (const mode of ["bridge", "adapter"] as const satisfies readonly RedisMode[]) {
-  describe(`the Socket.IO adapter API across 2 hosts x 2 workers over Redis (${mode} mode)`, function () {
+// Bridge mode with --recovery off routes room broadcasts to the hosts holding members (tiers/redis/host-routes.ts).
+const setups: Array<{ mode: RedisMode; args: string[]; label: string }> = [
+  { mode: "bridge", args: [], label: "bridge mode" },
+  { mode: "bridge", args: ["--recovery", "off"], label: "bridge mode, --recovery off" },
+  { mode: "adapter", args: [], label: "adapter mode" },
+];
+
+for (const { mode, args, label } of setups) {
+  describe(`the Socket.IO adapter API across 2 hosts x 2 workers over Redis (${label})`, function () {
     this.timeout(30_000);
     let redis: RedisServer;
     let hosts: SockfleetHost[];
 
     before(async () => {
       redis = await RedisServer.start();
-      hosts = await startHosts(redis.url, mode);
+      hosts = await startHosts(redis.url, mode, 2, 2, args);
       await waitForFleet(hosts, 4);
     });
     after(async () => {

@@ -75,7 +75,7 @@ function layouts(ctx: BenchContext): Layout[] {
     out.push({
       name: `${s.hosts} hosts x 1 worker`, hosts: s.hosts, workersPerHost: 1,
       // most telling first: a full run may reach its time budget before the last
-      variants: [{ key: "sf-bridge" }, { key: "seed" }, { key: "sharded-dynamic" }, { key: "redis-streams" }, { key: "sharded-static" }, { key: "sf-adapter" }],
+      variants: [{ key: "sf-bridge-norec" }, { key: "sf-bridge" }, { key: "seed" }, { key: "sharded-dynamic" }, { key: "redis-streams" }, { key: "sharded-static" }, { key: "sf-adapter" }],
     });
   }
   return out;

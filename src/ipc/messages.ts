@@ -5,6 +5,7 @@
  */
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { CatchUp, RouteJoin, RouteLeave, Stamp } from "../primary/room-routes";
+import type { RemoteCatchUp } from "../tiers/redis/host-routes";
 import type { RecoveredSession } from "../tiers/recovery/store";
 import type { RedisTierStatus } from "../tiers/redis/client";
 
@@ -47,7 +48,7 @@ export type ToWorker =
    * Answer to a "routes" announcement with joins: the room broadcasts this worker was skipped for
    * since the joins, each to deliver right after the `at`-th frame of the link (primary/room-routes.ts).
    */
-  | { sf: "routes-ack"; id: number; items: CatchUp[] };
+  | { sf: "routes-ack"; id: number; items: CatchUp[]; remote?: RemoteCatchUp[] };
 
 /** Worker -> primary. */
 export type ToPrimary =

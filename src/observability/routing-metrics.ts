@@ -1,5 +1,6 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { RoomRoutes } from "../primary/room-routes";
+import type { HostRoutes } from "../tiers/redis/host-routes";
 
 /** The primary's room-routing series (primary/room-routes.ts), read from its counts at scrape time. */
 export function registerRoutingMetrics(registry: Registry, routes: RoomRoutes): void {
@@ -31,6 +32,42 @@ export function registerRoutingMetrics(registry: Registry, routes: RoomRoutes): 
     collect() {
       this.reset();
       this.inc(routes.lateJoins);
+    },
+  });
+}
+
+/** Room routing across hosts (tiers/redis/host-routes.ts), bridge mode with --recovery off. */
+export function registerHostRoutingMetrics(registry: Registry, routes: HostRoutes): void {
+  new Counter({
+    name: "sockfleet_host_room_broadcasts_total",
+    help: 'Room broadcasts across hosts: "published" by this host on a room channel, other hosts they were "routed" to (held a member) or "skipped" (held none), and "received" here from other hosts.',
+    labelNames: ["outcome"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const c = routes.counts;
+      for (const outcome of ["published", "routed", "skipped", "received"] as const) this.inc({ outcome }, c[outcome]);
+    },
+  });
+  new Counter({
+    name: "sockfleet_host_room_catchups_total",
+    help: 'First joins of a room on this host: catch-up requests "requested" from the other hosts, requests of others "answered", and room broadcasts "caught_up" by them (published after a join, before the room\'s subscription took effect).',
+    labelNames: ["outcome"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const c = routes.catchUps.counts;
+      this.inc({ outcome: "requested" }, c.requested);
+      this.inc({ outcome: "answered" }, c.answered);
+      this.inc({ outcome: "caught_up" }, c.caughtUp);
+    },
+  });
+  new Gauge({
+    name: "sockfleet_host_room_retained_broadcasts",
+    help: "Room broadcasts this host published and keeps for catch-ups of joins on other hosts (at most 5 s, 50,000, --max-channel-bytes).",
+    registers: [registry],
+    collect() {
+      this.set(routes.retained().kept);
     },
   });
 }

@@ -7,7 +7,7 @@ import { registerProcessHeadroom } from "../observability/process-headroom";
 import { LimitReporter } from "../observability/limits";
 import { createLogger } from "../observability/logger";
 import { registerRecoveryMetrics } from "../observability/recovery-metrics";
-import { registerRoutingMetrics } from "../observability/routing-metrics";
+import { registerHostRoutingMetrics, registerRoutingMetrics } from "../observability/routing-metrics";
 import { AdminServer } from "../ops/admin";
 import { ClusterRelay, isAdapterMessage } from "../tiers/cluster/relay";
 import { RedisBridge } from "../tiers/redis/bridge";
@@ -17,6 +17,7 @@ import { StickyBalancer } from "./balancer";
 import { DataHub } from "./data-hub";
 import { HostDrain } from "./host-drain";
 import { RoomRoutes } from "./room-routes";
+import { RouteAcks } from "./route-acks";
 import { intakeCapacity, logCapacity, registerCapacityMetric } from "./intake/capacity";
 import { Intake } from "./intake/intake";
 import { RollingRestart } from "./roll";
@@ -52,7 +53,10 @@ export async function runPrimary(config: Config): Promise<void> {
     const m = message as ToPrimary;
     if (m.sf === "routes") {
       const items = routes.announce(worker, m.joins, m.leaves, m.upTo);
-      if (m.id !== undefined) hub.send(worker, { sf: "routes-ack", id: m.id, items });
+      const hostRoutes = bridge?.hostRoutes;
+      hostRoutes?.left(m.leaves.filter(([nsp, room]) => !routes.hostHas(nsp, room)));
+      const remote = hostRoutes?.joined(m.joins);
+      if (m.id !== undefined) acks.send(worker, m.id, items, remote);
       return;
     }
     if (m.sf === "restore") routes.restoreAsked(worker, m.id, m.nsp);
@@ -68,6 +72,7 @@ export async function runPrimary(config: Config): Promise<void> {
   });
   await hub.listen();
   const routes = new RoomRoutes((worker) => hub.sent(worker), config.maxChannelBytes);
+  const acks = new RouteAcks((worker, message) => hub.send(worker, message));
   registerRoutingMetrics(metrics.registry, routes);
   const supervisor = new Supervisor(config, logger, { [DATA_PATH_ENV]: hub.path });
   const isLive = (id: number): boolean => supervisor.workers().some((w) => w.id === id);
@@ -85,6 +90,7 @@ export async function runPrimary(config: Config): Promise<void> {
         })
       : undefined;
   if (bridge) supervisor.setRedisStatus(bridge.status());
+  if (bridge?.hostRoutes) registerHostRoutingMetrics(metrics.registry, bridge.hostRoutes);
   const capacity = intakeCapacity(config);
   const intake = new Intake(config, capacity, limits, metrics.registry, (socket, head, ticket) => balancer.route(socket, head, ticket));
   const balancer = new StickyBalancer(() => supervisor.workers(), logger, (ticket) => intake.admission.release(ticket));
@@ -125,6 +131,8 @@ export async function runPrimary(config: Config): Promise<void> {
     balancer.workerExited(worker.id);
     relay.workerGone(worker.id);
     routes.workerGone(worker.id);
+    acks.workerGone(worker.id);
+    bridge?.hostRoutes?.sweep((nsp, room) => routes.hostHas(nsp, room));
     recovery?.workerGone(worker.id);
     drain.workerGone(worker.id);
   });

@@ -180,6 +180,11 @@ export class RoomRoutes {
     for (const room of rooms ?? []) this.pinned.set(`${worker}\0${nsp}\0${room}`, expires);
   }
 
+  /** Whether some worker of this host holds a member of `room` (host-level interest, tiers/redis/host-routes.ts). */
+  hostHas(nsp: string, room: string): boolean {
+    return this.members.get(nsp)?.has(room) ?? false;
+  }
+
   /** Skipped broadcasts kept now for joins that may still be announced. */
   retained(): number {
     return this.skipped.length - this.head;
@@ -271,7 +276,7 @@ export class RoomRoutes {
 }
 
 /** The rooms a message is routed by, or undefined when it goes to every worker. */
-function routedRooms(message: AdapterMessage): string[] | undefined {
+export function routedRooms(message: AdapterMessage): string[] | undefined {
   if (message.type !== MessageType.BROADCAST) return undefined;
   const data = message.data as { requestId?: unknown; opts?: { rooms?: unknown } } | undefined;
   // A broadcast with acks (requestId) waits for an answer from every worker.

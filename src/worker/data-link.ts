@@ -4,6 +4,13 @@ import { Backlog } from "../ipc/backlog";
 import { encodeFrame, FrameDecoder } from "../ipc/frames";
 import type { ToPrimary, ToWorker } from "../ipc/messages";
 import type { CatchUp } from "../primary/room-routes";
+import type { RemoteCatchUp } from "../tiers/redis/host-routes";
+
+/** `${publisher}\0${number}` of a broadcast from another host (host-routes.ts tags them), else undefined. */
+function originOf(message: unknown): string | undefined {
+  const { sfo, sfs } = message as { sfo?: unknown; sfs?: unknown };
+  return typeof sfo === "string" && typeof sfs === "number" ? `${sfo}\0${sfs}` : undefined;
+}
 
 type Reply = Extract<ToWorker, { id: number }>;
 
@@ -130,10 +137,11 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
    * (a connection storm: each socket joins its own id room) frames wait one round trip, not for a
    * quiet moment.
    */
-  release(items: CatchUp[]): void {
+  release(items: CatchUp[], remote: RemoteCatchUp[] = []): void {
     this.holds.shift();
-    if (items.length > 0) {
-      this.inserts.push(...items);
+    const placed0 = remote.length > 0 ? this.placeRemote(remote, items) : [];
+    if (items.length > 0 || placed0.length > 0) {
+      this.inserts.push(...items, ...placed0);
       this.inserts.sort((a, b) => a.at - b.at || a.seq - b.seq);
     }
     const until = this.holds[0] ?? Number.POSITIVE_INFINITY;
@@ -151,6 +159,30 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
     this.inserts = inserts.slice(placed);
     // Dispatched after the bookkeeping: a dispatched message may join a room and begin a new hold.
     for (const message of release) this.deliver(message);
+  }
+
+  /**
+   * Broadcasts from other hosts a join missed (tiers/redis/host-routes.ts), placed by their
+   * publisher's order: before the first frame held from the same publisher with a higher number,
+   * else after every frame received so far. One already held or placed is a copy that came
+   * directly (published after the room's SUBSCRIBE, or while it was in flight): dropped.
+   */
+  private placeRemote(remote: RemoteCatchUp[], local: CatchUp[]): CatchUp[] {
+    const have = new Set<string>();
+    // A room broadcast this host received while the room's SUBSCRIBE was in flight may be both
+    // here and among the primary's own catch-ups (`local`) or what it sent.
+    for (const { message } of [...this.held, ...this.inserts, ...local]) {
+      const tag = originOf(message);
+      if (tag) have.add(tag);
+    }
+    const out: CatchUp[] = [];
+    for (const [origin, seq, message] of remote) {
+      if (have.has(`${origin}\0${seq}`)) continue;
+      have.add(`${origin}\0${seq}`);
+      const next = this.held.find(({ message: m }) => (m as { sfo?: unknown }).sfo === origin && ((m as { sfs?: number }).sfs ?? 0) > seq);
+      out.push({ at: next ? next.n - 1 : this.received, seq, message });
+    }
+    return out;
   }
 
   private deliver(message: unknown): void {

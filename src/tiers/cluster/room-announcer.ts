@@ -70,7 +70,7 @@ export class RoomAnnouncer {
     // started still needs an answer to end.
     this.holding = false;
     const id = this.link.expect(
-      (reply) => this.link.release(reply.sf === "routes-ack" ? reply.items : []),
+      (reply) => this.link.release(reply.sf === "routes-ack" ? reply.items : [], reply.sf === "routes-ack" ? reply.remote : undefined),
       () => this.link.release([]),
       ACK_TIMEOUT_MS,
     );

@@ -11,6 +11,7 @@ import type { HostRecovery } from "../recovery/host";
 import type { EncodedArgs } from "../recovery/replay-log";
 import { completeDecoderReset } from "./decoder-reset";
 import { GapDetector, SequenceStamp, type Gap } from "./gap-detector";
+import { HostRoutes, type CatchUpAnswer, type CatchUpRequest } from "./host-routes";
 import { RedisHeadroom } from "./redis-headroom";
 import { SessionMirror } from "./session-mirror";
 import { StreamOrder } from "./stream-order";
@@ -33,10 +34,13 @@ export const OUTBOX_LIMIT = 1_000;
 
 /** What travels on the bus: an adapter message, or a bridge heartbeat listing its host's adapters. */
 type Envelope =
-  /** `s`: the broadcast's sequence number on its bridge (see gap-detector.ts); broadcasts only. */
-  | { b: string; m: AdapterMessage; s?: number }
-  /** `s`: the newest broadcast sequence number the bridge has published. */
-  | { b: string; hb: Array<[uid: string, nsp: string]>; s?: number }
+  /**
+   * `s`: the broadcast's sequence number on its bridge (see gap-detector.ts); broadcasts only.
+   * `u`: with room routing (host-routes.ts), its number among the bridge's broadcasts on the bus.
+   */
+  | { b: string; m: AdapterMessage; s?: number; u?: number }
+  /** `s`: the newest broadcast sequence number the bridge has published; `u`: of those on the bus. */
+  | { b: string; hb: Array<[uid: string, nsp: string]>; s?: number; u?: number }
   /** The sender's host took over session `taken` (connection-state recovery): forget it. */
   | { b: string; taken: string };
 
@@ -80,7 +84,7 @@ export class RedisBridge {
   private readonly remotes = new Map<string, RemoteBridge>();
   /** adapter uid -> id of the bridge of its host, for routing responses. */
   private readonly remoteOwners = new Map<string, string>();
-  private readonly outbox: Array<{ channel: string; payload: Buffer }> = [];
+  private readonly outbox: Array<{ channel: string; payload: Buffer; onReceivers?: (n: number) => void }> = [];
   private outboxBytes = 0;
   private readonly maxOutboxBytes: number;
   private readonly stats: BridgeStats = { published: 0, received: 0, dropped: 0, queued: 0 };
@@ -93,6 +97,8 @@ export class RedisBridge {
   private readonly gaps: GapDetector;
   /** Output buffer and shared-log lag, sampled for the headroom metrics. */
   readonly headroom: RedisHeadroom;
+  /** With recovery off: room broadcasts go only to hosts holding a member. */
+  readonly hostRoutes?: HostRoutes;
 
   constructor(
     config: Config,
@@ -147,9 +153,27 @@ export class RedisBridge {
       this.mirror = mirror;
       this.recovery = recovery;
     }
+    if (!recovery) {
+      this.hostRoutes = new HostRoutes({
+        bridgeId: this.id,
+        channels: this.channels,
+        subscribe: (channel, listener, onSubscribed) => this.redis.subscribe(channel, listener, onSubscribed),
+        unsubscribe: (channel) => this.redis.unsubscribe(channel),
+        send: (channel, payload, onReceivers) => this.sendPayload(channel, payload, onReceivers),
+        publishers: () => [...this.remotes.keys()],
+        deliver: (message) => relay.deliverRemote(message),
+        onGap,
+        maxBytes: config.maxChannelBytes,
+      }, this.log.child({ component: "host-routes" }));
+    }
+    const routes = this.hostRoutes;
     relay.setUplink({
-      publish: (message) =>
-        this.send(this.channels.bus, message.type === MessageType.BROADCAST ? { b: this.id, m: message, s: this.stamp.next() } : { b: this.id, m: message }),
+      publish: (message) => {
+        if (message.type !== MessageType.BROADCAST) return this.send(this.channels.bus, { b: this.id, m: message });
+        const s = this.stamp.next();
+        if (routes?.route(message, s)) return;
+        this.send(this.channels.bus, { b: this.id, m: message, s, ...(routes ? { u: routes.nextBusSeq() } : {}) });
+      },
       publishResponse: (message) => this.publishResponse(message),
       ...(this.order ? { order: (message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs) => this.order!.order(message, origin, args) } : {}),
     });
@@ -190,6 +214,7 @@ export class RedisBridge {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
     this.headroom.close();
+    this.hostRoutes?.close();
     this.mirror?.flush();
     this.mirror?.close();
     const readerStopped = this.order?.close();
@@ -209,6 +234,8 @@ export class RedisBridge {
       }
     } else if (side === "sub") {
       this.subUp = up;
+      // Room subscriptions are made again on the next connection: joins meanwhile wait for that.
+      if (!up) this.hostRoutes?.subscriberDown();
     } else {
       this.readerUp = up;
       this.order?.setReaderUp(up);
@@ -233,13 +260,18 @@ export class RedisBridge {
   private heartbeat(): void {
     if (!this.pubUp) return; // a stale heartbeat is worthless: never queued
     const hb = this.relay.localAdapters().map(({ uid, nsp }) => [uid, nsp] as [string, string]);
-    this.publishNow(this.channels.bus, encode({ b: this.id, hb, s: this.stamp.current } satisfies Envelope));
+    const u = this.hostRoutes ? { u: this.hostRoutes.currentBusSeq } : {};
+    this.publishNow(this.channels.bus, encode({ b: this.id, hb, s: this.stamp.current, ...u } satisfies Envelope));
     this.mirror?.heartbeat();
   }
 
   private send(channel: string, envelope: Envelope): void {
-    const payload = encode(envelope);
-    if (this.pubUp && this.outbox.length === 0) return this.publishNow(channel, payload);
+    this.sendPayload(channel, encode(envelope));
+  }
+
+  /** `onReceivers`: PUBLISH's reply, the subscribers it reached. */
+  private sendPayload(channel: string, payload: Buffer, onReceivers?: (n: number) => void): void {
+    if (this.pubUp && this.outbox.length === 0) return this.publishNow(channel, payload, onReceivers);
     if (this.outbox.length >= OUTBOX_LIMIT || this.outboxBytes + payload.length > this.maxOutboxBytes) {
       this.stats.dropped++;
       this.limits.hit(
@@ -249,14 +281,14 @@ export class RedisBridge {
       );
       return;
     }
-    this.outbox.push({ channel, payload });
+    this.outbox.push({ channel, payload, onReceivers });
     this.outboxBytes += payload.length;
   }
 
-  private publishNow(channel: string, payload: Buffer): void {
+  private publishNow(channel: string, payload: Buffer, onReceivers?: (n: number) => void): void {
     this.stats.published++;
     // No retry on failure: the message may already have been delivered, and a retry would duplicate it.
-    this.redis.publish(channel, payload).catch((err: unknown) => {
+    this.redis.publish(channel, payload).then((n) => onReceivers?.(Number(n)), (err: unknown) => {
       this.stats.dropped++;
       this.log.debug({ err }, "redis publish failed");
     });
@@ -266,7 +298,7 @@ export class RedisBridge {
     const pending = this.outbox.splice(0);
     this.outboxBytes = 0;
     if (pending.length > 0) this.log.info({ messages: pending.length }, "redis back: publishing queued messages");
-    for (const { channel, payload } of pending) this.publishNow(channel, payload);
+    for (const { channel, payload, onReceivers } of pending) this.publishNow(channel, payload, onReceivers);
   }
 
   private decodeEnvelope(raw: Buffer): Envelope | undefined {
@@ -284,13 +316,22 @@ export class RedisBridge {
     if (!envelope || envelope.b === this.id) return;
     this.stats.received++;
     const remote = this.seen(envelope.b);
+    const routes = this.hostRoutes;
     if ("s" in envelope && typeof envelope.s === "number") {
-      if ("hb" in envelope) this.gaps.heartbeat(envelope.b, envelope.s);
-      else this.gaps.broadcast(envelope.b, envelope.s);
+      routes?.heard(envelope.b, envelope.s);
+      // With room routing, room broadcasts may rightly skip this host: only bus numbers show a gap.
+      const seq = routes ? envelope.u : envelope.s;
+      if (typeof seq === "number") {
+        if ("hb" in envelope) this.gaps.heartbeat(envelope.b, seq);
+        else this.gaps.broadcast(envelope.b, seq);
+      }
     }
     if ("hb" in envelope) return this.onHeartbeat(envelope.b, remote, envelope.hb);
     if ("taken" in envelope) return this.recovery?.store.taken(envelope.taken);
-    const message: AdapterMessage = { ...envelope.m, source: ADAPTER_SOURCE };
+    if ("cr" in envelope) return routes?.onRequest(envelope as unknown as CatchUpRequest);
+    // Tagged with publisher and number: a worker places room broadcasts caught up after a join by them.
+    const tag = routes && typeof envelope.s === "number" ? { sfo: envelope.b, sfs: envelope.s } : {};
+    const message: AdapterMessage = { ...envelope.m, source: ADAPTER_SOURCE, ...tag };
     if (message.type === MessageType.ADAPTER_CLOSE) {
       remote.adapters.delete(message.uid);
       this.remoteOwners.delete(message.uid);
@@ -303,6 +344,7 @@ export class RedisBridge {
 
   private onResponse(raw: Buffer): void {
     const envelope = this.decodeEnvelope(raw);
+    if (envelope && "ca" in envelope) return this.hostRoutes?.onAnswer(envelope as unknown as CatchUpAnswer);
     if (!envelope || !("m" in envelope)) return;
     this.stats.received++;
     const remote = this.seen(envelope.b);
@@ -348,6 +390,7 @@ export class RedisBridge {
       this.log.warn({ remote: bridge, reason: "heartbeat timed out", silentMs: now - remote.lastSeen, adapters: remote.adapters.size }, "host left");
       for (const [uid, nsp] of remote.adapters) this.closeAdapter(remote, uid, nsp);
       this.remotes.delete(bridge);
+      this.hostRoutes?.bridgeGone(bridge);
     }
   }
 

@@ -8,6 +8,8 @@ export interface Channels {
   bus: string;
   /** Responses addressed to one bridge's workers. */
   responses(bridgeId: string): string;
+  /** Broadcasts to one room (or socket id) of a namespace: only hosts holding a member subscribe (host-routes.ts). */
+  room(nsp: string, room: string): string;
   /** The shared log of recoverable broadcasts (a stream; connection-state recovery). */
   log: string;
   /** Hash of one bridge's sessions (pid -> session), for takeover by another host. */
@@ -30,6 +32,7 @@ export function channels(prefix: string): Channels {
   return {
     bus: `${prefix}-sockfleet#bus#`,
     responses: (bridgeId) => `${prefix}-sockfleet#to#${bridgeId}#`,
+    room: (nsp, room) => `${prefix}-sockfleet#room#${nsp}#${room}#`,
     log: `${prefix}-sockfleet#log`,
     sessions: (bridgeId) => `${prefix}-sockfleet#sessions#${bridgeId}`,
     hosts: `${prefix}-sockfleet#hosts`,

@@ -38,6 +38,8 @@ export class ClusterTransport implements RedisTransport {
   private reader?: Cluster;
   private readonly log: Logger;
   private readonly channels = new Map<string, RawListener>();
+  /** channel -> called when its SSUBSCRIBE was confirmed (see RedisTransport.subscribe). */
+  private readonly confirmations = new Map<string, () => void>();
   private readonly patterns = new Map<string, RawListener>();
   /** Where new cluster clients discover the slot map: the --redis node, then every master seen. */
   private roots: Array<{ url: string }>;
@@ -87,14 +89,17 @@ export class ClusterTransport implements RedisTransport {
     return this.pub.sPublish(channel, payload);
   }
 
-  subscribe(channel: string, listener: (raw: Buffer) => void): void {
+  subscribe(channel: string, listener: (raw: Buffer) => void, onSubscribed?: () => void): void {
     const raw: RawListener = (message) => listener(message);
     this.channels.set(channel, raw);
-    if (this.sub && this.subscribed) this.sub.sSubscribe(channel, raw, true).catch((err: unknown) => this.resubscribe(err, channel));
+    if (onSubscribed) this.confirmations.set(channel, onSubscribed);
+    else this.confirmations.delete(channel);
+    if (this.sub && this.subscribed) this.sub.sSubscribe(channel, raw, true).then(() => this.confirmations.get(channel)?.(), (err: unknown) => this.resubscribe(err, channel));
   }
 
   unsubscribe(channel: string): void {
     const raw = this.channels.get(channel);
+    this.confirmations.delete(channel);
     if (!raw || !this.channels.delete(channel) || !this.sub || !this.subscribed) return;
     this.sub.sUnsubscribe(channel, raw, true).catch((err: unknown) => this.log.debug({ err, channel }, "redis unsubscribe failed"));
   }
@@ -201,6 +206,7 @@ export class ClusterTransport implements RedisTransport {
           ...[...this.patterns].map(([pattern, raw]) => sub.pSubscribe(pattern, raw, true)),
         ]);
         this.subscribed = true;
+        for (const confirm of this.confirmations.values()) confirm();
         return;
       } catch (err) {
         // CLUSTERDOWN while a node restarts, or a node still unreachable: try again.

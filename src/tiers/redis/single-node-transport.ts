@@ -18,6 +18,8 @@ export class SingleNodeTransport implements RedisTransport {
   private readonly reader?: RedisClient;
   private readonly log: Logger;
   private readonly channels = new Map<string, Listener>();
+  /** channel -> called when Redis confirmed its subscription (see RedisTransport.subscribe). */
+  private readonly confirmations = new Map<string, () => void>();
   private readonly patterns = new Map<string, Listener>();
   private pubUp = false;
   /** Times the publishing connection went down. */
@@ -61,12 +63,15 @@ export class SingleNodeTransport implements RedisTransport {
     return this.pub.publish(channel, payload);
   }
 
-  subscribe(channel: string, listener: (raw: Buffer) => void): void {
+  subscribe(channel: string, listener: (raw: Buffer) => void, onSubscribed?: () => void): void {
     this.channels.set(channel, listener);
+    if (onSubscribed) this.confirmations.set(channel, onSubscribed);
+    else this.confirmations.delete(channel);
     if (this.subReady) this.subscribeOne(this.sub, channel, listener);
   }
 
   unsubscribe(channel: string): void {
+    this.confirmations.delete(channel);
     if (!this.channels.delete(channel) || !this.subReady) return;
     this.sub.unsubscribe(channel).catch((err: unknown) => this.log.debug({ err, channel }, "redis unsubscribe failed"));
   }
@@ -145,7 +150,10 @@ export class SingleNodeTransport implements RedisTransport {
   }
 
   private subscribeOne(client: RedisClient, channel: string, listener: Listener): void {
-    client.subscribe(channel, (raw) => listener(raw, channel), true).catch((err: unknown) => this.log.error({ err, channel }, "redis subscribe failed"));
+    client.subscribe(channel, (raw) => listener(raw, channel), true).then(
+      () => this.confirmations.get(channel)?.(),
+      (err: unknown) => this.log.error({ err, channel }, "redis subscribe failed"),
+    );
   }
 
   private pSubscribeOne(client: RedisClient, pattern: string, listener: Listener): void {

@@ -35,9 +35,10 @@ export interface RedisTransport {
   publish(channel: string, payload: Buffer): Promise<unknown>;
   /**
    * Listens on `channel` from now on, across reconnections and replaced connections (the
-   * subscription is made when the subscribing side is up).
+   * subscription is made when the subscribing side is up). `onSubscribed` is called each time
+   * Redis confirmed it on a connection: what is published after that reaches the listener.
    */
-  subscribe(channel: string, listener: (raw: Buffer) => void): void;
+  subscribe(channel: string, listener: (raw: Buffer) => void, onSubscribed?: () => void): void;
   unsubscribe(channel: string): void;
   /**
    * Pattern subscription, for @socket.io/redis-emitter's channels. On a cluster it is a plain
