@@ -77,7 +77,7 @@ export const FULL: Settings = {
   idle: { count: 3000, settleMs: 1500 },
   maxIdle: { cap: 100_000, batch: 5000, perGenerator: 18_000, settleMs: 1000, budgetMs: 900_000 },
   redisAccounting: { clients: 100, broadcasts: 200, rate: 100 },
-  capacity: { variants: ["sf-bridge", "sf-adapter"], rates: [57, 200, 800], windowMs: 3000 },
+  capacity: { variants: ["sf-bridge", "sf-bridge-norec", "sf-adapter"], rates: [57, 400], windowMs: 2500 },
   idleWaitMs: 4000,
   connectTimeoutMs: 10_000,
   budgetMs: 14 * 60_000,
