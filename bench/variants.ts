@@ -20,9 +20,11 @@ export type VariantKey = "plain" | "stock" | "seed" | "sockfleet" | "sf-norec" |
 /**
  * `BENCH_BASELINE_CLI=/path/to/other/dist/src/cli.js`: another build of sockfleet (say, main before
  * a change) run as its own variant, `sf-base`, so that a change is measured against it in the same
- * run on the same noisy machine instead of across runs.
+ * run on the same noisy machine instead of across runs. `BENCH_BASELINE_ARGS="--recovery off"`
+ * (space-separated) adds flags to it, to compare it with `sf-norec`.
  */
 const BASELINE_CLI = process.env.BENCH_BASELINE_CLI;
+const BASELINE_ARGS = (process.env.BENCH_BASELINE_ARGS ?? "").split(" ").filter((arg) => arg !== "");
 
 export interface VariantDef {
   key: VariantKey;
@@ -113,7 +115,7 @@ export const VARIANTS: readonly VariantDef[] = [
     : [{
         key: "sf-base", number: "4c", label: "sockfleet, baseline build (BENCH_BASELINE_CLI)", hosts: 1, workersPerHost: (w: number) => w, redis: false, polling: true,
         unavailable: () => (fs.existsSync(BASELINE_CLI) ? undefined : `${BASELINE_CLI} not found`),
-        command: sockfleet(() => [], BASELINE_CLI),
+        command: sockfleet(() => BASELINE_ARGS, BASELINE_CLI),
       } satisfies VariantDef]),
   {
     key: "sf-bridge", number: "5", label: "sockfleet, 2 hosts, bridge mode", hosts: 2, workersPerHost: (w) => w, redis: true, polling: true,

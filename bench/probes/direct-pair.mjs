@@ -3,6 +3,8 @@
 // from /proc for each burst. Alternating within seconds keeps the other load of a shared machine
 // about the same for both, so the per-pair ratio is the figure to quote.
 // Usage (after npm run build): node bench/probes/direct-pair.mjs [clients=200] [pairs=6] [rate=250] [seconds=3]
+// PAIR_ARGS="--recovery off" adds flags to every host; PAIR_BASE_CLI=/other/dist/src/cli.js adds a
+// third host, "base", of another build (say, main) with the same flags, in the same rotation.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -21,8 +23,11 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / ticks;
 }
 
-function startHost(direct) {
-  const child = spawn(process.execPath, [cli, "--port", "0", "--host", "127.0.0.1", "--workers", "1", "--app", app, "--max-events-per-second", "0", "--admin-port", "0", "--direct-writes", direct], {
+const extra = (process.env.PAIR_ARGS ?? "").split(" ").filter((a) => a !== "");
+
+function startHost(direct, build = cli) {
+  const flags = direct === "base" ? [] : ["--direct-writes", direct];
+  const child = spawn(process.execPath, [build, "--port", "0", "--host", "127.0.0.1", "--workers", "1", "--app", app, "--max-events-per-second", "0", "--admin-port", "0", ...flags, ...extra], {
     env: { ...process.env, LOG_FORMAT: "json", LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -73,6 +78,7 @@ async function burst(host, publisher, counter) {
 }
 
 const hosts = [await startHost("on"), await startHost("off")];
+if (process.env.PAIR_BASE_CLI) hosts.push(await startHost("base", process.env.PAIR_BASE_CLI));
 try {
   const groups = [];
   for (const host of hosts) {
@@ -82,17 +88,25 @@ try {
     groups.push({ host, counter, sockets, publisher: sockets[0] });
   }
   await new Promise((r) => setTimeout(r, 1000));
-  const ratios = [];
+  const ratios = { off: [], base: [] };
   for (let p = 0; p < pairs; p++) {
-    const order = p % 2 === 0 ? groups : [...groups].reverse();
+    // Rotated, so that no host always runs first or last.
+    const order = groups.map((_, i) => groups[(i + p) % groups.length]);
     const r = {};
     for (const g of order) r[g.host.direct] = await burst(g.host, g.publisher, g.counter);
     const us = (x) => (x.cpu / x.deliveries) * 1e6;
-    ratios.push(us(r.on) / us(r.off));
-    process.stdout.write(`pair ${p + 1}: on ${us(r.on).toFixed(2)} us/delivery (${r.on.deliveries}), off ${us(r.off).toFixed(2)} us/delivery (${r.off.deliveries}), on/off ${(us(r.on) / us(r.off)).toFixed(3)}\n`);
+    const line = Object.entries(r).map(([k, x]) => `${k} ${us(x).toFixed(2)} us/delivery (${x.deliveries})`).join(", ");
+    const vs = Object.keys(ratios).filter((k) => r[k]).map((k) => {
+      ratios[k].push(us(r.on) / us(r[k]));
+      return `on/${k} ${(us(r.on) / us(r[k])).toFixed(3)}`;
+    });
+    process.stdout.write(`pair ${p + 1}: ${line}, ${vs.join(", ")}\n`);
   }
-  ratios.sort((a, b) => a - b);
-  process.stdout.write(`median on/off ${ratios[Math.floor(ratios.length / 2)].toFixed(3)} (min ${ratios[0].toFixed(3)}, max ${ratios.at(-1).toFixed(3)}) over ${pairs} pairs, ${clients} clients, ${rate} broadcasts/s\n`);
+  for (const [k, list] of Object.entries(ratios)) {
+    if (list.length === 0) continue;
+    list.sort((a, b) => a - b);
+    process.stdout.write(`median on/${k} ${list[Math.floor(list.length / 2)].toFixed(3)} (min ${list[0].toFixed(3)}, max ${list.at(-1).toFixed(3)}) over ${pairs} pairs, ${clients} clients, ${rate} broadcasts/s${extra.length ? `, ${extra.join(" ")}` : ""}\n`);
+  }
   for (const g of groups) {
     const text = await (await fetch(`http://127.0.0.1:${g.host.admin}/metrics`)).text();
     const sum = (name) => text.split("\n").filter((l) => l.startsWith(name)).reduce((a, l) => a + Number(l.split(" ").at(-1)), 0);

@@ -32,6 +32,15 @@ interface Transport {
   _onSentLast?: (err?: Error) => void;
 }
 
+/**
+ * The engine.io server found with no `flush` or `drain` listener during one broadcast's delivery
+ * loop, so that the check is made once per broadcast rather than per recipient. The caller clears
+ * it whenever code it does not control may have run (and added a listener) since.
+ */
+export interface ServerCheck {
+  clean: object | undefined;
+}
+
 /** The parts of an engine.io Socket (engine.io/build/socket.js) used here. */
 export interface EngineConn {
   readyState: string;
@@ -122,9 +131,13 @@ function pendingOf(conn: EngineConn & { [PENDING]?: Pending }, transport: Transp
  * transport is not a WebSocket (polling), engine.io's own write is pending or packets wait in its
  * queue, per-message deflate is on, an upgrade is in progress, the socket is not open, or anyone
  * but the slow-consumer guard listens to the per-packet events (the admin UI counts `packetCreate`).
+ * A `volatile` frame is not written while a write is pending (engine.io drops it then), and falls
+ * back so that socket.io's writeToEngine drops it.
  */
-export function sendDirect(conn: EngineConn, frame: Buffer): boolean {
+export function sendDirect(conn: EngineConn, frame: Buffer, volatile = false, server?: ServerCheck): boolean {
   const transport = conn.transport;
+  // A volatile packet is dropped while a write is pending (socket.io's writeToEngine does that on fallback).
+  if (volatile && !transport.writable) return false;
   if (transport.name !== "websocket" || conn.readyState !== "open" || conn.upgrading || conn.writeBuffer.length > 0) return false;
   const ws = transport.socket;
   const onSentLast = transport._onSentLast;
@@ -134,7 +147,10 @@ export function sendDirect(conn: EngineConn, frame: Buffer): boolean {
   const watch = watchOf(conn);
   const own = watch === undefined ? 0 : 1;
   if (conn.listenerCount("packetCreate") !== own || conn.listenerCount("flush") !== own || conn.listenerCount("drain") !== 0) return false;
-  if (conn.server.listenerCount("flush") !== 0 || conn.server.listenerCount("drain") !== 0) return false;
+  if (server?.clean !== conn.server) {
+    if (conn.server.listenerCount("flush") !== 0 || conn.server.listenerCount("drain") !== 0) return false;
+    if (server !== undefined) server.clean = conn.server;
+  }
   const pending = pendingOf(conn, transport, onSentLast);
   // Not writable: engine.io's write is pending (its next packets must queue behind it), unless
   // what is pending is only direct writes.

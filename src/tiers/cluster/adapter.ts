@@ -1,14 +1,13 @@
 import { NodeClusterAdapter } from "@socket.io/cluster-adapter";
 import { asOneBurst } from "../../worker/guard/slow-consumer";
 import type { Namespace } from "socket.io";
-import { Adapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse, type Room, type Session, type SocketId } from "socket.io-adapter";
+import { MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { DataLink } from "../../worker/data-link";
-import { COUNT_DELIVERIES, type CountDeliveries } from "../../observability/metrics";
 import { RECOVERING_TTL_MS } from "../../ipc/messages";
 import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
-import { takesOffsets, type HandshakeView, type OffsetRule } from "../recovery/offset-clients";
+import { takesOffsets, type OffsetRule } from "../recovery/offset-clients";
 import { RoomAnnouncer } from "./room-announcer";
-import { sendDirect, wsFrameOf, type EngineConn } from "../../worker/direct-send";
+import { fanOut, type DeliverySocket, type FanoutAdapter, type Packet } from "./fanout";
 
 /**
  * A broadcast waits for its offset as long as the primary lives (if it dies, this worker exits):
@@ -17,28 +16,8 @@ import { sendDirect, wsFrameOf, type EngineConn } from "../../worker/direct-send
 const OFFSET_TIMEOUT_MS = 60_000;
 const RESTORE_TIMEOUT_MS = 10_000;
 const EVENT = 2;
-
-interface Packet {
-  type: number;
-  data: unknown[];
-  id?: number;
-  nsp?: string;
-}
-
-/** The parts of socket.io's Socket that delivery touches (see socket.io-adapter's broadcast). */
-interface DeliverySocket extends HandshakeView {
-  notifyOutgoingListeners?(packet: Packet): void;
-  client: { writeToEngine(encoded: unknown[], opts: object): void; conn: EngineConn };
-}
-
-/** One encoding of a broadcast, made when the first socket that needs it is met. */
-interface Encoding {
-  packet: Packet;
-  opts: { preEncoded: true; volatile?: boolean; compress?: boolean };
-  encoded?: unknown[];
-  /** Its WebSocket frame for {@link sendDirect}; null when it has none (binary attachments). */
-  frame?: Buffer | null;
-}
+/** The uid socket.io-adapter gives messages from an emitter (not a node of the cluster). */
+const EMITTER_UID = "emitter";
 
 /** socket.io-adapter's wire form of BroadcastOptions (sets become arrays). */
 function encodeOptions(opts: BroadcastOptions): { rooms: string[]; except: string[]; flags: BroadcastOptions["flags"] } {
@@ -159,9 +138,23 @@ export class FleetAdapter extends NodeClusterAdapter {
 
   private async broadcastNow(packet: Packet, opts: BroadcastOptions): Promise<void> {
     const recoverable = this.recovery && !opts.flags?.local && !opts.flags?.volatile && packet.type === EVENT && packet.id === undefined;
-    if (!recoverable) return super.broadcast(packet as never, opts);
+    if (!recoverable) {
+      // Acks need engine.io's packet callbacks: socket.io-adapter's path.
+      if (packet.id !== undefined) return super.broadcast(packet as never, opts);
+      // What cluster-adapter's broadcast does (no offset: these are not sequenced), delivering
+      // after the publication as it does, through the fast path.
+      if (!opts.flags?.local) {
+        try {
+          await (this as unknown as { publishAndReturnOffset(message: object): Promise<string> }).publishAndReturnOffset({ type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } });
+        } catch {
+          // As cluster-adapter: delivered locally even if publishing failed (doPublish here does not fail).
+        }
+      }
+      this.deliverLocal(packet, opts, undefined);
+      return;
+    }
     const deliver = (offset: string | undefined): void => {
-      if (offset === undefined) return void Adapter.prototype.broadcast.call(this, packet as never, opts);
+      if (offset === undefined) return void this.deliverLocal(packet, opts, undefined);
       this.feedRecovering(this.deliverLocal(packet, opts, offset), opts);
     };
     const id = this.link.expect((reply) => deliver(reply.sf === "offset" ? reply.offset : undefined), () => deliver(undefined), OFFSET_TIMEOUT_MS);
@@ -178,48 +171,27 @@ export class FleetAdapter extends NodeClusterAdapter {
 
   override onMessage(message: ClusterMessage, offset?: string): void {
     const remote = message.uid !== this.uid && message.nsp === this.nsp.name;
-    if (!remote || message.type !== MessageType.BROADCAST || !offset || message.data.requestId !== undefined || !this.recovery) {
-      return super.onMessage(message, offset);
-    }
+    if (!remote || message.type !== MessageType.BROADCAST || message.data.requestId !== undefined) return super.onMessage(message, offset);
+    // What ClusterAdapterWithHeartbeat.onMessage does first: the sender is alive.
+    if (message.uid && message.uid !== EMITTER_UID) (this as unknown as { nodesMap: Map<string, number> }).nodesMap.set(message.uid, Date.now());
     const { opts, packet } = message.data as { opts: { rooms: Room[]; except: Room[]; flags?: BroadcastOptions["flags"] }; packet: Packet };
     const decoded = { rooms: new Set(opts.rooms), except: new Set(opts.except), flags: opts.flags };
     // What socket.io-adapter's ClusterAdapter does with an offset (addOffsetIfNecessary), per class.
-    if (packet.type !== EVENT || packet.id !== undefined || opts.flags?.volatile !== undefined) return super.onMessage(message, offset);
-    this.feedRecovering(this.deliverLocal(packet, decoded, offset), decoded);
+    const sequenced = this.recovery && !!offset && packet.type === EVENT && packet.id === undefined && opts.flags?.volatile === undefined;
+    if (sequenced) return this.feedRecovering(this.deliverLocal(packet, decoded, offset), decoded);
+    // Any other broadcast from elsewhere: cluster-adapter's handling, delivered through the fast path.
+    (this as unknown as { addOffsetIfNecessary(packet: Packet, opts: BroadcastOptions, offset?: string): void }).addOffsetIfNecessary(packet, decoded, offset);
+    this.deliverLocal(packet, decoded, undefined);
   }
 
   /**
-   * Delivers a sequenced broadcast to this worker's sockets: with its offset as the extra last
-   * argument to clients that take offsets, without it to the others (see recovery/offset-clients.ts).
-   * Like socket.io-adapter's broadcast, each form is encoded once, not per socket. Returns the
-   * arguments with the offset (what a recovering session is replayed).
+   * Delivers a broadcast without an ack to this worker's sockets (see fanout.ts): a sequenced one
+   * (`offset` given) with its offset to the clients that take offsets. Returns the arguments with
+   * the offset (what a recovering session is replayed).
    */
-  private deliverLocal(packet: Packet, opts: BroadcastOptions, offset: string): unknown[] {
-    const flags = opts.flags ?? {};
-    const nsp = this.nsp.name;
-    const form = (data: unknown[]): Encoding => ({ packet: { ...packet, nsp, data }, opts: { preEncoded: true, volatile: flags.volatile, compress: flags.compress } });
-    const withOffset = form([...packet.data, offset]);
-    const without = form(packet.data);
-    const adapter = this as unknown as {
-      apply(opts: BroadcastOptions, fn: (socket: DeliverySocket) => void): void;
-      _encode(packet: Packet, opts: object): unknown[];
-    };
-    let recipients = 0;
-    let direct = 0;
-    // Without direct writes every encoding is marked as having no frame, so none is built.
-    if (!(this.constructor as typeof FleetAdapter).directWrites) withOffset.frame = without.frame = null;
-    adapter.apply(opts, (socket) => {
-      const encoding = this.takesOffsets(socket) ? withOffset : without;
-      socket.notifyOutgoingListeners?.(encoding.packet);
-      encoding.encoded ??= adapter._encode(encoding.packet, encoding.opts);
-      if (encoding.frame === undefined) encoding.frame = wsFrameOf(encoding.encoded) ?? null;
-      // Straight to the WebSocket when engine.io would only have written it (see direct-send.ts).
-      if (encoding.frame !== null && sendDirect(socket.client.conn, encoding.frame)) direct++;
-      else socket.client.writeToEngine(encoding.encoded, encoding.opts);
-      recipients++;
-    });
-    (this as unknown as { [COUNT_DELIVERIES]?: CountDeliveries })[COUNT_DELIVERIES]?.(packet.data[0], recipients, direct);
-    return withOffset.packet.data;
+  private deliverLocal(packet: Packet, opts: BroadcastOptions, offset: string | undefined): unknown[] {
+    const adapter = this as unknown as FanoutAdapter;
+    return fanOut(adapter, packet, opts, offset, (socket) => this.takesOffsets(socket), (this.constructor as typeof FleetAdapter).directWrites);
   }
 
   override addAll(id: SocketId, rooms: Set<Room>): void {
