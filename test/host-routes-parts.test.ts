@@ -2,6 +2,10 @@ import assert from "node:assert/strict";
 import { HeardLog } from "../src/tiers/redis/heard-log";
 import { HostRetention, RETAIN_MAX, RETAIN_MS } from "../src/tiers/redis/host-retention";
 import { roomGap, RoomNumbers } from "../src/tiers/redis/room-numbers";
+import { maySocketId } from "../src/tiers/redis/socket-id-rooms";
+import { Server } from "socket.io";
+import type { AddressInfo } from "node:net";
+import { closeClients, connect, type Client } from "./helpers/clients";
 
 const SECOND = 1_000_000_000n;
 
@@ -83,5 +87,30 @@ describe("per-room numbering of room broadcasts across hosts (room-numbers)", ()
     assert.equal(roomGap(heard, "host-b:1", 1), undefined, "the publisher forgot the room and counts again");
     assert.equal(roomGap(heard, "host-b:1", 2), undefined);
     assert.equal(roomGap(heard, "host-c:1", 7), undefined, "each publisher apart");
+  });
+});
+
+describe("which rooms may be a socket's own id room (socket-id-rooms)", () => {
+  it("takes every id socket.io gives its sockets as one, over both transports", async () => {
+    const io = new Server(0);
+    const clients: Client[] = [];
+    try {
+      const ids: string[] = [];
+      io.on("connection", (socket) => ids.push(socket.id));
+      const url = `http://127.0.0.1:${(io.httpServer.address() as AddressInfo).port}`;
+      for (let i = 0; i < 100; i++) clients.push(await connect(url, i % 2 === 0 ? {} : { transports: ["websocket"] }));
+      assert.equal(ids.length, 100);
+      for (const id of ids) assert.ok(maySocketId(id), `socket id ${id}`);
+    } finally {
+      closeClients(clients);
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+    }
+  });
+
+  it("takes named rooms of another shape as named", () => {
+    for (const room of ["lobby", "room-1", "a".repeat(19), "a".repeat(21), "user:12345678901234", "/chat#aBcDeFgHiJkLmNoPqRsT", "abcdefghij klmnopqrs", "ümlautsümlautsümlaut"]) {
+      assert.equal(maySocketId(room), false, room);
+    }
+    assert.equal(maySocketId("aBcDeFgHiJkLmNoPq_-9"), true);
   });
 });

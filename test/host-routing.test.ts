@@ -183,3 +183,61 @@ describe("room routing across hosts when a host dies (bridge mode, --recovery of
     assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
   });
 });
+
+describe("socket ids' rooms across hosts in bridge mode with --recovery off", function () {
+  this.timeout(120_000);
+  /** Connections to host A: each would have been a first join (SUBSCRIBE, catch-up) were socket ids routed. */
+  const CONNECTIONS = 40;
+  let redis: RedisServer;
+  let hosts: SockfleetHost[];
+  let clients: Client[] = [];
+
+  before(async () => {
+    redis = await RedisServer.start();
+    hosts = await startHosts(redis.url, "bridge", 2, 1, ["--recovery", "off", "--admin-port", "0"]);
+    await waitForFleet(hosts, 2);
+  });
+  after(async () => {
+    closeClients(clients);
+    for (const host of hosts ?? []) assert.equal(await host.stop(), 0);
+    await redis?.stop();
+  });
+
+  const catchUps = async (host: SockfleetHost, outcome: string): Promise<number> => total(await scrapeAdmin(host), "sockfleet_host_room_catchups_total", { outcome });
+
+  it(`connects ${CONNECTIONS} clients to one host with no catch-up request and no room channel for their ids, and io.to(id) from the other host still reaches each`, async () => {
+    const [requested0, answered0, published0] = await Promise.all([
+      catchUps(hosts[0], "requested"), catchUps(hosts[1], "answered"), total(await scrapeAdmin(hosts[1]), ROOM_METRIC, { outcome: "published" }),
+    ]);
+    // Half polling first (the default), half websocket only: both transports go through the same join.
+    const members = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => connect(hosts[0].url, i % 2 === 0 ? {} : { transports: ["websocket"] })));
+    clients.push(...members);
+    const sender = await connect(hosts[1].url);
+    clients.push(sender);
+    const seen = record(members, "event");
+    for (const member of members) await request(sender, "to-room", member.id, `to-${member.id}`);
+    await waitUntil("every client to get the broadcast to its id", () => members.every((m) => seen.get(m)!.length >= 1));
+    // A broadcast to all after them, on the bus behind them from the same publisher: once it is in, nothing more is on its way.
+    await request(sender, "broadcast", "after-ids");
+    await waitUntil("the broadcast to all", () => members.every((m) => seen.get(m)!.includes("after-ids")));
+    for (const member of members) assert.deepEqual(seen.get(member), [`to-${member.id}`, "after-ids"], `client ${member.id} got only its own`);
+    assert.equal((await catchUps(hosts[0], "requested")) - requested0, 0, "no catch-up requested for a connection");
+    assert.equal((await catchUps(hosts[1], "answered")) - answered0, 0, "none answered by the other host");
+    assert.equal(total(await scrapeAdmin(hosts[1]), ROOM_METRIC, { outcome: "published" }) - published0, 0, "broadcasts to socket ids went on the bus");
+    const channels = (await redis.command("PUBSUB", "CHANNELS", "*#room#*")) as string[];
+    const ids = [...members, sender].map((c) => c.id!);
+    assert.deepEqual(channels.filter((c) => ids.some((id) => c.includes(id))), [], "no room channel subscribed for a socket id");
+  });
+
+  it("still routes a named room on its channel, joined by a client of the host after the connections", async () => {
+    const [member, sender] = await Promise.all(hosts.map((h) => connect(h.url)));
+    clients.push(member, sender);
+    await request(member, "join", "named-after-ids");
+    const seen = record([member], "event");
+    await request(sender, "to-room", "named-after-ids", "named");
+    await waitUntil("the room broadcast", () => seen.get(member)!.includes("named"));
+    const channels = (await redis.command("PUBSUB", "CHANNELS", "*#room#*")) as string[];
+    assert.ok(channels.some((c) => c.endsWith("#named-after-ids#")), `room channels: ${channels.join(", ")}`);
+    assert.ok((await catchUps(hosts[0], "requested")) > 0, "the named room's first join asked the other host");
+  });
+});

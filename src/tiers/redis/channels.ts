@@ -8,7 +8,7 @@ export interface Channels {
   bus: string;
   /** Responses addressed to one bridge's workers. */
   responses(bridgeId: string): string;
-  /** Broadcasts to one room (or socket id) of a namespace: only hosts holding a member subscribe (host-routes.ts). */
+  /** Broadcasts to one named room of a namespace (socket ids stay on the bus, socket-id-rooms.ts): only hosts holding a member subscribe (host-routes.ts). */
   room(nsp: string, room: string): string;
   /** The shared log of recoverable broadcasts (a stream; connection-state recovery). */
   log: string;

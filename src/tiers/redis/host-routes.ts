@@ -8,6 +8,7 @@ import { HeardLog } from "./heard-log";
 import { decodeRoomFrame, HostCatchUp, roomKey, tagged, type CatchUpAnswer, type CatchUpRequest, type RemoteCatchUp } from "./host-catchup";
 import { HostRetention } from "./host-retention";
 import { roomGap, RoomNumbers } from "./room-numbers";
+import { maySocketId } from "./socket-id-rooms";
 
 export type { CatchUpAnswer, CatchUpRequest, RemoteCatchUp };
 
@@ -58,8 +59,9 @@ interface RoomState {
 
 /**
  * Routing of room broadcasts across hosts, in bridge mode with --recovery off (pub/sub). A
- * broadcast to exactly one room (a socket id counts as one) goes to that room's channel, which a
- * host subscribes to while one of its workers holds a member (primary/room-routes.ts knows which);
+ * broadcast to exactly one room goes to that room's channel, which a host subscribes to while
+ * one of its workers holds a member (primary/room-routes.ts knows which); socket ids' rooms stay
+ * on the bus (socket-id-rooms.ts);
  * so Redis delivers it to the hosts with members only, and a host without any spends nothing on
  * it. Everything else (broadcasts to several rooms, to all, except-only, with acks; requests,
  * heartbeats, emitter traffic) stays on the bus.
@@ -135,6 +137,8 @@ export class HostRoutes {
     const rooms = routedRooms(message);
     if (!rooms || rooms.length !== 1) return false;
     const [room] = rooms;
+    // A socket's own id room: on the bus, as no host subscribes to it (see socket-id-rooms.ts).
+    if (maySocketId(room)) return false;
     const key = roomKey(message.nsp, room);
     // `r`: this broadcast's number on its room, for the receivers' gap count (`s` has holes by design).
     const r = this.numbers.next(key);
@@ -159,6 +163,8 @@ export class HostRoutes {
     const needs: Array<{ join: RouteJoin; state: RoomState }> = [];
     for (const join of joins) {
       const [nsp, room, at] = join;
+      // Its broadcasts come on the bus, which reaches this host whether or not it subscribed anything.
+      if (maySocketId(room)) continue;
       const key = roomKey(nsp, room);
       let state = this.rooms.get(key);
       if (!state) {
