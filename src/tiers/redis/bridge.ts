@@ -153,7 +153,10 @@ export class RedisBridge {
       this.mirror = mirror;
       this.recovery = recovery;
     }
-    if (!recovery) {
+    // Not on Redis Cluster: a room's channel and the bus sit on different nodes there, which
+    // breaks per-publisher order across them, and room broadcasts were lost right after first
+    // joins in the adapter API suite (about 1 run in 3); room broadcasts stay on the bus.
+    if (!recovery && !config.redisSharded) {
       this.hostRoutes = new HostRoutes({
         bridgeId: this.id,
         channels: this.channels,
