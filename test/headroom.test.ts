@@ -51,10 +51,13 @@ describe("headroom metrics", function () {
     const client = await connect(hosts[0].url, { transports: ["websocket"] });
     clients.push(client);
     const worker = String((await whoami(client)).worker);
-    await scrapeAdmin(hosts[0]); // starts a fresh window
+    // Starts a fresh window, with every worker in it: a scrape a worker answered too late (left out
+    // after 2 s) is still in its queue, and would reset its window whenever it gets to it.
+    await waitUntil("a scrape every worker answered", async () => total(await scrapeAdmin(hosts[0]), "sockfleet_scrape_missing_workers") === 0 || undefined);
     const from = Date.now();
     await client.timeout(15_000).emitWithAck("busy", 1_000);
     const busy = await scrapeAdmin(hosts[0]);
+    assert.equal(total(busy, "sockfleet_scrape_missing_workers"), 0, "every worker answered the scrape after the block");
     const windowS = (Date.now() - from) / 1000;
     const lag = total(busy, "sockfleet_event_loop_lag_seconds", { worker });
     const cpu = total(busy, "sockfleet_cpu_ratio", { worker });
