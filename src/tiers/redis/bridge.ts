@@ -128,7 +128,9 @@ export class RedisBridge {
         maxBytes: config.maxChannelBytes,
         onDrop: (details: Record<string, unknown>) => limits.hit("max-channel-bytes", { queue: "shared-log", ...details }, "redis unreachable and queue full: broadcasts stay on this host"),
       };
-      const order = new StreamOrder(this.channels.log, this.id, config.recoveryMaxPackets, bound, this.redis, () => this.pubUp, {
+      // On Redis Cluster a PUBLISH from the append script would have to live in the log's slot: XREAD there.
+      const feed = config.redisSharded ? undefined : this.channels.logFeed;
+      const order = new StreamOrder(this.channels.log, this.id, config.recoveryMaxPackets, bound, this.redis, feed, () => this.pubUp, {
         deliver: (message, origin, options) => relay.deliverOrdered(message, origin, options),
         record: (message, streamId, args) => relay.recordOrdered(message, streamId, args),
         follow: (streamId) => recovery.store.followStream(streamId),
@@ -239,9 +241,10 @@ export class RedisBridge {
       this.subUp = up;
       // Room subscriptions are made again on the next connection: joins meanwhile wait for that.
       if (!up) this.hostRoutes?.subscriberDown();
+      this.order?.transportSide("sub", up);
     } else {
       this.readerUp = up;
-      this.order?.setReaderUp(up);
+      this.order?.transportSide("reader", up);
     }
     this.reportStatus();
   }

@@ -12,6 +12,8 @@ export interface Channels {
   room(nsp: string, room: string): string;
   /** The shared log of recoverable broadcasts (a stream; connection-state recovery). */
   log: string;
+  /** Every shared-log entry, published by the script that appends it (one Redis node: log-reader.ts). */
+  logFeed: string;
   /** Hash of one bridge's sessions (pid -> session), for takeover by another host. */
   sessions(bridgeId: string): string;
   /** Sorted set of bridges by last heartbeat, to find whose sessions to look in. */
@@ -34,6 +36,7 @@ export function channels(prefix: string): Channels {
     responses: (bridgeId) => `${prefix}-sockfleet#to#${bridgeId}#`,
     room: (nsp, room) => `${prefix}-sockfleet#room#${nsp}#${room}#`,
     log: `${prefix}-sockfleet#log`,
+    logFeed: `${prefix}-sockfleet#log#feed#`,
     sessions: (bridgeId) => `${prefix}-sockfleet#sessions#${bridgeId}`,
     hosts: `${prefix}-sockfleet#hosts`,
     emitterBroadcasts: `${escapeGlob(broadcastHead)}*`,

@@ -110,7 +110,7 @@ export class ClusterTransport implements RedisTransport {
     if (this.sub && this.subscribed) this.sub.pSubscribe(pattern, raw, true).catch((err: unknown) => this.resubscribe(err, pattern));
   }
 
-  command(key: string | undefined, args: string[]): Promise<unknown> {
+  command(key: string | undefined, args: Array<string | Buffer>): Promise<unknown> {
     return this.pub.sendCommand(key, false, args);
   }
 

@@ -81,7 +81,7 @@ export class SingleNodeTransport implements RedisTransport {
     if (this.subReady) this.pSubscribeOne(this.sub, pattern, listener);
   }
 
-  command(_key: string | undefined, args: string[]): Promise<unknown> {
+  command(_key: string | undefined, args: Array<string | Buffer>): Promise<unknown> {
     return this.pub.sendCommand(args);
   }
 

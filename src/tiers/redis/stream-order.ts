@@ -4,6 +4,7 @@ import { argsFromEntry } from "../recovery/encoded";
 import { compareStreamIds } from "../recovery/offsets";
 import type { AppendOptions, EncodedArgs } from "../recovery/replay-log";
 import { ADAPTER_SOURCE, type AdapterMessage, type BroadcastOrigin } from "../cluster/relay";
+import { FeedLogReader, XReadLogReader, type LogReader } from "./log-reader";
 import type { RedisTransport } from "./transport";
 
 /**
@@ -11,8 +12,6 @@ import type { RedisTransport } from "./transport";
  * alone (Redis lost it, or the reader is stuck): a broadcast must never wait on Redis for long.
  */
 export const READ_BACK_TIMEOUT_MS = 2_000;
-const READ_BLOCK_MS = 1_000;
-const READ_COUNT = 500;
 /**
  * Broadcasts delivered here while Redis was unreachable, kept to be shared once it is back (and
  * at most --max-channel-bytes of them, encoded).
@@ -78,7 +77,8 @@ interface Queued {
 /**
  * The fleet's single order of recoverable broadcasts: a Redis stream. Every host appends its
  * workers' recoverable broadcasts (one XADD each) and delivers every entry, its own included, in
- * stream order as it reads them back (one blocking XREAD loop per host). All hosts therefore
+ * stream order as it reads them back (log-reader.ts: a pub/sub feed on one Redis node, a blocking
+ * XREAD loop on Redis Cluster). All hosts therefore
  * deliver recoverable broadcasts in one order, and a stream id is an offset every host
  * understands: a client that comes back on another host resumes from that host's log.
  *
@@ -110,31 +110,38 @@ export class StreamOrder {
   private tainted = false;
   private needMarker = false;
   private markerToken?: number;
-  private lastId?: string;
   private readerUp = false;
-  private closed = false;
   private readonly watchdog: NodeJS.Timeout;
   private readonly stats: StreamOrderStats = { appended: 0, read: 0, deliveredAlone: 0, dropped: 0 };
-  private wakeReader?: () => void;
-  private readonly readerLoop: Promise<void>;
+  private readonly reader: LogReader;
   private readonly waiters: Array<{ id: string; resolve: () => void }> = [];
   /** Recent tokens read from each other bridge, to skip entries appended twice. */
   private readonly seenTokens = new Map<string, Set<number>>();
 
   constructor(
-    private readonly key: string,
+    key: string,
     private readonly bridgeId: string,
     private readonly maxLength: number,
     private readonly bound: QueueBound,
-    /** Appends go through its key commands, reads through its reader. */
-    private readonly redis: RedisTransport,
+    redis: RedisTransport,
+    /** The feed channel on one Redis node (see {@link FeedLogReader}); undefined: a blocking XREAD loop. */
+    feed: string | undefined,
     private readonly pubUp: () => boolean,
     private readonly delivery: OrderedDelivery,
     private readonly log: Logger,
   ) {
     this.watchdog = setInterval(() => this.expirePending(), READ_BACK_TIMEOUT_MS / 4);
     this.watchdog.unref();
-    this.readerLoop = this.read();
+    const sink = {
+      follow: (id: string) => {
+        this.floor = id;
+        this.delivery.follow(id);
+      },
+      entry: (id: string, fields: Buffer[]) => this.onEntry(id, fields),
+      advanced: () => this.releaseWaiters(),
+      readable: (up: boolean) => this.setReaderUp(up),
+    };
+    this.reader = feed === undefined ? new XReadLogReader(key, redis, sink, log) : new FeedLogReader(key, feed, redis, sink, log);
   }
 
   counters(): Readonly<StreamOrderStats & { pending: number; queued: number; inStep: boolean }> {
@@ -143,14 +150,18 @@ export class StreamOrder {
 
   /** Id of the newest shared-log entry read (undefined before the reader started): see redis-headroom.ts. */
   readPosition(): string | undefined {
-    return this.lastId;
+    return this.reader.position();
   }
 
-  /** The reader connection's state changed. */
-  setReaderUp(up: boolean): void {
+  /** A side of the transport the reader uses changed state. */
+  transportSide(side: "reader" | "sub", up: boolean): void {
+    this.reader.side(side, up);
+  }
+
+  /** Whether what is appended now will be read back. */
+  private setReaderUp(up: boolean): void {
     this.readerUp = up;
-    if (up) this.wakeReader?.();
-    else this.settleAllPending();
+    if (!up) this.settleAllPending();
     this.catchUp();
   }
 
@@ -211,15 +222,14 @@ export class StreamOrder {
   }
 
   private hasRead(streamId: string): boolean {
-    return this.lastId !== undefined && compareStreamIds(this.lastId, streamId) >= 0;
+    const position = this.reader.position();
+    return position !== undefined && compareStreamIds(position, streamId) >= 0;
   }
 
   async close(): Promise<void> {
-    this.closed = true;
     clearInterval(this.watchdog);
-    this.wakeReader?.();
     this.waiters.splice(0);
-    await this.readerLoop;
+    await this.reader.close();
   }
 
   private canAppend(): boolean {
@@ -227,12 +237,12 @@ export class StreamOrder {
   }
 
   private async append(token: number, encoded: Buffer | undefined, again = false, original?: string): Promise<string> {
-    const fields: Record<string, string | Buffer> = { b: this.bridgeId, t: String(token) };
-    if (again) fields.r = "1";
-    if (original !== undefined) fields.o = original;
-    if (encoded) fields.m = encoded;
-    else fields.k = "marker";
-    const id = await this.redis.keys.xAdd(this.key, "*", fields, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: this.maxLength } });
+    const fields: Array<string | Buffer> = ["b", this.bridgeId, "t", String(token)];
+    if (again) fields.push("r", "1");
+    if (original !== undefined) fields.push("o", original);
+    if (encoded) fields.push("m", encoded);
+    else fields.push("k", "marker");
+    const id = await this.reader.append(fields, this.maxLength);
     this.stats.appended++;
     return id;
   }
@@ -324,36 +334,7 @@ export class StreamOrder {
     this.append(token, undefined).catch(() => (this.needMarker = true));
   }
 
-  private async read(): Promise<void> {
-    while (!this.closed) {
-      if (!this.readerUp) {
-        await new Promise<void>((resolve) => {
-          this.wakeReader = resolve;
-          setTimeout(resolve, READ_BLOCK_MS).unref();
-        });
-        continue;
-      }
-      try {
-        if (this.lastId === undefined) {
-          // Follow from the current end: what came before belongs to no client of this host.
-          const last = (await this.redis.read(this.key, ["XREVRANGE", this.key, "+", "-", "COUNT", "1"], false)) as Array<[string, string[]]>;
-          this.lastId = last[0]?.[0] ?? "0-0";
-          this.floor = this.lastId;
-          this.delivery.follow(this.lastId);
-        }
-        const reply = (await this.redis.read(this.key, ["XREAD", "COUNT", String(READ_COUNT), "BLOCK", String(READ_BLOCK_MS), "STREAMS", this.key, this.lastId], true)) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
-        for (const [, entries] of reply ?? []) for (const [id, fields] of entries) this.onEntry(id.toString(), fields);
-        this.releaseWaiters();
-      } catch (err) {
-        if (this.closed) return;
-        this.log.debug({ err }, "reading the shared log failed");
-        await new Promise((resolve) => setTimeout(resolve, 100).unref());
-      }
-    }
-  }
-
   private onEntry(id: string, raw: Buffer[]): void {
-    this.lastId = id;
     this.stats.read++;
     const fields = new Map<string, Buffer>();
     for (let i = 0; i + 1 < raw.length; i += 2) fields.set(raw[i].toString(), raw[i + 1]);

@@ -16,7 +16,7 @@ export type KeyCommands = Pick<RedisClient, "xAdd" | "zAdd" | "pExpire" | "zRemR
 export type TransportSide = "pub" | "sub" | "reader";
 
 export interface TransportOptions {
-  /** Open the shared log's reader (recovery on): a blocking XREAD needs connections of its own. */
+  /** Open the shared log's reader connection (recovery on): for a blocking XREAD, or the feed's catch-ups. */
   reader: boolean;
   /** Called whenever one side becomes usable or stops being usable. */
   onStatus(side: TransportSide, up: boolean): void;
@@ -46,7 +46,7 @@ export interface RedisTransport {
    */
   pSubscribe(pattern: string, listener: (raw: Buffer, channel: string) => void): void;
   /** One command on the publishing side, sent to the node holding `key` (any node without one). */
-  command(key: string | undefined, args: string[]): Promise<unknown>;
+  command(key: string | undefined, args: Array<string | Buffer>): Promise<unknown>;
   /** One (blocking) command on the reader's connection, sent to the node holding `key`. */
   read(key: string, args: string[], buffers: boolean): Promise<unknown>;
   /** Answers when the publishing side is reachable (cut-off detection). */
