@@ -25,7 +25,7 @@ class Host {
     const logger = createLogger("silent", {});
     let reader: FeedLogReader | undefined;
     this.transport = new SingleNodeTransport(result.config, logger, {
-      reader: true,
+      reader: false,
       onStatus: (side: TransportSide, up: boolean) => {
         if (side !== "pub") reader?.side(side, up);
       },

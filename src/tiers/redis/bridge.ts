@@ -80,6 +80,8 @@ export class RedisBridge {
   private readonly order?: StreamOrder;
   private readonly mirror?: SessionMirror;
   private readerUp = false;
+  /** Recovery on Redis Cluster: the shared log is read by a blocking XREAD on a connection of its own. */
+  private readonly needsReader: boolean;
   private readonly log: Logger;
   private readonly remotes = new Map<string, RemoteBridge>();
   /** adapter uid -> id of the bridge of its host, for routing responses. */
@@ -117,8 +119,9 @@ export class RedisBridge {
     this.gaps = new GapDetector(onGap, this.log);
     // For the log reader and publisher; the subscriber is replaced on a drop in any case.
     completeDecoderReset();
+    this.needsReader = recovery !== undefined && config.redisSharded;
     this.redis = createTransport(config, logger, {
-      reader: recovery !== undefined,
+      reader: this.needsReader,
       onStatus: (side, up) => this.onTransportStatus(side, up),
       subscriberOutputBuffer: () => this.headroom.subscriberOutputBuffer(),
     });
@@ -129,7 +132,7 @@ export class RedisBridge {
         onDrop: (details: Record<string, unknown>) => limits.hit("max-channel-bytes", { queue: "shared-log", ...details }, "redis unreachable and queue full: broadcasts stay on this host"),
       };
       // On Redis Cluster a PUBLISH from the append script would have to live in the log's slot: XREAD there.
-      const feed = config.redisSharded ? undefined : this.channels.logFeed;
+      const feed = this.needsReader ? undefined : this.channels.logFeed;
       const order = new StreamOrder(this.channels.log, this.id, config.recoveryMaxPackets, bound, this.redis, feed, () => this.pubUp, {
         deliver: (message, origin, options) => relay.deliverOrdered(message, origin, options),
         record: (message, streamId, args) => relay.recordOrdered(message, streamId, args),
@@ -191,7 +194,7 @@ export class RedisBridge {
   }
 
   status(): RedisTierStatus {
-    return this.pubUp && this.subUp && (this.readerUp || !this.order) ? "connected" : "degraded";
+    return this.pubUp && this.subUp && (this.readerUp || !this.needsReader) ? "connected" : "degraded";
   }
 
   private reported: RedisTierStatus | undefined;

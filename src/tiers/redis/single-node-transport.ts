@@ -9,7 +9,7 @@ type Listener = (raw: Buffer, channel: string) => void;
 
 /**
  * The bridge's transport on one Redis node: a publishing connection (publish and key commands), a
- * subscribing one (plain SUBSCRIBE/PSUBSCRIBE), and with recovery a reader for the blocking XREAD.
+ * subscribing one (plain SUBSCRIBE/PSUBSCRIBE), and a reader for a blocking XREAD when asked for one.
  */
 export class SingleNodeTransport implements RedisTransport {
   readonly subscriberName: string;
@@ -86,8 +86,9 @@ export class SingleNodeTransport implements RedisTransport {
   }
 
   read(_key: string, args: string[], buffers: boolean): Promise<unknown> {
-    if (!this.reader) return Promise.reject(new Error("the shared log's reader is off (recovery off)"));
-    return this.reader.sendCommand(args, commandOptions({ returnBuffers: buffers }));
+    // Without a reader of its own (the shared log's feed needs none), reads are the feed's rare,
+    // non-blocking catch-ups: they go on the publishing connection.
+    return (this.reader ?? this.pub).sendCommand(args, commandOptions({ returnBuffers: buffers }));
   }
 
   ping(): Promise<unknown> {

@@ -16,7 +16,7 @@ export type KeyCommands = Pick<RedisClient, "xAdd" | "zAdd" | "pExpire" | "zRemR
 export type TransportSide = "pub" | "sub" | "reader";
 
 export interface TransportOptions {
-  /** Open the shared log's reader connection (recovery on): for a blocking XREAD, or the feed's catch-ups. */
+  /** Open a connection for the shared log's blocking XREAD (recovery on Redis Cluster; one node reads the feed). */
   reader: boolean;
   /** Called whenever one side becomes usable or stops being usable. */
   onStatus(side: TransportSide, up: boolean): void;
@@ -47,7 +47,7 @@ export interface RedisTransport {
   pSubscribe(pattern: string, listener: (raw: Buffer, channel: string) => void): void;
   /** One command on the publishing side, sent to the node holding `key` (any node without one). */
   command(key: string | undefined, args: Array<string | Buffer>): Promise<unknown>;
-  /** One (blocking) command on the reader's connection, sent to the node holding `key`. */
+  /** One (blocking) command on the reader's connection, sent to the node holding `key` (one node without a reader: the publishing connection, non-blocking commands only). */
   read(key: string, args: string[], buffers: boolean): Promise<unknown>;
   /** Answers when the publishing side is reachable (cut-off detection). */
   ping(): Promise<unknown>;
