@@ -91,7 +91,7 @@ describe("the hosts tier when Redis or a host fails", function () {
     // the flush misses it, which CI showed.)
     if (recovery === "on") {
       await waitUntil("the queued broadcasts to reach the other host", () => atRemote.length >= 1_000);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // a duplicate would arrive right behind
       assert.deepEqual(atRemote, Array.from({ length: 1_000 }, (_, i) => i + 1));
     }
   });

@@ -155,7 +155,7 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
     // In adapter mode the worker holds the subscription.
     stopped = pid;
     process.kill(pid, "SIGSTOP");
-    await new Promise((resolve) => setTimeout(resolve, STALL_MS));
+    await new Promise((resolve) => setTimeout(resolve, STALL_MS)); // the stall itself is the scenario
     process.kill(pid, "SIGCONT");
     stopped = undefined;
     const { sent } = await done;
