@@ -136,7 +136,7 @@ describe("bench load-generator process", function () {
       await new Promise((r) => setTimeout(r, 20));
       report = await gen.request({ type: "report", group: "p" });
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 200)); // a delivery to a client outside the rooms would arrive right behind
     report = await gen.request({ type: "report", group: "p" });
     assert.equal(report.received, 50); // 10 messages x rooms of 5, none to the 2 outside
     await gen.request({ type: "close", group: "p" });

@@ -80,8 +80,8 @@ async function burst(host: SockfleetHost, remote = false): Promise<Seen> {
     const last = `e ${COUNT} `;
     const got = (lines: string[]): boolean => lines.some((l) => l.startsWith(last));
     await waitUntil("every client to receive the last broadcast", () => got(seen.ws) && got(seen.polling) && got(seen.upgrader) && raw.events("e").some((a) => a[0] === COUNT), 20_000);
-    // The volatile emits sent 50 ms after broadcast VOLATILE_AT.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The volatile emit sent 50 ms after broadcast VOLATILE_AT (the WebSocket client gets it; see the checks).
+    await waitUntil("the later volatile emit on the WebSocket client", () => seen.ws.includes(`v ${VOLATILE_AT} later`), 5_000);
     assert.equal(await request(upgrader, "transport"), "websocket");
     seen.raw = raw.frames.filter((f) => typeof f !== "string" || (/^4[25]/.test(f) && !f.startsWith(`42["v"`)));
     seen.direct = total(await scrapeAdmin(host), "sockfleet_direct_writes_total") - directBefore;

@@ -3,11 +3,10 @@ import net from "node:net";
 import { createClient, type RedisClientType } from "redis";
 import { createLogger } from "../src/observability/logger";
 import { RedisHeadroom } from "../src/tiers/redis/redis-headroom";
-import { closeClients, connect, connectMany, request, whoami, type Client } from "./helpers/clients";
-import { startHosts, waitForFleet } from "./helpers/hosts";
+import { closeClients, connect, connectMany, request, whoami } from "./helpers/clients";
+import { withFleet } from "./helpers/hosts";
 import { scrapeAdmin, total, values } from "./helpers/metrics";
 import { RedisServer } from "./helpers/redis";
-import type { SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
 
 const MAX_CONNECTIONS = 50;
@@ -15,48 +14,37 @@ const MAX_CONNECTIONS = 50;
 /** The autoscaling signals on the admin port move with what the test does to the host. */
 describe("headroom metrics", function () {
   this.timeout(90_000);
-  let redis: RedisServer;
-  let hosts: SockfleetHost[] = [];
-  let clients: Client[] = [];
   let stopped: number | undefined;
 
-  before(async () => {
-    redis = await RedisServer.start();
-    hosts = await startHosts(redis.url, "bridge", 2, 1, ["--admin-port", "0", "--max-connections", String(MAX_CONNECTIONS), "--max-events-per-second", "0"]);
-    await waitForFleet(hosts, 2);
-  });
+  // Above the fleet's hooks: a stopped worker is let go on before its clients are closed.
   afterEach(() => {
     if (stopped !== undefined) process.kill(stopped, "SIGCONT");
     stopped = undefined;
-    closeClients(clients.splice(0));
   });
-  after(async () => {
-    for (const host of hosts.splice(0)) await host.stop();
-    await redis.stop();
-  });
+  const fleet = withFleet({ per: "all", hosts: { mode: "bridge", count: 2, workers: 1, args: ["--admin-port", "0", "--max-connections", String(MAX_CONNECTIONS), "--max-events-per-second", "0"] } });
 
-  const ratio = async (): Promise<number> => total(await scrapeAdmin(hosts[0]), "sockfleet_capacity_ratio");
+  const ratio = async (): Promise<number> => total(await scrapeAdmin(fleet.hosts[0]), "sockfleet_capacity_ratio");
 
   it("reports connections held over --max-connections as sockfleet_capacity_ratio", async () => {
     await waitUntil("no connection held", async () => (await ratio()) === 0 || undefined);
-    clients.push(...(await connectMany(hosts[0].url, 10, { transports: ["websocket"] })));
+    fleet.clients.push(...(await connectMany(fleet.hosts[0].url, 10, { transports: ["websocket"] })));
     assert.equal(await ratio(), 10 / MAX_CONNECTIONS);
-    clients.push(...(await connectMany(hosts[0].url, 15, { transports: ["websocket"] })));
+    fleet.clients.push(...(await connectMany(fleet.hosts[0].url, 15, { transports: ["websocket"] })));
     assert.equal(await ratio(), 25 / MAX_CONNECTIONS);
-    closeClients(clients.splice(0));
+    closeClients(fleet.clients.splice(0));
     await waitUntil("the ratio back to 0", async () => (await ratio()) === 0 || undefined);
   });
 
   it("reports a worker whose event loop was blocked in sockfleet_event_loop_lag_seconds and sockfleet_cpu_ratio", async () => {
-    const client = await connect(hosts[0].url, { transports: ["websocket"] });
-    clients.push(client);
+    const client = await connect(fleet.hosts[0].url, { transports: ["websocket"] });
+    fleet.clients.push(client);
     const worker = String((await whoami(client)).worker);
     // Starts a fresh window, with every worker in it: a scrape a worker answered too late (left out
     // after 2 s) is still in its queue, and would reset its window whenever it gets to it.
-    await waitUntil("a scrape every worker answered", async () => total(await scrapeAdmin(hosts[0]), "sockfleet_scrape_missing_workers") === 0 || undefined);
+    await waitUntil("a scrape every worker answered", async () => total(await scrapeAdmin(fleet.hosts[0]), "sockfleet_scrape_missing_workers") === 0 || undefined);
     const from = Date.now();
     await client.timeout(15_000).emitWithAck("busy", 1_000);
-    const busy = await scrapeAdmin(hosts[0]);
+    const busy = await scrapeAdmin(fleet.hosts[0]);
     assert.equal(total(busy, "sockfleet_scrape_missing_workers"), 0, "every worker answered the scrape after the block");
     const windowS = (Date.now() - from) / 1000;
     const lag = total(busy, "sockfleet_event_loop_lag_seconds", { worker });
@@ -65,15 +53,15 @@ describe("headroom metrics", function () {
     // The worker used at least 1 s of CPU within the test's window (which holds the metric's).
     assert.ok(cpu >= 0.9 / windowS && cpu <= 1.2, `cpu ${cpu} after 1 s of CPU in ${windowS} s`);
     assert.equal(values(busy, "sockfleet_cpu_ratio", { worker: "primary" }).length, 1);
-    const idle = await scrapeAdmin(hosts[0]);
+    const idle = await scrapeAdmin(fleet.hosts[0]);
     assert.ok(total(idle, "sockfleet_event_loop_lag_seconds", { worker }) < 0.5, "the next window is calm again");
   });
 
   it("reports the bytes queued for a stopped worker on its data channel, and 0 once it reads again", async () => {
-    const [a, b] = hosts;
+    const [a, b] = fleet.hosts;
     const subscriber = await connect(a.url, { transports: ["websocket"] });
     const publisher = await connect(b.url, { transports: ["websocket"] });
-    clients.push(subscriber, publisher);
+    fleet.clients.push(subscriber, publisher);
     const { worker, pid } = await whoami(subscriber);
     const queued = async (): Promise<number> => total(await scrapeAdmin(a), "sockfleet_data_channel_queued_bytes", { worker: String(worker) });
     assert.equal(await queued(), 0);
@@ -92,11 +80,11 @@ describe("headroom metrics", function () {
   });
 
   it("reports the output buffer Redis holds for the host's subscriber and how far it lags the shared log", async () => {
-    const [a, b] = hosts;
+    const [a, b] = fleet.hosts;
     const publisher = await connect(b.url, { transports: ["websocket"] });
-    clients.push(publisher);
+    fleet.clients.push(publisher);
     for (let i = 0; i < 20; i++) await request(publisher, "broadcast", { seq: i });
-    const line = (await redis.clients("sockfleet:host-a:sub"))[0];
+    const line = (await fleet.redis.clients("sockfleet:host-a:sub"))[0];
     assert.ok(line, "host A's subscriber is listed");
     const [, totMem] = /\btot-mem=(\d+)/.exec(line)!;
     const metrics = await waitUntil("a sample of host A's subscriber", async () => {

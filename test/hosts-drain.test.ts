@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { closeClients, connect, reconnectTo, request, whoami, type Client } from "./helpers/clients";
-import { startHosts, waitForFleet } from "./helpers/hosts";
+import { connect, reconnectTo, request, whoami, type Client } from "./helpers/clients";
+import { withFleet } from "./helpers/hosts";
 import { range, sequences } from "./helpers/numbered";
-import { RedisServer } from "./helpers/redis";
 import type { SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
 
@@ -18,31 +17,18 @@ function adminUrl(host: SockfleetHost, pathname: string): string {
 /** Scale-in: POST /drain moves a host's clients to the other hosts, sessions and all. */
 describe("draining a host", function () {
   this.timeout(90_000);
-  let redis: RedisServer;
-  let hosts: SockfleetHost[] = [];
-  let clients: Client[] = [];
-
-  beforeEach(async () => {
-    redis = await RedisServer.start();
-    hosts = await startHosts(redis.url, "bridge", 2, 1, ["--admin-port", "0", "--host-drain-time", String(DRAIN_MS)]);
-    await waitForFleet(hosts, 2);
-  });
-  afterEach(async () => {
-    closeClients(clients.splice(0));
-    for (const host of hosts.splice(0)) await host.stop();
-    await redis.stop();
-  });
+  const fleet = withFleet({ per: "each", hosts: { mode: "bridge", count: 2, workers: 1, args: ["--admin-port", "0", "--host-drain-time", String(DRAIN_MS)] } });
 
   it("moves every client of the drained host, WebSocket and long-polling, to the other host with its session recovered and no broadcast lost, and the host stays up, not ready", async () => {
-    const [a, b] = hosts;
+    const [a, b] = fleet.hosts;
     const publisher = await connect(b.url, { transports: ["websocket"] });
-    clients.push(publisher);
+    fleet.clients.push(publisher);
     const movers: Client[] = [];
     for (let i = 0; i < CLIENTS; i++) {
       // Half long-polling: their requests keep reaching host A's worker until they are told to go.
       const transports = i % 2 === 0 ? ["websocket"] : ["polling"];
       const client = await connect(a.url, { transports, reconnectionDelay: 100, reconnectionDelayMax: 100, randomizationFactor: 0 });
-      clients.push(client);
+      fleet.clients.push(client);
       movers.push(client);
       assert.equal((await whoami(client)).host, "host-a");
       reconnectTo(client, () => b.url);
@@ -93,11 +79,11 @@ describe("draining a host", function () {
     assert.ok(movedMs >= DRAIN_MS * 0.8, `clients moved within ${movedMs} ms`);
     console.log(`      drain of ${CLIENTS} clients (half long-polling), --host-drain-time ${DRAIN_MS}: all on host B after ${movedMs} ms, host drained after ${drained.durationMs as number} ms, ${seq} broadcasts each, none lost`);
     assert.equal(await a.stop(), 0);
-    hosts.shift();
+    fleet.hosts.shift();
   });
 
   it("drains on SIGUSR2 too (pm2 sendSignal SIGUSR2): a host without clients is drained at once and stays up, not ready", async () => {
-    const [a, b] = hosts;
+    const [a, b] = fleet.hosts;
     process.kill(a.pid, "SIGUSR2");
     await a.waitForLog((l) => l.msg === "host drained: it serves no clients and stays not ready until stopped", 10_000);
     const readyz = await fetch(adminUrl(a, "/readyz"));
@@ -111,8 +97,8 @@ describe("draining a host", function () {
   });
 
   it("answers 405 to GET /drain and leaves the host ready", async () => {
-    const res = await fetch(adminUrl(hosts[0], "/drain"));
+    const res = await fetch(adminUrl(fleet.hosts[0], "/drain"));
     assert.equal(res.status, 405);
-    assert.equal((await fetch(adminUrl(hosts[0], "/readyz"))).status, 200);
+    assert.equal((await fetch(adminUrl(fleet.hosts[0], "/readyz"))).status, 200);
   });
 });

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
-import { startHosts, waitForFleet } from "./helpers/hosts";
+import { connect, request, whoami } from "./helpers/clients";
+import { startHosts, waitForFleet, withFleet } from "./helpers/hosts";
 import { killTree } from "./helpers/processes";
 import { sequences } from "./helpers/numbered";
-import { RedisServer } from "./helpers/redis";
 import type { SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
 
@@ -14,40 +13,28 @@ async function readiness(host: SockfleetHost): Promise<{ code: number; body: { s
 
 describe("the hosts tier when Redis or a host fails", function () {
   this.timeout(40_000);
-  let redis: RedisServer;
-  let hosts: SockfleetHost[] = [];
-  let clients: Client[] = [];
-
-  beforeEach(async () => {
-    redis = await RedisServer.start();
-  });
-  afterEach(async () => {
-    closeClients(clients.splice(0));
-    for (const host of hosts.splice(0)) await host.stop();
-    await redis.stop();
-  });
+  const fleet = withFleet({ per: "each" });
 
   for (const mode of ["bridge", "adapter"] as const) {
   it(`starts without Redis, serves its host with the Redis tier reported degraded, and joins the fleet when Redis appears (${mode} mode)`, async () => {
-    await redis.stop();
-    hosts = await startHosts(redis.url, mode, 2, 2, ["--redis-connect-timeout", "500"]);
-    for (const host of hosts) {
+    await fleet.redis.stop();
+    fleet.hosts = await startHosts(fleet.redis.url, mode, 2, 2, ["--redis-connect-timeout", "500"]);
+    for (const host of fleet.hosts) {
       const { code, body } = await readiness(host);
       assert.equal(code, 200);
       assert.deepEqual(body, { status: "ready", redis: "degraded" });
     }
-    await redis.resume();
-    for (const host of hosts) {
+    await fleet.redis.resume();
+    for (const host of fleet.hosts) {
       await waitUntil(`${host.url} to report Redis connected`, async () => (await readiness(host).catch(() => undefined))?.body.redis === "connected");
     }
-    await waitForFleet(hosts, 4);
+    await waitForFleet(fleet.hosts, 4);
   });
   }
 
   it("keeps delivering inside a host while Redis restarts, resumes across hosts within 2 s, and delivers there what was sent meanwhile, once, in order (bridge mode)", async () => {
-    hosts = await startHosts(redis.url, "bridge");
-    await waitForFleet(hosts, 4);
-    const [sender, local, remote] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[0].url), connect(hosts[1].url)]));
+    await fleet.start("bridge");
+    const [sender, local, remote] = (fleet.clients = await Promise.all([connect(fleet.hosts[0].url), connect(fleet.hosts[0].url), connect(fleet.hosts[1].url)]));
     assert.equal((await whoami(remote)).host, "host-b");
     const atLocal = sequences(local);
     const atRemote = sequences(remote);
@@ -55,10 +42,10 @@ describe("the hosts tier when Redis or a host fails", function () {
     const traffic = setInterval(() => void request(sender, "broadcast", { seq: ++seq }).catch(() => undefined), 20);
     try {
       await waitUntil("cross-host traffic to flow", () => atRemote.length >= 5);
-      await redis.stop();
+      await fleet.redis.stop();
       const cut = seq;
       await waitUntil("local delivery to go on while Redis is down", () => atLocal.some((s) => s > cut + 25));
-      await redis.resume();
+      await fleet.redis.resume();
       const back = Date.now();
       const resumedAt = seq;
       await waitUntil("cross-host delivery to resume", () => atRemote.some((s) => s > resumedAt), 2_000, 10);
@@ -80,23 +67,22 @@ describe("the hosts tier when Redis or a host fails", function () {
   for (const recovery of ["on", "off"] as const) {
   it(`queues at most 1,000 cross-host broadcasts while Redis is down, counts the ones it drops, and shares the rest when it is back (bridge mode, recovery ${recovery})`, async () => {
     // The sender fires 1,500 broadcasts as fast as it can, 100 at a time: no event rate limit.
-    hosts = await startHosts(redis.url, "bridge", 2, 2, ["--recovery", recovery, "--max-events-per-second", "0"]);
-    await waitForFleet(hosts, 4);
-    const [sender, remote] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[1].url)]));
+    await fleet.start("bridge", 2, 2, ["--recovery", recovery, "--max-events-per-second", "0"]);
+    const [sender, remote] = (fleet.clients = await Promise.all([connect(fleet.hosts[0].url), connect(fleet.hosts[1].url)]));
     const atRemote = sequences(remote);
-    await redis.stop();
-    await hosts[0].waitForLog((l) => l.msg === "redis tier status" && l.status === "degraded");
-    const from = hosts[0].logs.length;
+    await fleet.redis.stop();
+    await fleet.hosts[0].waitForLog((l) => l.msg === "redis tier status" && l.status === "degraded");
+    const from = fleet.hosts[0].logs.length;
     for (let batch = 0; batch < 15; batch++) {
       await Promise.all(Array.from({ length: 100 }, (_, i) => request(sender, "broadcast", { seq: batch * 100 + i + 1 })));
     }
-    await redis.resume();
+    await fleet.redis.resume();
     const flushedMsg = recovery === "on" ? "redis back: sharing broadcasts delivered on this host alone" : "redis back: publishing queued messages";
-    const flushed = await hosts[0].waitForLog((l) => l.msg === flushedMsg, 10_000, from);
+    const flushed = await fleet.hosts[0].waitForLog((l) => l.msg === flushedMsg, 10_000, from);
     assert.equal(flushed.messages, 1_000);
     if (recovery === "on") assert.equal(flushed.dropped, 500);
     else {
-      const status = await hosts[0].waitForLog((l) => l.msg === "redis tier status" && l.status === "connected", 10_000, from);
+      const status = await fleet.hosts[0].waitForLog((l) => l.msg === "redis tier status" && l.status === "connected", 10_000, from);
       assert.ok((status.dropped as number) >= 500, `dropped ${String(status.dropped)}`);
     }
     // With recovery on, the other host reads the queued broadcasts from the stream: it gets all
@@ -105,17 +91,16 @@ describe("the hosts tier when Redis or a host fails", function () {
     // the flush misses it, which CI showed.)
     if (recovery === "on") {
       await waitUntil("the queued broadcasts to reach the other host", () => atRemote.length >= 1_000);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // a duplicate would arrive right behind
       assert.deepEqual(atRemote, Array.from({ length: 1_000 }, (_, i) => i + 1));
     }
   });
   }
 
   it("notices a SIGKILLed host within the heartbeat timeout and settles a cross-host fetchSockets waiting on it (bridge mode)", async () => {
-    hosts = await startHosts(redis.url, "bridge");
-    await waitForFleet(hosts, 4);
-    const [asker, other] = (clients = await Promise.all([connect(hosts[0].url), connect(hosts[0].url), connect(hosts[1].url)]));
-    const dead = hosts.pop()!;
+    await fleet.start("bridge");
+    const [asker, other] = (fleet.clients = await Promise.all([connect(fleet.hosts[0].url), connect(fleet.hosts[0].url), connect(fleet.hosts[1].url)]));
+    const dead = fleet.hosts.pop()!;
     await killTree(dead.child);
     const started = Date.now();
     const sockets = (await asker.timeout(10_000).emitWithAck("fetch", null)) as Array<{ id: string }>;
@@ -123,6 +108,6 @@ describe("the hosts tier when Redis or a host fails", function () {
     assert.deepEqual(sockets.map((s) => s.id).sort(), [asker.id, other.id].sort());
     // Bridge heartbeat timeout (3 s) plus one check, well before the cluster adapter's 5 s request timeout.
     assert.ok(settledAfter < 4_500, `settled after ${settledAfter} ms`);
-    await hosts[0].waitForLog((l) => l.msg === "host left");
+    await fleet.hosts[0].waitForLog((l) => l.msg === "host left");
   });
 });

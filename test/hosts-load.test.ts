@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
+import { connect, request, whoami } from "./helpers/clients";
 import { record } from "./helpers/fleet";
-import { startHosts, waitForFleet, type RedisMode } from "./helpers/hosts";
+import { withFleet, type RedisMode } from "./helpers/hosts";
 import { RedisServer } from "./helpers/redis";
-import type { SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
 
 const BROADCASTS = 50;
@@ -41,19 +40,8 @@ async function receivers(redis: RedisServer, mode: RedisMode): Promise<number> {
 describe("Redis load per host and per broadcast", function () {
   this.timeout(90_000);
   const figures: string[] = [];
-  let redis: RedisServer;
-  let hosts: SockfleetHost[] = [];
-  let clients: Client[] = [];
-
-  before(async () => {
-    redis = await RedisServer.start();
-  });
-  afterEach(async () => {
-    closeClients(clients.splice(0));
-    for (const host of hosts.splice(0)) assert.equal(await host.stop(), 0);
-  });
-  after(async () => {
-    await redis.stop();
+  const fleet = withFleet({ per: "all", cleanExit: true });
+  after(() => {
     // The figures the README quotes; printed so CI logs keep them.
     console.log(`      Redis load, 2 hosts:\n${figures.map((f) => `        ${f}`).join("\n")}`);
   });
@@ -61,19 +49,18 @@ describe("Redis load per host and per broadcast", function () {
   for (const workers of [2, 4]) {
     for (const mode of ["bridge", "adapter"] as const) {
       it(`${mode} mode, 2 hosts x ${workers} workers: ${mode === "bridge" ? "2 connections per host and one delivery per host" : "2 connections per worker and one delivery per worker"} for each broadcast`, async () => {
-        hosts = await startHosts(redis.url, mode, 2, workers);
-        await waitForFleet(hosts, 2 * workers);
-        const perHost = await Promise.all(["host-a", "host-b"].map(async (id) => (await redis.clients(`sockfleet:${id}:`)).length));
+        await fleet.start(mode, 2, workers);
+        const perHost = await Promise.all(["host-a", "host-b"].map(async (id) => (await fleet.redis.clients(`sockfleet:${id}:`)).length));
 
-        clients = await Promise.all([connect(hosts[0].url), connect(hosts[1].url)]);
-        const [sender, remote] = clients;
+        fleet.clients = await Promise.all([connect(fleet.hosts[0].url), connect(fleet.hosts[1].url)]);
+        const [sender, remote] = fleet.clients;
         assert.equal((await whoami(remote)).host, "host-b");
         const seen = record([remote], "event");
-        const before = await publishCalls(redis);
+        const before = await publishCalls(fleet.redis);
         for (let i = 0; i < BROADCASTS; i++) await request(sender, "broadcast", i);
         await waitUntil("every broadcast to reach the other host", () => seen.get(remote)!.length === BROADCASTS);
-        const publishes = (await publishCalls(redis)) - before;
-        const reach = await receivers(redis, mode);
+        const publishes = (await publishCalls(fleet.redis)) - before;
+        const reach = await receivers(fleet.redis, mode);
         const perBroadcast = Math.round(((publishes - 0) / BROADCASTS) * reach * 100) / 100;
         figures.push(`${mode} 2x${workers}: connections per host ${perHost.join("/")}, PUBLISH per broadcast ${(publishes / BROADCASTS).toFixed(2)}, subscribers reached ${reach}, deliveries per broadcast ~${perBroadcast}`);
 

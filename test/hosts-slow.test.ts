@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
-import { startHosts, waitForFleet } from "./helpers/hosts";
+import { closeClients, connect, request, whoami } from "./helpers/clients";
+import { startHosts, waitForFleet, withFleet } from "./helpers/hosts";
 import { scrapeAdmin, total } from "./helpers/metrics";
 import { sequences, range } from "./helpers/numbered";
 import { RedisServer } from "./helpers/redis";
-import type { SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
 
 /** The scenario of the scaling guide's warning, shortened: 1 KB broadcasts at 500/s, one host stopped 10 s (shorter, and the kernel's socket buffers on loopback absorb the whole stall: Redis never has to cut the host off). */
@@ -24,31 +23,23 @@ const SMALL_PUBSUB_BUFFER = ["--client-output-buffer-limit", "pubsub", "256kb", 
 describe("a slow host cut off by Redis (client-output-buffer-limit)", function () {
   this.timeout(120_000);
   const figures: string[] = [];
-  let redis: RedisServer;
-  let hosts: SockfleetHost[] = [];
-  let clients: Client[] = [];
   let stopped: number | undefined;
 
-  beforeEach(async () => {
-    redis = await RedisServer.start(SMALL_PUBSUB_BUFFER);
-  });
-  afterEach(async () => {
+  // Above the fleet's hooks: a stopped host or worker is let go on before it is stopped.
+  afterEach(() => {
     if (stopped !== undefined) process.kill(stopped, "SIGCONT");
     stopped = undefined;
-    closeClients(clients.splice(0));
-    for (const host of hosts.splice(0)) await host.stop();
-    await redis.stop();
   });
+  const fleet = withFleet({ per: "each", redis: () => RedisServer.start(SMALL_PUBSUB_BUFFER) });
   after(() => console.log(`      slow host (2 hosts x 1 worker, ${COUNT} x ${BYTES} B at ${RATE}/s, stalled ${STALL_MS} ms):\n${figures.map((f) => `        ${f}`).join("\n")}`));
 
   /** Host B broadcasts while host A's primary is stopped; returns what host A's client saw. */
   async function stallWhileBroadcasting(recovery: "on" | "off", room?: string): Promise<{ seen: number[]; sent: number; told: Array<{ origin: string; missed: number }> }> {
-    hosts = await startHosts(redis.url, "bridge", 2, 1, ["--admin-port", "0", "--recovery", recovery, "--max-buffered-bytes", "67108864"]);
-    await waitForFleet(hosts, 2);
-    const [a, b] = hosts;
+    await fleet.start("bridge", 2, 1, ["--admin-port", "0", "--recovery", recovery, "--max-buffered-bytes", "67108864"]);
+    const [a, b] = fleet.hosts;
     const subscriber = await connect(a.url, { transports: ["websocket"] });
     const publisher = await connect(b.url, { transports: ["websocket"] });
-    clients.push(subscriber, publisher);
+    fleet.clients.push(subscriber, publisher);
     assert.equal((await whoami(subscriber)).host, "host-a");
     assert.equal((await whoami(publisher)).host, "host-b");
     if (room !== undefined) await request(subscriber, "join", room);
@@ -77,7 +68,7 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
     await waitUntil(`all ${sent} broadcasts on host A (got ${seen.length})`, () => seen.length >= sent, 30_000);
     await new Promise((resolve) => setTimeout(resolve, 500)); // a duplicate would arrive right behind
     assert.deepEqual(seen, range(1, sent));
-    const metrics = await scrapeAdmin(hosts[0]);
+    const metrics = await scrapeAdmin(fleet.hosts[0]);
     assert.equal(total(metrics, "sockfleet_redis_missed_messages_total"), 0);
     assert.deepEqual(told, []);
     figures.push(`recovery on: ${seen.length} of ${sent} delivered to host A, no duplicate, none missed (${Date.now() - started} ms)`);
@@ -86,7 +77,7 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
   it("with recovery off, /metrics counts exactly the broadcasts the stalled host's clients missed, and the log and the app name the gap", async () => {
     const started = Date.now();
     const { seen, sent, told } = await stallWhileBroadcasting("off");
-    const a = hosts[0];
+    const a = fleet.hosts[0];
     let missed = 0;
     // The gap shows once the subscription is back and host B's next heartbeat (1 s) names its newest number.
     await waitUntil("host A to account for every broadcast", async () => {
@@ -116,8 +107,8 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
   });
   it("with recovery off, counts exactly the broadcasts to a room (routed on its own channel) that the stalled host's member missed", async () => {
     const { seen, sent } = await stallWhileBroadcasting("off", "slow-room");
-    const [a] = hosts;
-    const [subscriber, publisher] = clients;
+    const [a] = fleet.hosts;
+    const [subscriber, publisher] = fleet.clients;
     // A room has no heartbeat: a loss shows when the room's next broadcast arrives, numbered past it.
     // Under load host A may resubscribe only after the burst ended, so probes follow until one arrives.
     const probesSeen: number[] = [];
@@ -150,12 +141,11 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
   });
 
   it("in adapter mode, a worker whose subscription Redis cut keeps serving: the cut is logged, the app is told, and its subscription comes back", async () => {
-    hosts = await startHosts(redis.url, "adapter", 2, 1, ["--max-buffered-bytes", "67108864"]);
-    await waitForFleet(hosts, 2);
-    const [a, b] = hosts;
+    await fleet.start("adapter", 2, 1, ["--max-buffered-bytes", "67108864"]);
+    const [a, b] = fleet.hosts;
     const subscriber = await connect(a.url, { transports: ["websocket"] });
     const publisher = await connect(b.url, { transports: ["websocket"] });
-    clients.push(subscriber, publisher);
+    fleet.clients.push(subscriber, publisher);
     const { pid } = await whoami(subscriber);
     const seen = sequences(subscriber);
     const told: unknown[] = [];
@@ -165,7 +155,7 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
     // In adapter mode the worker holds the subscription.
     stopped = pid;
     process.kill(pid, "SIGSTOP");
-    await new Promise((resolve) => setTimeout(resolve, STALL_MS));
+    await new Promise((resolve) => setTimeout(resolve, STALL_MS)); // the stall itself is the scenario
     process.kill(pid, "SIGCONT");
     stopped = undefined;
     const { sent } = await done;
@@ -185,19 +175,18 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
     figures.push(`adapter mode: ${seen.length - 1} of ${sent} delivered to host A's worker, ${sent + 1 - seen.length} missed; the cut logged and told to the app (count unknown)`);
   });
   it("counts no gap when this host first hears of another mid-series, nor when the other restarts and numbers from 1 again", async () => {
-    hosts = await startHosts(redis.url, "bridge", 2, 1, ["--admin-port", "0", "--recovery", "off"]);
-    await waitForFleet(hosts, 2);
+    await fleet.start("bridge", 2, 1, ["--admin-port", "0", "--recovery", "off"]);
     const restart = async (index: number, id: string, args: string[] = []): Promise<void> => {
-      closeClients(clients.splice(0));
-      await hosts[index].stop();
-      hosts[index] = (await startHosts(redis.url, "bridge", 1, 1, ["--host-id", id, "--recovery", "off", ...args]))[0];
-      await waitForFleet(hosts, 2);
+      closeClients(fleet.clients.splice(0));
+      await fleet.hosts[index].stop();
+      fleet.hosts[index] = (await startHosts(fleet.redis.url, "bridge", 1, 1, ["--host-id", id, "--recovery", "off", ...args]))[0];
+      await waitForFleet(fleet.hosts, 2);
     };
     /** Host B broadcasts `seqs`; host A's client must get exactly them. */
     const round = async (seqs: number[]): Promise<void> => {
-      const subscriber = await connect(hosts[0].url, { transports: ["websocket"] });
-      const publisher = await connect(hosts[1].url, { transports: ["websocket"] });
-      clients.push(subscriber, publisher);
+      const subscriber = await connect(fleet.hosts[0].url, { transports: ["websocket"] });
+      const publisher = await connect(fleet.hosts[1].url, { transports: ["websocket"] });
+      fleet.clients.push(subscriber, publisher);
       const seen = sequences(subscriber);
       for (const seq of seqs) await request(publisher, "broadcast", { seq });
       await waitUntil(`${seqs.length} broadcasts on host A`, () => seen.length === seqs.length);
@@ -210,7 +199,7 @@ describe("a slow host cut off by Redis (client-output-buffer-limit)", function (
     // Host B restarts: a new process, numbering from 1 under a new bridge id.
     await restart(1, "host-b");
     await round([9, 10, 11]);
-    assert.equal(total(await scrapeAdmin(hosts[0]), "sockfleet_redis_missed_messages_total"), 0);
-    assert.deepEqual(hosts[0].logs.filter((l) => l.msg === "broadcasts from another host were missed"), []);
+    assert.equal(total(await scrapeAdmin(fleet.hosts[0]), "sockfleet_redis_missed_messages_total"), 0);
+    assert.deepEqual(fleet.hosts[0].logs.filter((l) => l.msg === "broadcasts from another host were missed"), []);
   });
 });

@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { closeClients, connect, request, type Client } from "./helpers/clients";
+import { connect, request } from "./helpers/clients";
 import { record } from "./helpers/fleet";
-import { startEmitter, startHosts, waitForFleet, type RedisMode } from "./helpers/hosts";
-import { RedisServer } from "./helpers/redis";
-import type { SockfleetHost } from "./helpers/sockfleet";
+import { startEmitter, withFleet, type RedisMode } from "./helpers/hosts";
 import { waitUntil } from "./helpers/wait";
 import { adapterApiSuite } from "./suites/adapter-api";
 
@@ -17,33 +15,19 @@ const setups: Array<{ mode: RedisMode; args: string[]; label: string }> = [
 for (const { mode, args, label } of setups) {
   describe(`the Socket.IO adapter API across 2 hosts x 2 workers over Redis (${label})`, function () {
     this.timeout(30_000);
-    let redis: RedisServer;
-    let hosts: SockfleetHost[];
+    const fleet = withFleet({ per: "all", hosts: { mode, count: 2, workers: 2, args }, cleanExit: true });
 
-    before(async () => {
-      redis = await RedisServer.start();
-      hosts = await startHosts(redis.url, mode, 2, 2, args);
-      await waitForFleet(hosts, 4);
-    });
-    after(async () => {
-      for (const host of hosts ?? []) assert.equal(await host.stop(), 0);
-      await redis?.stop();
-    });
-
-    adapterApiSuite(() => hosts.map((h) => h.url), 4);
+    adapterApiSuite(() => fleet.hosts.map((h) => h.url), 4);
 
     describe("a @socket.io/redis-emitter with default settings", () => {
-      let clients: Client[] = [];
-      afterEach(() => closeClients(clients.splice(0)));
-
       it("reaches every client of every host, a room's members only, and a namespace's clients", async () => {
-        clients = await Promise.all(hosts.flatMap((h) => [connect(h.url), connect(h.url), connect(`${h.url}/custom`)]));
-        const main = clients.filter((_, i) => i % 3 !== 2);
-        const custom = clients.filter((_, i) => i % 3 === 2);
+        fleet.clients = await Promise.all(fleet.hosts.flatMap((h) => [connect(h.url), connect(h.url), connect(`${h.url}/custom`)]));
+        const main = fleet.clients.filter((_, i) => i % 3 !== 2);
+        const custom = fleet.clients.filter((_, i) => i % 3 === 2);
         const members = [main[0], main[main.length - 1]];
         for (const member of members) await request(member, "join", "emitted");
-        const seen = record(clients, "event");
-        const { emitter, close } = await startEmitter(redis.url);
+        const seen = record(fleet.clients, "event");
+        const { emitter, close } = await startEmitter(fleet.redis.url);
         try {
           emitter.emit("event", "to all");
           emitter.to("emitted").emit("event", "to room");
@@ -59,12 +43,12 @@ for (const { mode, args, label } of setups) {
       });
 
       it("makes a room's members on every host join another room", async () => {
-        clients = await Promise.all(hosts.map((h) => connect(h.url)));
-        for (const client of clients) await request(client, "join", "emitter-source");
-        const { emitter, close } = await startEmitter(redis.url);
+        fleet.clients = await Promise.all(fleet.hosts.map((h) => connect(h.url)));
+        for (const client of fleet.clients) await request(client, "join", "emitter-source");
+        const { emitter, close } = await startEmitter(fleet.redis.url);
         try {
           emitter.in("emitter-source").socketsJoin("emitter-target");
-          await waitUntil("both members to be in the target room", async () => (await request<unknown[]>(clients[0], "fetch", "emitter-target")).length === 2);
+          await waitUntil("both members to be in the target room", async () => (await request<unknown[]>(fleet.clients[0], "fetch", "emitter-target")).length === 2);
         } finally {
           await close();
         }

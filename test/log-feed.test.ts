@@ -79,7 +79,7 @@ describe("the shared log's feed (one Redis node)", () => {
       await cut;
     }
     await waitUntil("the reader to be handed every entry", () => reader.handed.length >= appended.length && reader.readable, 20_000);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, 200)); // a duplicate would arrive right behind
     assert.deepEqual(reader.handed, appended, "every entry once, in the order XADD gave their ids");
     assert.deepEqual(writer.handed, appended);
     const stored = (await redis.command("XLEN", KEY)) as number;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { closeClients, connect, request, whoami, type Client } from "./helpers/clients";
-import { startHosts, waitForFleet } from "./helpers/hosts";
+import { connect, request, whoami, type Client } from "./helpers/clients";
+import { withFleet } from "./helpers/hosts";
 import { scrapeAdmin, total } from "./helpers/metrics";
 import { range, sequences } from "./helpers/numbered";
 import { RedisCluster, type RedisServer } from "./helpers/redis";
@@ -67,87 +67,60 @@ async function throughOutage(hosts: SockfleetHost[], track: (clients: Client[]) 
 
 describe("bridge mode on a 3-node Redis Cluster: recovery across hosts and a node restart", function () {
   this.timeout(60_000);
-  let cluster: RedisCluster;
-  let hosts: SockfleetHost[] = [];
-  let clients: Client[] = [];
-
-  beforeEach(async () => {
-    cluster = await RedisCluster.start();
-    hosts = await startHosts(cluster.url, "bridge", 2, 2, ["--redis-sharded", "true", "--admin-port", "0"]);
-    await waitForFleet(hosts, 4);
-  });
-  afterEach(async () => {
-    closeClients(clients.splice(0));
-    for (const host of hosts.splice(0)) await host.stop();
-    await cluster.stop();
-  });
+  const fleet = withFleet({ per: "each", redis: () => RedisCluster.start(), hosts: { mode: "bridge", count: 2, workers: 2, args: ["--redis-sharded", "true", "--admin-port", "0"] } });
 
   it("gives a client whose whole host was SIGKILLed its id, rooms and every missed broadcast on another host, in order, once", () =>
-    hostKillRecovery(hosts, (started) => clients.push(...started)));
+    hostKillRecovery(fleet.hosts, (started) => fleet.clients.push(...started)));
 
   for (const [what, key] of [["the shared log", LOG_KEY], ["the bus channel", BUS_CHANNEL]] as const) {
     it(`keeps delivering inside a host while the node holding ${what} restarts, reports Redis connected again, and delivers across hosts what was sent meanwhile, once, in order`, async () => {
-      const node = await cluster.nodeOf(key);
+      const node = await fleet.redis.nodeOf(key);
       const { atLocal, atRemote, last, sinceUp } = await restartUnderTraffic(node);
       assert.deepEqual(atLocal, range(1, last), "local delivery never stopped nor repeated");
       // The README's promise for a Redis restart: broadcasts made while the node was down were
       // queued and appended once it was back; those in flight were appended again (readers skip a
       // second copy): the other host got all of them, once, in order.
       assert.deepEqual(atRemote, range(1, last), "the other host got every broadcast once, in order");
-      console.log(`      (port ${node.port}: ${(await Promise.all([LOG_KEY, BUS_CHANNEL].map(async (k) => ((await cluster.nodeOf(k)) === node ? k : "")))).filter(Boolean).join(", ")}; cross-host delivery resumed ${sinceUp} ms after it was back)`);
+      console.log(`      (port ${node.port}: ${(await Promise.all([LOG_KEY, BUS_CHANNEL].map(async (k) => ((await fleet.redis.nodeOf(k)) === node ? k : "")))).filter(Boolean).join(", ")}; cross-host delivery resumed ${sinceUp} ms after it was back)`);
     });
   }
 
   it("with --recovery off, comes back connected after the node holding the bus channel restarts, delivers across hosts again, never twice nor out of order, and counts what the other host missed", async () => {
-    for (const host of hosts.splice(0)) await host.stop();
-    hosts = await startHosts(cluster.url, "bridge", 2, 2, ["--redis-sharded", "true", "--admin-port", "0", "--recovery", "off"]);
-    await waitForFleet(hosts, 4);
-    const { atLocal, atRemote, last } = await restartUnderTraffic(await cluster.nodeOf(BUS_CHANNEL));
+    for (const host of fleet.hosts.splice(0)) await host.stop();
+    await fleet.start("bridge", 2, 2, ["--redis-sharded", "true", "--admin-port", "0", "--recovery", "off"]);
+    const { atLocal, atRemote, last } = await restartUnderTraffic(await fleet.redis.nodeOf(BUS_CHANNEL));
     assert.deepEqual(atLocal, range(1, last), "local delivery never stopped nor repeated");
     // Pub/sub promises no more than on one node: queued while the node was down and published when
     // it was back; what the other host's subscriber was not yet there for is lost, and counted.
     const sorted = [...new Set(atRemote)].sort((x, y) => x - y);
     assert.deepEqual(atRemote, sorted, "never twice, never out of order");
-    await waitUntil("the other host to count every broadcast it missed", async () => total(await scrapeAdmin(hosts[1]), "sockfleet_redis_missed_messages_total") === last - atRemote.length);
+    await waitUntil("the other host to count every broadcast it missed", async () => total(await scrapeAdmin(fleet.hosts[1]), "sockfleet_redis_missed_messages_total") === last - atRemote.length);
     console.log(`      (recovery off: the other host got ${atRemote.length} of ${last})`);
   });
 
   /** Broadcasts from host A every 20 ms while `node` is SIGKILLed and started again. */
   function restartUnderTraffic(node: RedisServer): Promise<Traffic> {
-    return throughOutage(hosts, (started) => (clients = started), { down: () => node.stop(), up: () => node.resume() });
+    return throughOutage(fleet.hosts, (started) => (fleet.clients = started), { down: () => node.stop(), up: () => node.resume() });
   }
 });
 
 describe("bridge mode on a Redis Cluster with replicas: a master fails over", function () {
   this.timeout(90_000);
-  let cluster: RedisCluster;
-  let hosts: SockfleetHost[] = [];
-  let clients: Client[] = [];
-
-  before(async () => {
-    cluster = await RedisCluster.start(1);
-    hosts = await startHosts(cluster.url, "bridge", 2, 1, ["--redis-sharded", "true"]);
-    await waitForFleet(hosts, 2);
-  });
-  after(async () => {
-    closeClients(clients.splice(0));
-    for (const host of hosts.splice(0)) await host.stop();
-    await cluster.stop();
-  });
+  const fleet = withFleet({ per: "all", redis: () => RedisCluster.start(1), hosts: { mode: "bridge", count: 2, workers: 1, args: ["--redis-sharded", "true"] } });
 
   it("follows the shared log's slot to the replica that took over its SIGKILLed master: connected again, and every broadcast made meanwhile reaches the other host once, in order", async () => {
-    const master = await cluster.nodeOf(LOG_KEY);
-    const { atLocal, atRemote, last, sinceDown } = await throughOutage(hosts, (started) => (clients = started), {
+    const master = await fleet.redis.nodeOf(LOG_KEY);
+    const { atLocal, atRemote, last, sinceDown } = await throughOutage(fleet.hosts, (started) => (fleet.clients = started), {
       down: () => master.stop(),
       up: async () => {
-        await waitUntil("a replica to hold the shared log's slot", async () => (await cluster.nodeOf(LOG_KEY).catch(() => master)) !== master, 20_000, 100);
-        await cluster.waitOk();
+        await waitUntil("a replica to hold the shared log's slot", async () => (await fleet.redis.nodeOf(LOG_KEY).catch(() => master)) !== master, 20_000, 100);
+        await fleet.redis.waitOk();
       },
     });
     assert.deepEqual(atLocal, range(1, last), "local delivery never stopped nor repeated");
     assert.deepEqual(atRemote, range(1, last), "the other host got every broadcast once, in order");
     // node-redis alone would keep reconnecting to the dead master's address: each host saw the new map.
-    for (const host of hosts) assert.ok(host.logs.some((l) => l.msg === "redis cluster masters changed (failover): reconnecting to the new ones"), host.url);
+    for (const host of fleet.hosts) assert.ok(host.logs.some((l) => l.msg === "redis cluster masters changed (failover): reconnecting to the new ones"), host.url);
     console.log(`      (cross-host delivery resumed ${sinceDown} ms after the master was killed)`);
   });
 });

@@ -1,44 +1,30 @@
 import assert from "node:assert/strict";
-import { closeClients, connect, reconnectTo, request, whoami, type Client } from "./helpers/clients";
-import { startHosts, waitForFleet } from "./helpers/hosts";
+import { connect, reconnectTo, request, whoami } from "./helpers/clients";
+import { withFleet } from "./helpers/hosts";
 import { numbered, publishNumbered, range } from "./helpers/numbered";
 import { killTree } from "./helpers/processes";
-import { redisCommand, RedisServer } from "./helpers/redis";
-import type { SockfleetHost } from "./helpers/sockfleet";
+import { redisCommand } from "./helpers/redis";
 import { nextEvent, waitUntil } from "./helpers/wait";
 
 describe("recovery across hosts of a client that received no broadcast (bridge mode)", function () {
   this.timeout(60_000);
-  let redis: RedisServer;
-  let hosts: SockfleetHost[] = [];
-  let clients: Client[] = [];
-
-  beforeEach(async () => {
-    redis = await RedisServer.start();
-    hosts = await startHosts(redis.url, "bridge", 2, 2);
-    await waitForFleet(hosts, 4);
-  });
-  afterEach(async () => {
-    closeClients(clients.splice(0));
-    for (const host of hosts.splice(0)) await host.stop();
-    await redis.stop();
-  });
+  const fleet = withFleet({ per: "each", hosts: { mode: "bridge", count: 2, workers: 2 } });
 
   for (const before of [0, 2]) {
     it(`recovers it on another host after its host was SIGKILLed, with everything sent meanwhile, once (${before} broadcasts before it connected)`, async () => {
-      const [a, b] = hosts;
+      const [a, b] = fleet.hosts;
       const publisher = await connect(b.url, { transports: ["websocket"] });
-      clients.push(publisher);
+      fleet.clients.push(publisher);
       // Broadcasts the client never sees: the fleet's shared log has moved on before it connects.
       // A watcher on host A tells when host A has delivered them (the publisher's ack only says
       // host B published them), so none can reach the client live after it connects.
       const watcher = await connect(a.url, { transports: ["websocket"] });
-      clients.push(watcher);
+      fleet.clients.push(watcher);
       const watched = numbered(watcher);
       for (let n = 0; n < before; n++) await request(publisher, "broadcast", { stream: "earlier", n });
       await waitUntil("host A delivered the earlier broadcasts", () => (watched.get("earlier")?.length ?? 0) >= before || undefined);
       const quiet = await connect(a.url, { transports: ["websocket"], reconnectionDelay: 200, reconnectionDelayMax: 200, randomizationFactor: 0 });
-      clients.push(quiet);
+      fleet.clients.push(quiet);
       assert.equal((await whoami(quiet)).host, "host-a");
       await request(quiet, "join", "blue");
       reconnectTo(quiet, () => b.url);
@@ -49,12 +35,12 @@ describe("recovery across hosts of a client that received no broadcast (bridge m
       // join later: wait until the shared copy has the room (msgpack keeps the name as plain bytes).
       const pid = (quiet as unknown as { _pid: string })._pid;
       await waitUntil("the session shared in Redis with its room", async () => {
-        const keys = (await redisCommand(redis.port, "KEYS", "*sockfleet#sessions#*")) as string[];
-        for (const key of keys) if (String(await redisCommand(redis.port, "HGET", key, pid)).includes("blue")) return true;
+        const keys = (await redisCommand(fleet.redis.port, "KEYS", "*sockfleet#sessions#*")) as string[];
+        for (const key of keys) if (String(await redisCommand(fleet.redis.port, "HGET", key, pid)).includes("blue")) return true;
         return undefined;
       });
       const reconnected = nextEvent(quiet, "connect", 20_000);
-      await killTree(hosts.shift()!.child);
+      await killTree(fleet.hosts.shift()!.child);
       await publishNumbered(publisher, id, 1, 5);
       await reconnected;
       assert.equal(quiet.recovered, true, "recovered, not a new session");

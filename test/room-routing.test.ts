@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { closeClients, connect, request, type Client } from "./helpers/clients";
 import { connectAcross, record, type Spread } from "./helpers/fleet";
-import { startEmitter, startHosts, waitForFleet } from "./helpers/hosts";
+import { startEmitter, withFleet } from "./helpers/hosts";
 import { scrapeAdmin, total } from "./helpers/metrics";
-import { RedisServer } from "./helpers/redis";
 import { compiledFixture, SockfleetHost } from "./helpers/sockfleet";
 import { nextEvent, waitUntil } from "./helpers/wait";
 
@@ -157,24 +156,11 @@ for (const recovery of ["on", "off"]) {
 for (const recovery of ["on", "off"]) {
   describe(`room broadcasts from another host right after a join (2 hosts x 2 workers, bridge mode, --recovery ${recovery})`, function () {
     this.timeout(120_000);
-    let redis: RedisServer;
-    let hosts: SockfleetHost[];
-    let clients: Client[] = [];
-
-    before(async () => {
-      redis = await RedisServer.start();
-      hosts = await startHosts(redis.url, "bridge", 2, 2, ["--recovery", recovery]);
-      await waitForFleet(hosts, 4);
-    });
-    afterEach(() => closeClients(clients.splice(0)));
-    after(async () => {
-      for (const host of hosts ?? []) assert.equal(await host.stop(), 0);
-      await redis?.stop();
-    });
+    const fleet = withFleet({ per: "all", hosts: { mode: "bridge", count: 2, workers: 2, args: ["--recovery", recovery] }, cleanExit: true });
 
     it("delivers every broadcast a worker of the other host emits right after a first join", async () => {
-      const [member, remote] = await Promise.all(hosts.map((h) => connect(h.url)));
-      clients.push(member, remote);
+      const [member, remote] = await Promise.all(fleet.hosts.map((h) => connect(h.url)));
+      fleet.clients.push(member, remote);
       const remotePid = (await request<{ pid: number }>(remote, "whoami")).pid;
       const seen = record([member], "event");
       const sent: string[] = [];
@@ -188,10 +174,10 @@ for (const recovery of ["on", "off"]) {
     });
 
     it("delivers a @socket.io/redis-emitter broadcast to a room emitted right after its first join", async () => {
-      const member = await connect(hosts[0].url);
-      clients.push(member);
+      const member = await connect(fleet.hosts[0].url);
+      fleet.clients.push(member);
       const seen = record([member], "event");
-      const { emitter, close } = await startEmitter(redis.url);
+      const { emitter, close } = await startEmitter(fleet.redis.url);
       try {
         for (let i = 0; i < 20; i++) {
           await request(member, "join", `emitted-race-${i}`);

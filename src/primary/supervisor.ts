@@ -5,18 +5,7 @@ import type { Config } from "../config/schema";
 import { isSockfleetMessage, WORKER_CONFIG_ENV, type ToPrimary, type ToWorker } from "../ipc/messages";
 import type { Logger } from "../observability/logger";
 import type { RedisTierStatus } from "../tiers/redis/client";
-
-/** Crashes of one slot within this window count towards its backoff and crash-loop limit. */
-const CRASH_WINDOW_MS = 60_000;
-/**
- * More crashes than this within the window is a crash loop. Before the host was ever ready that is a
- * start-up failure (a broken app or deploy) and the slot gives up; afterwards crashes may be caused
- * by clients, and a host that stopped respawning would be an outage any client could trigger, so the
- * slot keeps being respawned at the longest backoff.
- */
-const MAX_CRASHES_IN_WINDOW = 10;
-const BACKOFF_BASE_MS = 100;
-const BACKOFF_MAX_MS = 10_000;
+import { CRASH_WINDOW_MS, CrashBackoff } from "./crash-backoff";
 
 interface Slot {
   index: number;
@@ -24,7 +13,7 @@ interface Slot {
   /** The worker a rolling restart is replacing, serving until `worker` (its replacement) is ready. */
   previous?: Worker;
   ready: boolean;
-  crashes: number[];
+  crashes: CrashBackoff;
   respawnTimer?: NodeJS.Timeout;
   /** Given up: crash loop or start-up failure before the host was ever ready. */
   failed: boolean;
@@ -70,7 +59,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     private readonly workerEnv: Record<string, string> = {},
   ) {
     super();
-    this.slots = Array.from({ length: config.workers }, (_, index) => ({ index, ready: false, crashes: [], failed: false }));
+    this.slots = Array.from({ length: config.workers }, (_, index) => ({ index, ready: false, crashes: new CrashBackoff(), failed: false }));
     cluster.setupPrimary({
       exec: path.join(__dirname, "..", "worker", "main.js"),
       // JSON on purpose: the IPC channel carries control messages and connection hand-overs only
@@ -142,7 +131,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Slots with more than the crash-loop threshold of crashes in the last window. */
   crashLoopingSlots(): number {
     const now = Date.now();
-    return this.slots.filter((s) => s.crashes.filter((t) => now - t < CRASH_WINDOW_MS).length > MAX_CRASHES_IN_WINDOW).length;
+    return this.slots.filter((s) => s.crashes.looping(now)).length;
   }
 
   isHostReady(): boolean {
@@ -291,23 +280,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.updateHostState();
     if (!crashed) return;
 
-    const now = Date.now();
-    slot.crashes = slot.crashes.filter((t) => now - t < CRASH_WINDOW_MS);
-    slot.crashes.push(now);
-    const looping = slot.crashes.length > MAX_CRASHES_IN_WINDOW;
+    const { crashes, looping, delayMs } = slot.crashes.crashed();
     if (looping && !this.everReady) {
       slot.failed = true;
-      this.logger.error({ slot: slot.index, crashes: slot.crashes.length, windowMs: CRASH_WINDOW_MS, code, signal }, "crash loop before the host was ready: slot is not respawned");
+      this.logger.error({ slot: slot.index, crashes, windowMs: CRASH_WINDOW_MS, code, signal }, "crash loop before the host was ready: slot is not respawned");
       if (this.slots.every((s) => s.failed)) this.emit("exhausted");
       return;
     }
-    const delay = Math.min(BACKOFF_BASE_MS * 2 ** (slot.crashes.length - 1), BACKOFF_MAX_MS);
-    const details = { worker: worker.id, slot: slot.index, code, signal, respawnInMs: delay, crashes: slot.crashes.length, windowMs: CRASH_WINDOW_MS };
+    const details = { worker: worker.id, slot: slot.index, code, signal, respawnInMs: delayMs, crashes, windowMs: CRASH_WINDOW_MS };
     if (looping) this.logger.error(details, "crash loop: worker respawned at the longest backoff");
     else this.logger.warn(details, "worker crashed");
     slot.respawnTimer = setTimeout(() => {
       if (!this.closing) this.fork(slot);
-    }, delay);
+    }, delayMs);
   }
 
   private updateHostState(): void {

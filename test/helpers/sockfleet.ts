@@ -25,7 +25,10 @@ export class SockfleetHost {
   readonly stderr: string[] = [];
   port = 0;
 
-  private constructor(readonly child: ChildProcess) {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly workers: number,
+  ) {
     createInterface({ input: child.stdout! }).on("line", (line) => {
       try {
         this.logs.push(JSON.parse(line) as LogLine);
@@ -44,7 +47,7 @@ export class SockfleetHost {
     const child = spawnTracked(command!, [...prefix, ...args], {
       env: { ...process.env, LOG_FORMAT: "json", LOG_LEVEL: "info", ...options.env },
     });
-    const host = new SockfleetHost(child);
+    const host = new SockfleetHost(child, options.workers ?? 2);
     try {
       const ready = await host.waitForLog((l) => l.msg === "ready", options.readyMs ?? 20_000);
       host.port = ready.port as number;

@@ -12,6 +12,7 @@ import type { EncodedArgs } from "../recovery/replay-log";
 import { completeDecoderReset } from "./decoder-reset";
 import { GapDetector, SequenceStamp, type Gap } from "./gap-detector";
 import { HostRoutes, type CatchUpAnswer, type CatchUpRequest } from "./host-routes";
+import { Outbox } from "./outbox";
 import { RedisHeadroom } from "./redis-headroom";
 import { SessionMirror } from "./session-mirror";
 import { StreamOrder } from "./stream-order";
@@ -25,12 +26,6 @@ export const BRIDGE_HEARTBEAT_MS = 1_000;
  * request timeout so fetchSockets and serverSideEmit acks resolve rather than time out.
  */
 export const BRIDGE_TIMEOUT_MS = 3_000;
-/**
- * Messages kept while Redis is unreachable, then published when it is back. Beyond this count (or
- * --max-channel-bytes of them) they are dropped and counted: a long outage must not grow memory
- * without bound.
- */
-export const OUTBOX_LIMIT = 1_000;
 
 /** What travels on the bus: an adapter message, or a bridge heartbeat listing its host's adapters. */
 type Envelope =
@@ -86,10 +81,9 @@ export class RedisBridge {
   private readonly remotes = new Map<string, RemoteBridge>();
   /** adapter uid -> id of the bridge of its host, for routing responses. */
   private readonly remoteOwners = new Map<string, string>();
-  private readonly outbox: Array<{ channel: string; payload: Buffer; onReceivers?: (n: number) => void }> = [];
-  private outboxBytes = 0;
-  private readonly maxOutboxBytes: number;
-  private readonly stats: BridgeStats = { published: 0, received: 0, dropped: 0, queued: 0 };
+  /** What this bridge publishes, kept while Redis is unreachable. */
+  private readonly outbox: Outbox;
+  private received = 0;
   private pubUp = false;
   private subUp = false;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -108,15 +102,16 @@ export class RedisBridge {
     private readonly relay: ClusterRelay,
     private readonly onStatus: (status: RedisTierStatus) => void,
     recovery: HostRecovery | undefined,
-    private readonly limits: LimitReporter,
+    limits: LimitReporter,
     /** Broadcasts from another host were missed (pub/sub only: the shared log loses none). */
     onGap: (gap: Gap) => void = () => undefined,
   ) {
     this.id = `${config.hostId}:${randomBytes(4).toString("hex")}`;
-    this.maxOutboxBytes = config.maxChannelBytes;
     this.channels = channels(config.redisPrefix);
     this.log = logger.child({ component: "redis-bridge", bridge: this.id });
     this.gaps = new GapDetector(onGap, this.log);
+    // Before the transport, whose status callback flushes it.
+    this.outbox = new Outbox({ publish: (channel, payload) => this.redis.publish(channel, payload) }, () => this.pubUp, config.maxChannelBytes, limits, this.log);
     // For the log reader and publisher; the subscriber is replaced on a drop in any case.
     completeDecoderReset();
     this.needsReader = recovery !== undefined && config.redisSharded;
@@ -167,7 +162,7 @@ export class RedisBridge {
         channels: this.channels,
         subscribe: (channel, listener, onSubscribed) => this.redis.subscribe(channel, listener, onSubscribed),
         unsubscribe: (channel) => this.redis.unsubscribe(channel),
-        send: (channel, payload, onReceivers) => this.sendPayload(channel, payload, onReceivers),
+        send: (channel, payload, onReceivers) => this.outbox.send(channel, payload, onReceivers),
         publishers: () => [...this.remotes.keys()],
         deliver: (message) => relay.deliverRemote(message),
         onGap,
@@ -213,7 +208,8 @@ export class RedisBridge {
   }
 
   counters(): Readonly<BridgeStats> & { log?: ReturnType<StreamOrder["counters"]> } {
-    return { ...this.stats, queued: this.outbox.length, ...(this.order ? { log: this.order.counters() } : {}) };
+    const { published, dropped } = this.outbox;
+    return { published, received: this.received, dropped, queued: this.outbox.length, ...(this.order ? { log: this.order.counters() } : {}) };
   }
 
   /** Stops heartbeats and closes both connections; other hosts notice by the heartbeat timeout. */
@@ -234,7 +230,7 @@ export class RedisBridge {
     if (side === "pub") {
       this.pubUp = up;
       if (up) {
-        this.flush();
+        this.outbox.flush();
         this.order?.onPubUp();
         this.mirror?.rewriteAll();
       } else {
@@ -270,44 +266,12 @@ export class RedisBridge {
     if (!this.pubUp) return; // a stale heartbeat is worthless: never queued
     const hb = this.relay.localAdapters().map(({ uid, nsp }) => [uid, nsp] as [string, string]);
     const u = this.hostRoutes ? { u: this.hostRoutes.currentBusSeq } : {};
-    this.publishNow(this.channels.bus, encode({ b: this.id, hb, s: this.stamp.current, ...u } satisfies Envelope));
+    this.outbox.publishNow(this.channels.bus, encode({ b: this.id, hb, s: this.stamp.current, ...u } satisfies Envelope));
     this.mirror?.heartbeat();
   }
 
   private send(channel: string, envelope: Envelope): void {
-    this.sendPayload(channel, encode(envelope));
-  }
-
-  /** `onReceivers`: PUBLISH's reply, the subscribers it reached. */
-  private sendPayload(channel: string, payload: Buffer, onReceivers?: (n: number) => void): void {
-    if (this.pubUp && this.outbox.length === 0) return this.publishNow(channel, payload, onReceivers);
-    if (this.outbox.length >= OUTBOX_LIMIT || this.outboxBytes + payload.length > this.maxOutboxBytes) {
-      this.stats.dropped++;
-      this.limits.hit(
-        "max-channel-bytes",
-        { queue: "redis-outbox", dropped: this.stats.dropped, messages: this.outbox.length, bytes: this.outboxBytes, maxMessages: OUTBOX_LIMIT, maxBytes: this.maxOutboxBytes },
-        "redis unreachable and outbox full: dropping cross-host messages",
-      );
-      return;
-    }
-    this.outbox.push({ channel, payload, onReceivers });
-    this.outboxBytes += payload.length;
-  }
-
-  private publishNow(channel: string, payload: Buffer, onReceivers?: (n: number) => void): void {
-    this.stats.published++;
-    // No retry on failure: the message may already have been delivered, and a retry would duplicate it.
-    this.redis.publish(channel, payload).then((n) => onReceivers?.(Number(n)), (err: unknown) => {
-      this.stats.dropped++;
-      this.log.debug({ err }, "redis publish failed");
-    });
-  }
-
-  private flush(): void {
-    const pending = this.outbox.splice(0);
-    this.outboxBytes = 0;
-    if (pending.length > 0) this.log.info({ messages: pending.length }, "redis back: publishing queued messages");
-    for (const { channel, payload, onReceivers } of pending) this.publishNow(channel, payload, onReceivers);
+    this.outbox.send(channel, encode(envelope));
   }
 
   private decodeEnvelope(raw: Buffer): Envelope | undefined {
@@ -323,7 +287,7 @@ export class RedisBridge {
   private onBus(raw: Buffer): void {
     const envelope = this.decodeEnvelope(raw);
     if (!envelope || envelope.b === this.id) return;
-    this.stats.received++;
+    this.received++;
     const remote = this.seen(envelope.b);
     const routes = this.hostRoutes;
     if ("s" in envelope && typeof envelope.s === "number") {
@@ -355,7 +319,7 @@ export class RedisBridge {
     const envelope = this.decodeEnvelope(raw);
     if (envelope && "ca" in envelope) return this.hostRoutes?.onAnswer(envelope as unknown as CatchUpAnswer);
     if (!envelope || !("m" in envelope)) return;
-    this.stats.received++;
+    this.received++;
     const remote = this.seen(envelope.b);
     remote.adapters.set(envelope.m.uid, envelope.m.nsp);
     this.remoteOwners.set(envelope.m.uid, envelope.b);

@@ -1,19 +1,18 @@
-import { commandOptions, createCluster } from "redis";
+import { commandOptions } from "redis";
 import type { Config } from "../../config/schema";
 import type { Logger } from "../../observability/logger";
 import { redactUrl } from "./client";
+import { ClusterClients, RECONNECT_MAX_DELAY_MS, type Cluster } from "./cluster-clients";
 import { checkCutOff } from "./cut-off";
-import { clusterMasters, everyMasterOk, mastersOf, ready, type NodeAuth } from "./slot-map";
+import { everyMasterOk, mastersOf, ready } from "./slot-map";
 import type { KeyCommands, RedisTransport, TransportOptions, TransportSide } from "./transport";
 
-export type Cluster = ReturnType<typeof createCluster>;
 type Listener = (raw: Buffer, channel: string) => void;
 /** node-redis' listener shape; kept per channel so subscribing twice adds it once (it keeps a Set). */
 type RawListener = (raw: Buffer, channel: Buffer) => void;
 
 /** How often the state of every node connection is looked at. */
 const POLL_MS = 100;
-const RECONNECT_MAX_DELAY_MS = 500;
 /** A side down this long makes the transport ask the cluster whether its masters changed (failover). */
 const MAP_CHECK_MS = 1_000;
 /** Longest wait for the connections to close at shutdown. */
@@ -41,8 +40,7 @@ export class ClusterTransport implements RedisTransport {
   /** channel -> called when its SSUBSCRIBE was confirmed (see RedisTransport.subscribe). */
   private readonly confirmations = new Map<string, () => void>();
   private readonly patterns = new Map<string, RawListener>();
-  /** Where new cluster clients discover the slot map: the --redis node, then every master seen. */
-  private roots: Array<{ url: string }>;
+  private readonly clients: ClusterClients;
   private readonly up: Record<TransportSide, boolean> = { pub: false, sub: false, reader: false };
   private pubOpen = false;
   private readerOpen = false;
@@ -50,7 +48,6 @@ export class ClusterTransport implements RedisTransport {
   private subscribed = false;
   private pubDowns = 0;
   private probing = false;
-  private readonly auth: NodeAuth;
   /** When a side last went down (undefined while all are up), and when the map was last checked. */
   private downSince?: number;
   private mapCheckedAt = 0;
@@ -59,20 +56,13 @@ export class ClusterTransport implements RedisTransport {
   private closed = false;
 
   constructor(
-    private readonly config: Config,
+    config: Config,
     logger: Logger,
     private readonly options: TransportOptions,
   ) {
     this.log = logger.child({ component: "redis-transport", url: redactUrl(config.redisUrl!) });
     this.subscriberName = `sockfleet:${config.hostId}:sub`;
-    this.roots = [{ url: config.redisUrl! }];
-    const url = new URL(config.redisUrl!);
-    this.auth = {
-      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
-      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
-      tls: url.protocol === "rediss:",
-      connectTimeout: config.redisConnectTimeout,
-    };
+    this.clients = new ClusterClients(config, this.log, () => this.closed);
     this.openPublisher();
     if (options.reader) this.openReader();
     void this.openSubscriber();
@@ -137,68 +127,25 @@ export class ClusterTransport implements RedisTransport {
 
   private openPublisher(): void {
     const old = this.pub as Cluster | undefined;
-    const pub = (this.pub = this.make("pub", false));
+    const pub = (this.pub = this.clients.make("pub", false));
     this.pubOpen = false;
     old?.disconnect().catch(() => undefined);
-    void this.open(pub, "pub", () => this.pub === pub).then((ok) => (this.pubOpen = ok && this.pub === pub));
+    void this.clients.open(pub, "pub", () => this.pub === pub).then((ok) => (this.pubOpen = ok && this.pub === pub));
   }
 
   private openReader(): void {
     const old = this.reader;
-    const reader = (this.reader = this.make("log", false));
+    const reader = (this.reader = this.clients.make("log", false));
     this.readerOpen = false;
     old?.disconnect().catch(() => undefined);
-    void this.open(reader, "log", () => this.reader === reader).then((ok) => (this.readerOpen = ok && this.reader === reader));
-  }
-
-  private make(role: string, minimizeConnections: boolean): Cluster {
-    const cluster = createCluster({
-      rootNodes: this.roots,
-      minimizeConnections,
-      // Applied to every node's connection (the root nodes' URLs are used for discovery only).
-      defaults: {
-        name: `sockfleet:${this.config.hostId}:${role}`,
-        disableOfflineQueue: true,
-        ...(this.auth.username ? { username: this.auth.username } : {}),
-        ...(this.auth.password ? { password: this.auth.password } : {}),
-        socket: {
-          connectTimeout: this.config.redisConnectTimeout,
-          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, RECONNECT_MAX_DELAY_MS),
-          ...(this.auth.tls ? { tls: true as const } : {}),
-        },
-      },
-    });
-    let lastError = "";
-    cluster.on("error", (err: Error) => {
-      // One error per failed attempt of each node: log a run of the same one once.
-      if (err.message !== lastError) this.log.debug({ err, role }, "redis cluster connection error");
-      lastError = err.message;
-    });
-    return cluster;
-  }
-
-  /** Connects, retrying discovery (a refused root node) until it works or the transport closes. */
-  private async open(cluster: Cluster, role: string, current: () => boolean): Promise<boolean> {
-    for (let attempt = 0; !this.closed && current(); attempt++) {
-      try {
-        await cluster.connect();
-        if (this.closed || !current()) return false;
-        this.roots = [...new Map([...this.roots, ...cluster.masters.map((m) => ({ url: `redis://${m.host}:${m.port}` }))].map((r) => [r.url, r])).values()];
-        this.log.info({ role, masters: cluster.masters.length }, "redis cluster connected");
-        return true;
-      } catch (err) {
-        if (attempt === 0) this.log.warn({ err, role }, "redis cluster unreachable, reconnecting");
-        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, RECONNECT_MAX_DELAY_MS)).unref());
-      }
-    }
-    return false;
+    void this.clients.open(reader, "log", () => this.reader === reader).then((ok) => (this.readerOpen = ok && this.reader === reader));
   }
 
   private async openSubscriber(): Promise<void> {
-    const sub = this.make("sub", true);
+    const sub = this.clients.make("sub", true);
     this.sub = sub;
     this.subscribed = false;
-    if (!(await this.open(sub, "sub", () => this.sub === sub))) return;
+    if (!(await this.clients.open(sub, "sub", () => this.sub === sub))) return;
     while (!this.closed && this.sub === sub) {
       try {
         await Promise.all([
@@ -268,11 +215,10 @@ export class ClusterTransport implements RedisTransport {
     this.checkingMap = true;
     this.mapCheckedAt = Date.now();
     try {
-      const masters = await clusterMasters(this.roots, this.auth);
+      const masters = await this.clients.masters();
       if (!masters || this.closed) return;
       const map = masters.join();
       const stale = (cluster: Cluster | undefined) => cluster !== undefined && cluster.masters.length > 0 && mastersOf(cluster).join() !== map;
-      this.roots = [...new Map([...masters.map((address) => ({ url: `redis://${address}` })), ...this.roots].map((r) => [r.url, r])).values()];
       if (!this.up.pub && stale(this.pub)) {
         this.log.warn({ role: "pub", masters }, "redis cluster masters changed (failover): reconnecting to the new ones");
         this.openPublisher();

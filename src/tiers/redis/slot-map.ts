@@ -1,5 +1,5 @@
 import { createClient } from "redis";
-import type { Cluster } from "./cluster-transport";
+import type { Cluster } from "./cluster-clients";
 
 export interface NodeAuth {
   username?: string;
