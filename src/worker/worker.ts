@@ -12,6 +12,7 @@ import type { RedisTierStatus } from "../tiers/redis/client";
 import { LimitReporter } from "../observability/limits";
 import { WorkerMetrics } from "../observability/metrics";
 import { registerProcessHeadroom } from "../observability/process-headroom";
+import { installMemoryProbe } from "../observability/memory-probe";
 import { ADMIN_UI_NAMESPACE, ADMIN_UI_PATH, adminUiPage, enableAdminUi } from "../ops/admin-ui";
 import { requireJwt } from "../auth/handshake-guard";
 import { JoinGuard } from "../auth/join-guard";
@@ -202,6 +203,7 @@ export async function runWorker(config: Config): Promise<void> {
   process.on("SIGTERM", () => void shutdown());
   process.on("SIGINT", () => undefined); // Ctrl-C reaches the whole group; the primary coordinates.
   process.on("SIGHUP", () => undefined); // Rolling-restart trigger of the primary; a closing terminal signals the group too.
+  if (installMemoryProbe()) logger.info({ dir: process.env.SOCKFLEET_MEMORY_PROBE }, "memory probe on: SIGUSR2 to this worker reports its memory");
 
   const ctx: AppContext = {
     host: config.hostId,
