@@ -36,15 +36,56 @@ export function slimRequest(req: http.IncomingMessage & { _query?: Record<string
   return slim;
 }
 
+/** The parts of engine.io's Server the release reaches into (engine.io 6). */
+interface EngineInternals {
+  use(middleware: (req: http.IncomingMessage, res: unknown, next: (err?: Error) => void) => void): void;
+  on(event: "connection", fn: (conn: { request: unknown }) => void): unknown;
+  /** engine.io's `ws` server for upgrades (absent when WebSocket is not among the transports). */
+  ws?: { on(event: "headers", fn: (headers: string[], req: http.IncomingMessage) => void): unknown };
+  clients: Record<string, { request: unknown } | undefined>;
+}
+
 /**
  * Engine.IO keeps each connection's HTTP request object for the connection's whole life, only for
  * Socket.IO to build each namespace's `socket.handshake` from it. The IncomingMessage holds its
  * stream state, raw headers and parser leftovers (Socket.IO's performance guide: about 4 KB of
  * heap per connection). It is replaced by a plain copy of what handshakes and apps read as soon
  * as the Engine.IO connection opens; `socket.request` returns that copy.
+ *
+ * A WebSocket upgrade keeps its request alive a second way: engine.io wraps it in a
+ * `WebSocketResponse` (the `res` engine middlewares get) whose `close` listener on the TCP socket
+ * lives as long as the connection, and the response holds `req`. Once the WebSocket handshake is
+ * answered (ws's `headers` event: every engine middleware has run and engine.io has taken the
+ * response headers off the request), the response's `req` is pointed at the plain copy: the
+ * `close` event still reaches middlewares, and `res.req` still has the headers, URL and address.
  */
 export function slimRequests(io: Server): void {
-  io.engine.on("connection", (conn: { request: unknown }) => {
-    conn.request = slimRequest(conn.request as http.IncomingMessage);
+  const engine = io.engine as unknown as EngineInternals;
+  /** Upgrade requests in flight and their WebSocketResponse; entries go with the request. */
+  const responses = new WeakMap<http.IncomingMessage, { req: unknown }>();
+  /** The copy made at the WebSocket handshake, reused as the connection's request (one copy, not two). */
+  const copies = new WeakMap<http.IncomingMessage, SlimRequest>();
+  engine.use((req, res, next) => {
+    if (!(res instanceof http.ServerResponse)) responses.set(req, res as { req: unknown });
+    next();
+  });
+  engine.ws?.on("headers", (_headers, req) => {
+    const res = responses.get(req);
+    if (!res) return;
+    responses.delete(req);
+    const sid = (req as { _query?: Record<string, string> })._query?.sid;
+    // An upgrade from polling: the session already has its copy (of the polling handshake).
+    const session = sid === undefined ? undefined : engine.clients[sid]?.request;
+    if (session !== undefined && !(session instanceof http.IncomingMessage)) {
+      res.req = session;
+      return;
+    }
+    const slim = slimRequest(req);
+    copies.set(req, slim);
+    res.req = slim;
+  });
+  engine.on("connection", (conn) => {
+    const req = conn.request as http.IncomingMessage;
+    conn.request = copies.get(req) ?? slimRequest(req);
   });
 }
