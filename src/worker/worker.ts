@@ -153,9 +153,14 @@ export async function runWorker(config: Config): Promise<void> {
     logger.debug({ namespace: ADMIN_UI_NAMESPACE, path: ADMIN_UI_PATH }, "admin UI enabled");
   }
 
-  io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
+  type EngineSession = { id: string; on(event: "close", fn: (this: EngineSession) => void): void };
+  // One listener function for every connection (`this` is the Engine.IO socket; "close" comes once).
+  function sessionClosed(this: EngineSession): void {
+    sendToPrimary({ sf: "session", sid: this.id, open: false });
+  }
+  io.engine.on("connection", (socket: EngineSession) => {
     sendToPrimary({ sf: "session", sid: socket.id, open: true });
-    socket.once("close", () => sendToPrimary({ sf: "session", sid: socket.id, open: false }));
+    socket.on("close", sessionClosed);
   });
 
   const pacer = new PacedDisconnect();
