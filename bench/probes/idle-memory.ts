@@ -1,6 +1,7 @@
 /**
  * `node dist/bench/probes/idle-memory.js [--variants sockfleet,plain,rawws] [--counts 1000,3000,5000,10000]
- *   [--generators 2] [--snapshots] [--args "--recovery off"]`
+ *   [--generators 2] [--snapshots] [--args "--recovery off"] [--node-args "--max-semi-space-size=1"]`
+ * (environment variables such as MALLOC_ARENA_MAX reach the server as set for the probe)
  *
  * Memory per idle WebSocket-only connection in the one process that holds the connections: a
  * sockfleet worker (1 host x 1 worker), plain Socket.IO (1 process) or the raw `ws` ceiling. Load
@@ -24,11 +25,13 @@ interface Options {
   generators: number;
   snapshots: boolean;
   extraArgs: string[];
+  /** Node flags for the server process (cluster workers inherit them), on top of --expose-gc. */
+  nodeArgs: string[];
   settleMs: number;
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const o: Options = { variants: ["sockfleet", "plain", "rawws"], counts: [1000, 3000, 5000, 10000], generators: 2, snapshots: false, extraArgs: [], settleMs: 1500 };
+  const o: Options = { variants: ["sockfleet", "plain", "rawws"], counts: [1000, 3000, 5000, 10000], generators: 2, snapshots: false, extraArgs: [], nodeArgs: [], settleMs: 1500 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = (): string => {
@@ -41,6 +44,7 @@ function parseOptions(argv: readonly string[]): Options {
     else if (a === "--generators") o.generators = Number(next());
     else if (a === "--snapshots") o.snapshots = true;
     else if (a === "--args") o.extraArgs = next().split(" ").filter(Boolean);
+    else if (a === "--node-args") o.nodeArgs = next().split(" ").filter(Boolean);
     else if (a === "--settle") o.settleMs = Number(next());
     else throw new Error(`unknown option ${a}`);
   }
@@ -102,7 +106,7 @@ async function measure(key: string, o: Options, dir: string): Promise<void> {
   const gens = Array.from({ length: o.generators }, (_, i) => new LoadGen(i, `127.0.0.${2 + i}`));
   // The variant's own command plus --extra args (sockfleet only) and the probe's node flags.
   const withArgs = o.extraArgs.length > 0 ? { ...def, command: (x: Parameters<typeof def.command>[0]) => [...def.command(x), ...o.extraArgs] } : def;
-  const rv = await RunningVariant.start(withArgs, 1, undefined, ["--expose-gc"]);
+  const rv = await RunningVariant.start(withArgs, 1, undefined, ["--expose-gc", ...o.nodeArgs]);
   try {
     const pid = connectionHolder(rv);
     const port = rv.hosts[0]!.port;
@@ -128,7 +132,7 @@ async function measure(key: string, o: Options, dir: string): Promise<void> {
     const heap = slope(points.map((p) => ({ x: p.n, y: p.heap })));
     const rss = slope(points.map((p) => ({ x: p.n, y: p.rss })));
     process.stdout.write(
-      `${key}${o.extraArgs.length ? ` ${o.extraArgs.join(" ")}` : ""}: heap ${(heap / 1024).toFixed(2)} KiB/conn, RSS ${(rss / 1024).toFixed(2)} KiB/conn ` +
+      `${key}${o.extraArgs.length ? ` ${o.extraArgs.join(" ")}` : ""}${o.nodeArgs.length ? ` (node ${o.nodeArgs.join(" ")})` : ""}: heap ${(heap / 1024).toFixed(2)} KiB/conn, RSS ${(rss / 1024).toFixed(2)} KiB/conn ` +
         `(least squares over ${points.map((p) => p.n).join(", ")} clients; ${((Date.now() - started) / 1000).toFixed(0)} s)\n`,
     );
   } finally {
