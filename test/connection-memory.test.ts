@@ -73,13 +73,14 @@ describe("per-connection memory of a worker", function () {
     return counts;
   }
 
-  it("keeps no upgrade request and fewer than 50 closures per WebSocket-only connection", async () => {
+  it("keeps no upgrade request, no upgrade response and fewer than 50 closures per WebSocket-only connection", async () => {
     const before = await snapshotCounts();
     for (let i = 0; i < 40; i++) clients.push(await connect(host.url, { transports: ["websocket"] }));
     const after = await snapshotCounts();
     const grew = (key: string): number => ((after.get(key) ?? 0) - (before.get(key) ?? 0)) / 40;
     assert.ok(grew("Socket") >= 2.9, `the snapshot sees the connections (${grew("Socket")} Socket objects each)`);
     assert.equal(grew("IncomingMessage"), 0, "IncomingMessage objects kept per connection");
+    assert.equal(grew("WebSocketResponse"), 0, "WebSocketResponse objects kept per connection");
     // Before this change: about 80 (per-socket listener wrappers, bound methods and once() wrappers).
     assert.ok(grew("(closure)") < 50, `${grew("(closure)")} closures per connection`);
   });
@@ -89,7 +90,7 @@ describe("per-connection memory of a worker", function () {
       const observer = await connect(host.url, { transports: ["websocket"] });
       clients.push(observer);
       const count = (await request<unknown[]>(observer, "closed-responses")).length;
-      const client = await connect(host.url, { transports, extraHeaders: { "x-test": "mw" } });
+      const client = await connect(host.url, { transports, extraHeaders: { "x-test": "mw", "x-watch-close": "1" } });
       await waitUntil("upgraded", () => client.io.engine.transport.name === "websocket" || undefined, 10_000);
       client.disconnect();
       const closed = await waitUntil("the response closed", async () => {

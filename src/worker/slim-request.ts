@@ -36,6 +36,29 @@ export function slimRequest(req: http.IncomingMessage & { _query?: Record<string
   return slim;
 }
 
+type Listener = (...args: unknown[]) => void;
+
+/** engine.io's WebSocketResponse: an EventEmitter holding the upgrade request. */
+interface UpgradeResponse {
+  req: unknown;
+  listenerCount(event: string): number;
+}
+
+/** The source of the listener engine.io 6's WebSocketResponse puts on the TCP socket to relay its `close`. */
+const RELAY_SOURCE = '() => this.emit("close")';
+
+/**
+ * The TCP socket's `close` listener that relays to the upgrade's WebSocketResponse: the last
+ * `close` listener, added once by the response's constructor just before the middlewares ran.
+ * Undefined unless it is exactly that (another engine.io version, another listener): then it is
+ * left alone.
+ */
+function relayListener(tcp: net.Socket): Listener | undefined {
+  const listeners = tcp.rawListeners("close") as Array<Listener & { listener?: Listener }>;
+  const relay = listeners[listeners.length - 1]?.listener;
+  return relay && Function.prototype.toString.call(relay) === RELAY_SOURCE ? relay : undefined;
+}
+
 /** The parts of engine.io's Server the release reaches into (engine.io 6). */
 interface EngineInternals {
   use(middleware: (req: http.IncomingMessage, res: unknown, next: (err?: Error) => void) => void): void;
@@ -56,23 +79,33 @@ interface EngineInternals {
  * `WebSocketResponse` (the `res` engine middlewares get) whose `close` listener on the TCP socket
  * lives as long as the connection, and the response holds `req`. Once the WebSocket handshake is
  * answered (ws's `headers` event: every engine middleware has run and engine.io has taken the
- * response headers off the request), the response's `req` is pointed at the plain copy: the
- * `close` event still reaches middlewares, and `res.req` still has the headers, URL and address.
+ * response headers off the request), either nothing listens for the response's `close` (no
+ * middleware asked for it): the relaying listener is removed from the TCP socket and the response
+ * is freed with the request (about 450 bytes more); or a middleware listens: the response's `req`
+ * is pointed at the plain copy, so the `close` event still reaches it and `res.req` still has the
+ * headers, URL and address. (The middleware this adds would make engine.io refuse WebTransport
+ * sessions; sockfleet's workers only take TCP connections handed over by the primary.)
  */
 export function slimRequests(io: Server): void {
   const engine = io.engine as unknown as EngineInternals;
   /** Upgrade requests in flight and their WebSocketResponse; entries go with the request. */
-  const responses = new WeakMap<http.IncomingMessage, { req: unknown }>();
+  const responses = new WeakMap<http.IncomingMessage, { res: UpgradeResponse; relay: Listener | undefined }>();
   /** The copy made at the WebSocket handshake, reused as the connection's request (one copy, not two). */
   const copies = new WeakMap<http.IncomingMessage, SlimRequest>();
   engine.use((req, res, next) => {
-    if (!(res instanceof http.ServerResponse)) responses.set(req, res as { req: unknown });
+    if (!(res instanceof http.ServerResponse)) responses.set(req, { res: res as UpgradeResponse, relay: relayListener(req.socket) });
     next();
   });
   engine.ws?.on("headers", (_headers, req) => {
-    const res = responses.get(req);
-    if (!res) return;
+    const upgrade = responses.get(req);
+    if (!upgrade) return;
     responses.delete(req);
+    const { res, relay } = upgrade;
+    // Nobody listens for the response's close: stop relaying it, and the response goes too.
+    if (relay && res.listenerCount("close") === 0) {
+      req.socket.removeListener("close", relay);
+      return;
+    }
     const sid = (req as { _query?: Record<string, string> })._query?.sid;
     // An upgrade from polling: the session already has its copy (of the polling handshake).
     const session = sid === undefined ? undefined : engine.clients[sid]?.request;
