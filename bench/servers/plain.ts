@@ -1,6 +1,7 @@
 /** Variant 1: one plain Socket.IO process with the in-memory adapter. */
 import http from "node:http";
 import { Server } from "socket.io";
+import { installMemoryProbe } from "../../src/observability/memory-probe.js";
 import { attachChat, exitWithParent, hostName, parseServerArgs, printReady } from "./chat.js";
 
 const args = parseServerArgs(process.argv.slice(2));
@@ -14,3 +15,4 @@ httpServer.listen(args.port, args.host, () => {
 });
 exitWithParent();
 process.on("SIGTERM", () => process.exit(0));
+installMemoryProbe();

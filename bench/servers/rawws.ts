@@ -4,6 +4,7 @@
  * (the bytes io.emit would produce for it); rooms are a Map of Sets.
  */
 import { WebSocketServer, type WebSocket } from "ws";
+import { installMemoryProbe } from "../../src/observability/memory-probe.js";
 import { exitWithParent, hostName, parseServerArgs, printReady } from "./chat.js";
 
 const args = parseServerArgs(process.argv.slice(2));
@@ -87,3 +88,4 @@ wss.on("listening", () => {
 });
 exitWithParent();
 process.on("SIGTERM", () => process.exit(0));
+installMemoryProbe();

@@ -7,7 +7,8 @@ import { isSockfleetMessage, sendToPrimary } from "../ipc/messages";
  * already read, and tracks them so shutdown can wait for them to close.
  */
 export class ConnectionIntake {
-  readonly sockets = new Set<net.Socket>();
+  /** Connections handed over and still open, with their hand-over number. */
+  readonly sockets = new Map<net.Socket, number>();
   private accepting = true;
   /** Hand-overs closed since the last "released" message; a mass disconnect costs one message, not thousands. */
   private closed: number[] = [];
@@ -24,16 +25,24 @@ export class ConnectionIntake {
       return;
     }
     sendToPrimary({ sf: "accepted", handoff: message.handoff });
-    this.sockets.add(handle);
-    const handoff = message.handoff;
-    handle.once("close", () => {
-      this.sockets.delete(handle);
-      this.released(handoff);
-    });
+    this.sockets.set(handle, message.handoff);
+    handle.on("close", this.onClose);
     this.server.emit("connection", handle);
     handle.emit("data", Buffer.from(message.head, "base64"));
     handle.resume();
   };
+
+  /**
+   * One listener for every connection ("close" comes once per socket; `this` is the socket): a
+   * closure and once()'s wrapper per connection cost about 200 bytes each.
+   */
+  private readonly onClose = ((intake: ConnectionIntake) =>
+    function (this: net.Socket): void {
+      const handoff = intake.sockets.get(this);
+      if (handoff === undefined) return;
+      intake.sockets.delete(this);
+      intake.released(handoff);
+    })(this);
 
   private released(handoff: number): void {
     if (this.closed.push(handoff) > 1) return;
@@ -51,6 +60,6 @@ export class ConnectionIntake {
     while (this.sockets.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    for (const socket of this.sockets) socket.destroy();
+    for (const socket of this.sockets.keys()) socket.destroy();
   }
 }

@@ -12,6 +12,7 @@ import type { RedisTierStatus } from "../tiers/redis/client";
 import { LimitReporter } from "../observability/limits";
 import { WorkerMetrics } from "../observability/metrics";
 import { registerProcessHeadroom } from "../observability/process-headroom";
+import { installMemoryProbe } from "../observability/memory-probe";
 import { ADMIN_UI_NAMESPACE, ADMIN_UI_PATH, adminUiPage, enableAdminUi } from "../ops/admin-ui";
 import { requireJwt } from "../auth/handshake-guard";
 import { JoinGuard } from "../auth/join-guard";
@@ -152,9 +153,14 @@ export async function runWorker(config: Config): Promise<void> {
     logger.debug({ namespace: ADMIN_UI_NAMESPACE, path: ADMIN_UI_PATH }, "admin UI enabled");
   }
 
-  io.engine.on("connection", (socket: { id: string; once(event: "close", fn: () => void): void }) => {
+  type EngineSession = { id: string; on(event: "close", fn: (this: EngineSession) => void): void };
+  // One listener function for every connection (`this` is the Engine.IO socket; "close" comes once).
+  function sessionClosed(this: EngineSession): void {
+    sendToPrimary({ sf: "session", sid: this.id, open: false });
+  }
+  io.engine.on("connection", (socket: EngineSession) => {
     sendToPrimary({ sf: "session", sid: socket.id, open: true });
-    socket.once("close", () => sendToPrimary({ sf: "session", sid: socket.id, open: false }));
+    socket.on("close", sessionClosed);
   });
 
   const pacer = new PacedDisconnect();
@@ -202,6 +208,7 @@ export async function runWorker(config: Config): Promise<void> {
   process.on("SIGTERM", () => void shutdown());
   process.on("SIGINT", () => undefined); // Ctrl-C reaches the whole group; the primary coordinates.
   process.on("SIGHUP", () => undefined); // Rolling-restart trigger of the primary; a closing terminal signals the group too.
+  if (installMemoryProbe()) logger.info({ dir: process.env.SOCKFLEET_MEMORY_PROBE }, "memory probe on: SIGUSR2 to this worker reports its memory");
 
   const ctx: AppContext = {
     host: config.hostId,

@@ -21,7 +21,7 @@ export class WorkerGuard {
    * A dynamic namespace's children copy its middlewares and connection listeners and are announced
    * as new namespaces too, so a socket can come by twice: guard it once.
    */
-  private readonly seen = { checked: new WeakSet<Socket>(), guarded: new WeakSet<Socket>() };
+  private readonly seen = { checked: new WeakSet<Socket>() };
 
   constructor(
     private readonly config: Config,
@@ -60,22 +60,16 @@ export class WorkerGuard {
           cap(socket, next);
         });
       }
-      nsp.on("connection", (socket) => this.guardSocket(socket));
     };
     io.on("new_namespace", guardNamespace);
     guardNamespace(io.of("/"));
-  }
-
-  private guardSocket(socket: Socket): void {
-    if (this.seen.guarded.has(socket)) return;
-    this.seen.guarded.add(socket);
+    if (this.config.maxRoomsPerSocket > 0) capRooms(io, this.config.maxRoomsPerSocket, this.reporter);
     if (this.config.appErrors === "log") {
-      catchAppErrors(socket, {
+      catchAppErrors(io, {
         failed: (err, event, s) => {
           this.reporter.hit("app-error", { event, socket: s.id, nsp: s.nsp.name, err }, "app handler threw; the socket stays up");
         },
       });
     }
-    if (this.config.maxRoomsPerSocket > 0) capRooms(socket, this.config.maxRoomsPerSocket, this.reporter);
   }
 }

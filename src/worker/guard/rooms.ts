@@ -1,4 +1,4 @@
-import type { Socket } from "socket.io";
+import { Socket, type Server } from "socket.io";
 import type { LimitHits } from "../../observability/limits";
 
 /** Thrown by `socket.join` past `--max-rooms-per-socket`; the join does not happen. */
@@ -9,24 +9,38 @@ export class RoomLimitError extends Error {
   }
 }
 
+/** The Servers whose sockets' joins are capped, and their cap. */
+const caps = new WeakMap<object, { max: number; hooks: LimitHits }>();
+let patched = false;
+
 /**
- * Caps the rooms one socket may be in (its own id room included): `socket.join` past the cap
- * throws RoomLimitError before joining anything, so the app's handler sees it (and can answer
+ * Caps the rooms one socket of `io` may be in (its own id room included): `socket.join` past the
+ * cap throws RoomLimitError before joining anything, so the app's handler sees it (and can answer
  * the client) instead of the socket growing without bound. Joins made through the adapter
  * (`io.in(...).socketsJoin`) are the server's own doing and are not capped.
+ *
+ * The check sits in Socket.IO's `Socket.prototype.join` (patched once per process, inert for
+ * servers without a cap), not in a bound copy per socket: that cost about 150 bytes per connection.
  */
-export function capRooms(socket: Socket, max: number, hooks: LimitHits): void {
-  const join = socket.join.bind(socket);
-  socket.join = (rooms) => {
-    const current = socket.rooms;
-    const wanted = Array.isArray(rooms) ? rooms : [rooms];
-    let added = 0;
-    for (const room of new Set(wanted)) if (!current.has(room)) added++;
-    if (current.size + added > max) {
-      hooks.hit("max-rooms-per-socket", { sid: socket.id, rooms: current.size, max }, "join refused: room limit");
-      throw new RoomLimitError(max);
+export function capRooms(io: Server, max: number, hooks: LimitHits): void {
+  caps.set(io, { max, hooks });
+  if (patched) return;
+  patched = true;
+  const proto = Socket.prototype as unknown as { join(this: Socket, rooms: string | string[]): unknown };
+  const join = proto.join;
+  proto.join = function (this: Socket, rooms: string | string[]) {
+    const cap = caps.get(this.nsp.server);
+    if (cap) {
+      const current = this.rooms;
+      const wanted = Array.isArray(rooms) ? rooms : [rooms];
+      let added = 0;
+      for (const room of new Set(wanted)) if (!current.has(room)) added++;
+      if (current.size + added > cap.max) {
+        cap.hooks.hit("max-rooms-per-socket", { sid: this.id, rooms: current.size, max: cap.max }, "join refused: room limit");
+        throw new RoomLimitError(cap.max);
+      }
     }
-    return join(rooms);
+    return join.call(this, rooms);
   };
 }
 
@@ -40,20 +54,30 @@ export const NAMESPACE_LIMIT_MESSAGE = "namespace limit reached";
  * CONNECT packets arriving together would all see the old count.
  */
 export function namespaceCap(max: number, hooks: LimitHits) {
-  const claims = new WeakMap<object, Set<string>>();
+  // A client's claimed names: one name as a string (nearly every client), a Set past one.
+  const claims = new WeakMap<object, string | Set<string>>();
+  // One listener function for every socket (`this` is the socket), not a closure per socket.
+  function release(this: Socket): void {
+    const names = claims.get(this.client);
+    if (names === this.nsp.name) claims.delete(this.client);
+    else if (typeof names === "object") names.delete(this.nsp.name);
+  }
   return (socket: Socket, next: (err?: Error) => void): void => {
     // socket.nsp, not the namespace the middleware was added to: a dynamic namespace's children run copies of its middlewares.
     const name = socket.nsp.name;
     const client = socket.client as object;
-    let names = claims.get(client);
-    if (!names) claims.set(client, (names = new Set()));
-    if (!names.has(name) && names.size >= max) {
-      hooks.hit("max-namespaces-per-client", { socket: socket.id, nsp: name, namespaces: names.size, max }, "namespace connection refused: namespace limit");
+    const names = claims.get(client);
+    const count = names === undefined ? 0 : typeof names === "string" ? 1 : names.size;
+    const has = names === name || (typeof names === "object" && names.has(name));
+    if (!has && count >= max) {
+      hooks.hit("max-namespaces-per-client", { socket: socket.id, nsp: name, namespaces: count, max }, "namespace connection refused: namespace limit");
       return next(new Error(NAMESPACE_LIMIT_MESSAGE));
     }
-    names.add(name);
-    const claimed = names;
-    socket.once("disconnect", () => claimed.delete(name));
+    if (names === undefined) claims.set(client, name);
+    else if (typeof names === "string" && !has) claims.set(client, new Set([names, name]));
+    else if (typeof names === "object") names.add(name);
+    // "disconnect" comes once per socket: a plain listener, without once()'s wrapper per socket.
+    socket.on("disconnect", release);
     next();
   };
 }
