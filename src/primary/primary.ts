@@ -25,6 +25,8 @@ import { Supervisor } from "./supervisor";
 
 /** Exit code when the host cannot serve: the app fails to start, the port is taken, every worker crash-loops at start. */
 export const EXIT_CANNOT_SERVE = 1;
+/** How long past --shutdown-timeout a stop may take (closing Redis, the data channels) before the primary exits anyway. */
+const STOP_GRACE_MS = 3_000;
 
 /**
  * The primary of one host: listens on the public port, balances connections to its workers with
@@ -151,9 +153,18 @@ export async function runPrimary(config: Config): Promise<void> {
   const stop = (reason: string, code: number): Promise<void> => {
     stopping ??= (async () => {
       logger.info({ reason }, "shutting down");
+      // The supervisor bounds the workers' close by --shutdown-timeout; this bounds the whole stop,
+      // whatever step hangs (a worker whose exit is never reported, a Redis close that never
+      // answers), so a process manager's stop always ends. The stage says which step it was.
+      let stage = "workers";
+      setTimeout(() => {
+        logger.error({ stage, timeoutMs: config.shutdownTimeout + STOP_GRACE_MS }, "shutdown did not finish in time: exiting now");
+        process.exit(code);
+      }, config.shutdownTimeout + STOP_GRACE_MS).unref();
       intake.close();
       admin?.close();
       await supervisor.stop();
+      stage = "redis";
       await bridge?.close();
       hub.close();
       recovery?.close();
