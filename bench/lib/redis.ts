@@ -7,7 +7,7 @@ import { spawnTracked, stopTree } from "./procs.js";
 export interface RedisCounters {
   /** used_cpu_sys + used_cpu_user, seconds. */
   cpu: number;
-  /** cmdstat_publish calls (plus spublish). */
+  /** Messages written: cmdstat_publish calls (plus spublish and stream appends). */
   publishes: number;
   totalCommands: number;
   netOutputBytes: number;
@@ -70,8 +70,10 @@ export class RedisServer {
     const calls = (cmd: string): number => Number(new RegExp(`^cmdstat_${cmd}:calls=(\\d+)`, "m").exec(text)?.[1] ?? 0);
     return {
       cpu: field("used_cpu_sys") + field("used_cpu_user"),
-      // sockfleet's bridge appends recoverable broadcasts to a stream instead of publishing them
-      publishes: calls("publish") + calls("spublish") + calls("xadd"),
+      // sockfleet's bridge appends recoverable broadcasts to a stream instead of publishing them; on
+      // one node the append is one script doing an XADD and the PUBLISH of the entry on the log's
+      // feed (one message written, two inner calls in commandstats): one per EVAL is taken off.
+      publishes: calls("publish") + calls("spublish") + calls("xadd") - calls("eval"),
       totalCommands: field("total_commands_processed"),
       netOutputBytes: field("total_net_output_bytes"),
     };
