@@ -187,8 +187,9 @@ export class FeedLogReader implements LogReader {
 
   private onSubscribed(): void {
     if (this.closed) return;
-    // Confirmed again on the same connection would be a bug elsewhere; start over in any case.
-    this.phase = "down";
+    // A new connection's confirmation follows a "sub" down; were it ever to come without one, the
+    // reader starts over all the same.
+    this.setPhase("down");
     this.setPhase("catching-up");
   }
 
