@@ -5,6 +5,7 @@ import { isAlive, killTree } from "./helpers/processes";
 import { RedisServer } from "./helpers/redis";
 import { SockfleetHost } from "./helpers/sockfleet";
 import { waitUntil } from "./helpers/wait";
+import { compareStreamIds } from "../src/tiers/recovery/offsets";
 
 /** Seconds of publishing; `npm run chaos` runs a longer version. */
 const SECONDS = Number(process.env.CHAOS_SECONDS ?? 6);
@@ -47,9 +48,21 @@ function inStep(host: SockfleetHost): boolean {
   return alone === -1 || host.logs.findLastIndex((l) => l.msg === "shared log back in step: handing out stream offsets again") > alone;
 }
 
-/** Whether the offset socket.io-client would send on reconnecting is an id of the shared log (a Redis stream id). */
-function holdsSharedOffset(s: Subscriber): boolean {
-  return /^\d+-\d+$/.test((s.client as unknown as { _lastOffset?: string })._lastOffset ?? "");
+/** The offset socket.io-client would send on reconnecting. */
+function lastOffset(s: Subscriber): string {
+  return (s.client as unknown as { _lastOffset?: string })._lastOffset ?? "";
+}
+
+/**
+ * Whether that offset is an id of the shared log (a Redis stream id) newer than `after`: an entry
+ * appended after the hosts were back in step, hence after the broadcasts appended again when Redis
+ * came back (an offset from before them is refused across hosts: the order broke there).
+ */
+function holdsSharedOffset(s: Subscriber, after: Map<Subscriber, string>): boolean {
+  const offset = lastOffset(s);
+  if (!/^\d+-\d+$/.test(offset)) return false;
+  const before = after.get(s) ?? "";
+  return !/^\d+-\d+$/.test(before) || compareStreamIds(offset, before) > 0;
 }
 
 const warnings = (hosts: SockfleetHost[]) => (): string[] =>
@@ -139,6 +152,8 @@ describe("chaos across hosts: workers killed, a rolling restart, Redis restarted
       const events = { kills: 0, rolls: 0, redisRestarts: 0, hostKills: 0 };
       let restarting: Promise<void> | undefined;
       let onA: Array<{ s: Subscriber; recovered: number }> = [];
+      /** Each subscriber's offset when both hosts were back in step after the Redis restart. */
+      const inStepOffsets = new Map<Subscriber, string>();
       await publish(publisher.client, total, RATE, async (seq) => {
         if (seq === rollAt) {
           process.kill(b.pid, "SIGHUP");
@@ -158,10 +173,11 @@ describe("chaos across hosts: workers killed, a rolling restart, Redis restarted
           // the shared log; only then can its clients resume elsewhere (README: the limits).
           await restarting;
           await Promise.all([a, b].map((h) => waitUntil(`${h.url} back in step with the shared log`, () => inStep(h), 15_000)));
+          for (const s of subscribers) inStepOffsets.set(s, lastOffset(s));
         }
         // ...and a client holds a shared-log offset only once it has received a broadcast sent
         // after that (publishing paused meanwhile): kill host A once one of its subscribers does.
-        if (seq >= hostKillAt && events.hostKills === 0 && (subscribers.some((s) => s.client.connected && s.host === "host-a" && holdsSharedOffset(s)) || seq >= hostBackAt - 1)) {
+        if (seq >= hostKillAt && events.hostKills === 0 && (subscribers.some((s) => s.client.connected && s.host === "host-a" && holdsSharedOffset(s, inStepOffsets)) || seq >= hostBackAt - 1)) {
           onA = subscribers.filter((s) => s.client.connected && s.host === "host-a").map((s) => ({ s, recovered: s.recovered }));
           live.delete(a);
           await killTree(a.child);

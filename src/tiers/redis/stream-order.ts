@@ -5,6 +5,7 @@ import { compareStreamIds } from "../recovery/offsets";
 import type { AppendOptions, EncodedArgs } from "../recovery/replay-log";
 import { ADAPTER_SOURCE, type AdapterMessage, type BroadcastOrigin } from "../cluster/relay";
 import { FeedLogReader, XReadLogReader, type LogReader } from "./log-reader";
+import { RecentTail, ShareQueue } from "./share-queue";
 import type { RedisTransport } from "./transport";
 
 /**
@@ -12,17 +13,6 @@ import type { RedisTransport } from "./transport";
  * alone (Redis lost it, or the reader is stuck): a broadcast must never wait on Redis for long.
  */
 export const READ_BACK_TIMEOUT_MS = 2_000;
-/**
- * Broadcasts delivered here while Redis was unreachable, kept to be shared once it is back (and
- * at most --max-channel-bytes of them, encoded).
- */
-export const LOCAL_QUEUE_LIMIT = 1_000;
-/**
- * This host's own broadcasts read back within this long before Redis went away are appended again
- * when it is back: a Redis that restarted lost the ones other hosts had not read yet.
- */
-const TAIL_MS = 2_000;
-const TAIL_LIMIT = 2_000;
 /** Tokens remembered per other bridge: covers a queue's worth of entries appended twice, and then some. */
 const SEEN_TOKENS_LIMIT = 20_000;
 
@@ -65,15 +55,6 @@ interface Pending {
   id?: string;
 }
 
-/** A broadcast to append (again): delivered alone, or re-shared after Redis came back. */
-interface Queued {
-  token: number;
-  /** The shared-log entry, encoded: what the queue holds, byte for byte. */
-  encoded: Buffer;
-  /** The id of its first append, when known: readers that read that one skip this one. */
-  original?: string;
-}
-
 /**
  * The fleet's single order of recoverable broadcasts: a Redis stream. Every host appends its
  * workers' recoverable broadcasts (one XADD each) and delivers every entry, its own included, in
@@ -93,11 +74,10 @@ export class StreamOrder {
   private readonly pending = new Map<number, Pending>();
   /** Tokens delivered alone, whose entry may still come back through the stream. */
   private readonly aloneTokens = new Set<number>();
-  private readonly queue: Queued[] = [];
-  private queueBytes = 0;
-  /** Own broadcasts recently read back, with their ids (see TAIL_MS). */
-  private readonly recent: Array<Queued & { at: number }> = [];
-  private recentBytes = 0;
+  /** Delivered alone (or to append again), to share once Redis is back. */
+  private readonly queue: ShareQueue;
+  /** Own broadcasts recently read back, with their ids: appended again after a Redis restart. */
+  private readonly recent: RecentTail;
   /** Per other bridge, the newest id of its broadcasts this host has read (originals' ids for ones appended again). */
   private readonly lastFrom = new Map<string, string>();
   /** Where this reader started following the log. */
@@ -130,6 +110,8 @@ export class StreamOrder {
     private readonly delivery: OrderedDelivery,
     private readonly log: Logger,
   ) {
+    this.queue = new ShareQueue(bound.maxBytes);
+    this.recent = new RecentTail(bound.maxBytes);
     this.watchdog = setInterval(() => this.expirePending(), READ_BACK_TIMEOUT_MS / 4);
     this.watchdog.unref();
     const sink = {
@@ -178,9 +160,7 @@ export class StreamOrder {
    */
   onPubUp(): void {
     if (this.downAt !== undefined) {
-      const since = this.downAt - TAIL_MS;
-      const tail = this.recent.filter((entry) => entry.at >= since).map(({ token, encoded, original }) => ({ token, encoded, original }));
-      this.requeue(tail);
+      this.queue.unshift(this.recent.before(this.downAt));
       this.downAt = undefined;
     }
     this.catchUp();
@@ -256,20 +236,12 @@ export class StreamOrder {
 
   /** Queues a broadcast delivered alone, to append it once Redis is back. */
   private share(token: number, encoded: Buffer, original?: string): void {
-    if (this.queue.length >= LOCAL_QUEUE_LIMIT || this.queueBytes + encoded.length > this.bound.maxBytes) {
+    if (!this.queue.push({ token, encoded, original })) {
       this.stats.dropped++;
-      this.bound.onDrop({ dropped: this.stats.dropped, messages: this.queue.length, bytes: this.queueBytes, maxMessages: LOCAL_QUEUE_LIMIT, maxBytes: this.bound.maxBytes });
+      this.bound.onDrop({ dropped: this.stats.dropped, ...this.queue.describe() });
       return;
     }
     this.aloneTokens.add(token);
-    this.queue.push({ token, encoded, original });
-    this.queueBytes += encoded.length;
-  }
-
-  /** Puts entries back at the head of the queue (to be appended before what it holds). */
-  private requeue(entries: Queued[]): void {
-    this.queue.unshift(...entries);
-    for (const entry of entries) this.queueBytes += entry.encoded.length;
   }
 
   /**
@@ -313,15 +285,14 @@ export class StreamOrder {
    */
   private catchUp(): void {
     if (!this.canAppend() || this.flushing) return;
-    const queued = this.queue.splice(0);
-    this.queueBytes = 0;
+    const queued = this.queue.take();
     if (queued.length === 0) return this.sendMarker();
     this.flushing = true;
     this.log.info({ messages: queued.length, dropped: this.stats.dropped }, "redis back: sharing broadcasts delivered on this host alone");
     void Promise.allSettled(queued.map(({ token, encoded, original }) => this.append(token, encoded, true, original))).then((results) => {
       this.flushing = false;
       const failed = results.findIndex((result) => result.status === "rejected");
-      if (failed !== -1) this.requeue(queued.slice(failed));
+      if (failed !== -1) this.queue.unshift(queued.slice(failed));
       else this.catchUp();
     });
   }
@@ -352,7 +323,7 @@ export class StreamOrder {
       const entry = this.pending.get(token);
       if (entry) {
         this.pending.delete(token);
-        this.remember({ token, encoded: entry.encoded, original: id });
+        this.recent.remember({ token, encoded: entry.encoded, original: id });
         return this.delivery.deliver(entry.message, entry.origin, { streamId: id, localOffset: this.tainted, encoded: entry.args });
       }
       // Delivered here already (alone, or before Redis restarted): logged for clients from elsewhere.
@@ -373,17 +344,6 @@ export class StreamOrder {
       if (!fields.has("r")) this.lastFrom.set(bridge, id);
     }
     this.delivery.deliver(message, undefined, { streamId: id, localOffset: this.tainted, encoded: argsFromEntry(fields.get("m")!) });
-  }
-
-  private remember(entry: Queued): void {
-    const now = Date.now();
-    this.recent.push({ ...entry, at: now });
-    this.recentBytes += entry.encoded.length;
-    // Bounded like the queue it refills (by count, age and bytes): beyond that, a Redis restart
-    // may lose entries other hosts had not read, as it would without this tail.
-    while (this.recent.length > TAIL_LIMIT || (this.recent.length > 0 && (this.recent[0].at < now - TAIL_MS || this.recentBytes > this.bound.maxBytes))) {
-      this.recentBytes -= this.recent.shift()!.encoded.length;
-    }
   }
 
   /**
