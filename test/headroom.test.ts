@@ -41,13 +41,21 @@ describe("headroom metrics", function () {
     const worker = String((await whoami(client)).worker);
     // Starts a fresh window, with every worker in it: a scrape a worker answered too late (left out
     // after 2 s) is still in its queue, and would reset its window whenever it gets to it.
-    await waitUntil("a scrape every worker answered", async () => total(await scrapeAdmin(fleet.hosts[0]), "sockfleet_scrape_missing_workers") === 0 || undefined);
-    const from = Date.now();
-    await client.timeout(15_000).emitWithAck("busy", 1_000);
-    const busy = await scrapeAdmin(fleet.hosts[0]);
-    assert.equal(total(busy, "sockfleet_scrape_missing_workers"), 0, "every worker answered the scrape after the block");
-    const windowS = (Date.now() - from) / 1000;
-    const lag = total(busy, "sockfleet_event_loop_lag_seconds", { worker });
+    // A scrape that reaches the worker between the block and the test's own (one answered late, say)
+    // ends the window that held the block: on a loaded machine the block is made again, up to 3 times.
+    let busy: Awaited<ReturnType<typeof scrapeAdmin>> | undefined;
+    let windowS = 0;
+    let lag = 0;
+    for (let attempt = 0; attempt < 3 && lag < 0.9; attempt++) {
+      await waitUntil("a scrape every worker answered", async () => total(await scrapeAdmin(fleet.hosts[0]), "sockfleet_scrape_missing_workers") === 0 || undefined);
+      const from = Date.now();
+      await client.timeout(15_000).emitWithAck("busy", 1_000);
+      busy = await scrapeAdmin(fleet.hosts[0]);
+      assert.equal(total(busy, "sockfleet_scrape_missing_workers"), 0, "every worker answered the scrape after the block");
+      windowS = (Date.now() - from) / 1000;
+      lag = total(busy, "sockfleet_event_loop_lag_seconds", { worker });
+    }
+    busy = busy!;
     const cpu = total(busy, "sockfleet_cpu_ratio", { worker });
     assert.ok(lag >= 0.9 && lag < windowS + 0.5, `lag ${lag} s after a 1 s block`);
     // The worker used at least 1 s of CPU within the test's window (which holds the metric's).
