@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../src/config/load";
 import { createLogger } from "../src/observability/logger";
-import { FeedLogReader, parseFeedFrame } from "../src/tiers/redis/log-reader";
+import { FeedLogReader, parseFeedFrame } from "../src/tiers/redis/feed-reader";
 import { SingleNodeTransport } from "../src/tiers/redis/single-node-transport";
 import type { TransportSide } from "../src/tiers/redis/transport";
 import { RedisServer } from "./helpers/redis";
@@ -31,7 +31,7 @@ class Host {
       },
       subscriberOutputBuffer: () => 0,
     });
-    reader = new FeedLogReader(KEY, FEED, this.transport, {
+    reader = new FeedLogReader(KEY, FEED, `${FEED}sync#${Math.random().toString(36).slice(2)}#`, this.transport, {
       follow: (id) => (this.followed = id),
       entry: (id, fields) => {
         this.handed.push(id);

@@ -6,6 +6,7 @@
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { CatchUp, RouteJoin, RouteLeave, Stamp } from "../primary/room-routes";
 import type { RemoteCatchUp } from "../tiers/redis/host-routes";
+import type { LateCatchUp } from "../tiers/redis/log-routes";
 import type { RecoveredSession } from "../tiers/recovery/store";
 import type { RedisTierStatus } from "../tiers/redis/client";
 
@@ -14,8 +15,12 @@ export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
 
 /** Primary -> worker. */
 export type ToWorker =
-  /** The offset the primary assigned to the broadcast this worker published with `sequence: id`. */
-  | { sf: "offset"; id: number; offset: string }
+  /**
+   * The offset the primary assigned to the broadcast this worker published with `sequence: id`.
+   * `away`: the shared log routed it to a room no worker of this host held a member of, so this
+   * worker delivers it to nobody (tiers/redis/log-routes.ts).
+   */
+  | { sf: "offset"; id: number; offset: string; away?: boolean }
   /** Answer to a "restore" request: the session and its missed packets, or null for a fresh session. */
   | { sf: "restored"; id: number; session: RecoveredSession | null }
   /**
@@ -46,9 +51,11 @@ export type ToWorker =
   | { sf: "metrics-request"; id: number }
   /**
    * Answer to a "routes" announcement with joins: the room broadcasts this worker was skipped for
-   * since the joins, each to deliver right after the `at`-th frame of the link (primary/room-routes.ts).
+   * since the joins, each to deliver right after the `at`-th frame of the link (primary/room-routes.ts);
+   * with room routing across hosts, what other hosts published to those rooms meanwhile (`remote`
+   * with --recovery off, `late` with recovery on: see tiers/redis/host-routes.ts and log-routes.ts).
    */
-  | { sf: "routes-ack"; id: number; items: CatchUp[]; remote?: RemoteCatchUp[] };
+  | { sf: "routes-ack"; id: number; items: CatchUp[]; remote?: RemoteCatchUp[]; late?: LateCatchUp[] };
 
 /** Worker -> primary. */
 export type ToPrimary =

@@ -1,6 +1,7 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { RoomRoutes } from "../primary/room-routes";
 import type { HostRoutes } from "../tiers/redis/host-routes";
+import type { LogRoutes } from "../tiers/redis/log-routes";
 
 /** The primary's room-routing series (primary/room-routes.ts), read from its counts at scrape time. */
 export function registerRoutingMetrics(registry: Registry, routes: RoomRoutes): void {
@@ -68,6 +69,31 @@ export function registerHostRoutingMetrics(registry: Registry, routes: HostRoute
     registers: [registry],
     collect() {
       this.set(routes.retained().kept);
+    },
+  });
+}
+
+/** Room routing of the shared log (recovery on, one Redis node: tiers/redis/log-routes.ts). */
+export function registerLogRoutingMetrics(registry: Registry, routes: LogRoutes): void {
+  new Counter({
+    name: "sockfleet_log_room_catchups_total",
+    help: 'Scans of the shared log for rooms this host had not read (first joins, takeovers): "scans" made, entries "caught_up" by them (appended before the room\'s subscription took effect), scans "failed" (joins answered without them).',
+    labelNames: ["outcome"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const c = routes.counts;
+      this.inc({ outcome: "scans" }, c.scans);
+      this.inc({ outcome: "caught_up" }, c.caughtUp);
+      this.inc({ outcome: "failed" }, c.failed);
+    },
+  });
+  new Gauge({
+    name: "sockfleet_log_room_channels",
+    help: "Room channels of the shared log this host subscribes to (rooms a worker holds a member of, or a recoverable session is in).",
+    registers: [registry],
+    collect() {
+      this.set(routes.size());
     },
   });
 }

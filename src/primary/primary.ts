@@ -7,7 +7,7 @@ import { registerProcessHeadroom } from "../observability/process-headroom";
 import { LimitReporter } from "../observability/limits";
 import { createLogger } from "../observability/logger";
 import { registerRecoveryMetrics } from "../observability/recovery-metrics";
-import { registerHostRoutingMetrics, registerRoutingMetrics } from "../observability/routing-metrics";
+import { registerHostRoutingMetrics, registerLogRoutingMetrics, registerRoutingMetrics } from "../observability/routing-metrics";
 import { AdminServer } from "../ops/admin";
 import { ClusterRelay, isAdapterMessage } from "../tiers/cluster/relay";
 import { RedisBridge } from "../tiers/redis/bridge";
@@ -54,11 +54,14 @@ export async function runPrimary(config: Config): Promise<void> {
     if (!isSockfleetMessage(message)) return;
     const m = message as ToPrimary;
     if (m.sf === "routes") {
+      // A worker's first member of a room: what it is owed from other hosts starts at its join.
+      const fresh = bridge?.logRoutes ? m.joins.filter(([nsp, room]) => !routes.workerHas(worker, nsp, room)) : [];
       const items = routes.announce(worker, m.joins, m.leaves, m.upTo);
       const hostRoutes = bridge?.hostRoutes;
       hostRoutes?.left(m.leaves.filter(([nsp, room]) => !routes.hostHas(nsp, room)));
       const remote = hostRoutes?.joined(m.joins);
-      if (m.id !== undefined) acks.send(worker, m.id, items, remote);
+      const late = fresh.length > 0 ? bridge?.logRoutes?.joined(fresh) : undefined;
+      if (m.id !== undefined) acks.send(worker, m.id, items, remote, late);
       return;
     }
     if (m.sf === "restore") routes.restoreAsked(worker, m.id, m.nsp);
@@ -89,10 +92,11 @@ export async function runPrimary(config: Config): Promise<void> {
       ? new RedisBridge(config, logger, relay, (status) => supervisor.setRedisStatus(status), recovery, limits, (gap) => {
           headroom.missedMessages(gap.origin, gap.missed);
           for (const worker of supervisor.workers()) supervisor.send(worker, { sf: "missed-messages", origin: gap.origin, missed: gap.missed });
-        })
+        }, (nsp, room) => routes.hostHas(nsp, room))
       : undefined;
   if (bridge) supervisor.setRedisStatus(bridge.status());
   if (bridge?.hostRoutes) registerHostRoutingMetrics(metrics.registry, bridge.hostRoutes);
+  if (bridge?.logRoutes) registerLogRoutingMetrics(metrics.registry, bridge.logRoutes);
   const capacity = intakeCapacity(config);
   const intake = new Intake(config, capacity, limits, metrics.registry, (socket, head, ticket) => balancer.route(socket, head, ticket));
   const balancer = new StickyBalancer(() => supervisor.workers(), logger, (ticket) => intake.admission.release(ticket));

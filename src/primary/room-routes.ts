@@ -180,6 +180,11 @@ export class RoomRoutes {
     for (const room of rooms ?? []) this.pinned.set(`${worker}\0${nsp}\0${room}`, expires);
   }
 
+  /** Whether `worker` holds a member of `room` (as announced). */
+  workerHas(worker: number, nsp: string, room: string): boolean {
+    return this.members.get(nsp)?.get(room)?.has(worker) ?? false;
+  }
+
   /** Whether some worker of this host holds a member of `room` (host-level interest, tiers/redis/host-routes.ts). */
   hostHas(nsp: string, room: string): boolean {
     return this.members.get(nsp)?.has(room) ?? false;

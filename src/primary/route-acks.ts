@@ -1,6 +1,7 @@
 import type { ToWorker } from "../ipc/messages";
 import type { CatchUp } from "./room-routes";
 import type { RemoteCatchUp } from "../tiers/redis/host-routes";
+import type { LateCatchUp } from "../tiers/redis/log-routes";
 
 /**
  * Sends each worker the answers to its room announcements in the order it made them (its link
@@ -13,11 +14,17 @@ export class RouteAcks {
 
   constructor(private readonly write: (worker: number, message: ToWorker) => void) {}
 
-  send(worker: number, id: number, items: CatchUp[], remote: Promise<RemoteCatchUp[]> | undefined): void {
+  send(worker: number, id: number, items: CatchUp[], remote: Promise<RemoteCatchUp[]> | undefined, late?: Promise<LateCatchUp[]>): void {
     const before = this.pending.get(worker);
-    if (!remote && !before) return this.write(worker, { sf: "routes-ack", id, items });
-    const sent = Promise.all([before, remote]).then(([, caught]) => {
-      this.write(worker, { sf: "routes-ack", id, items, ...(caught && caught.length > 0 ? { remote: caught } : {}) });
+    if (!remote && !late && !before) return this.write(worker, { sf: "routes-ack", id, items });
+    const sent = Promise.all([before, remote, late]).then(([, caught, logged]) => {
+      this.write(worker, {
+        sf: "routes-ack",
+        id,
+        items,
+        ...(caught && caught.length > 0 ? { remote: caught } : {}),
+        ...(logged && logged.length > 0 ? { late: logged } : {}),
+      });
     });
     this.pending.set(worker, sent);
     void sent.then(() => {

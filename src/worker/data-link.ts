@@ -5,11 +5,27 @@ import { encodeFrame, FrameDecoder } from "../ipc/frames";
 import type { ToPrimary, ToWorker } from "../ipc/messages";
 import type { CatchUp } from "../primary/room-routes";
 import type { RemoteCatchUp } from "../tiers/redis/host-routes";
+import type { LateCatchUp } from "../tiers/redis/log-routes";
+import { compareStreamIds, isStreamId } from "../tiers/recovery/offsets";
 
 /** `${publisher}\0${number}` of a broadcast from another host (host-routes.ts tags them), else undefined. */
 function originOf(message: unknown): string | undefined {
   const { sfo, sfs } = message as { sfo?: unknown; sfs?: unknown };
   return typeof sfo === "string" && typeof sfs === "number" ? `${sfo}\0${sfs}` : undefined;
+}
+
+/** A recoverable broadcast's shared-log id, when its offset is one (recovery on, host in step with the shared log). */
+function streamIdOf(message: unknown): string | undefined {
+  const offset = (message as { offset?: unknown }).offset;
+  return typeof offset === "string" && isStreamId(offset) ? offset : undefined;
+}
+
+/** Catch-ups with the same place go in stream order where both have a stream id, else in the primary's order. */
+function byPlace(a: CatchUp, b: CatchUp): number {
+  if (a.at !== b.at) return a.at - b.at;
+  const ai = streamIdOf(a.message);
+  const bi = streamIdOf(b.message);
+  return (ai !== undefined && bi !== undefined ? compareStreamIds(ai, bi) : 0) || a.seq - b.seq;
 }
 
 type Reply = Extract<ToWorker, { id: number }>;
@@ -39,7 +55,9 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
   /** Frames received from the primary, the unit of a catch-up's place (see {@link DataLink.hold}). */
   private received = 0;
   /** Holds not yet released, oldest first: the count of frames received when each began. */
-  private readonly holds: number[] = [];
+  private readonly holds: Array<{ n: number; floor?: string }> = [];
+  /** The newest shared-log id among the broadcasts delivered (see {@link placeLate}). */
+  private delivered?: string;
   private held: Array<{ n: number; message: unknown }> = [];
   private inserts: CatchUp[] = [];
 
@@ -127,7 +145,7 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
    * delivered in the primary's order among them (primary/room-routes.ts).
    */
   hold(): void {
-    this.holds.push(this.received);
+    this.holds.push({ n: this.received, floor: this.delivered });
   }
 
   /**
@@ -137,14 +155,15 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
    * (a connection storm: each socket joins its own id room) frames wait one round trip, not for a
    * quiet moment.
    */
-  release(items: CatchUp[], remote: RemoteCatchUp[] = []): void {
-    this.holds.shift();
+  release(items: CatchUp[], remote: RemoteCatchUp[] = [], late: LateCatchUp[] = []): void {
+    const ended = this.holds.shift();
     const placed0 = remote.length > 0 ? this.placeRemote(remote, items) : [];
-    if (items.length > 0 || placed0.length > 0) {
-      this.inserts.push(...items, ...placed0);
-      this.inserts.sort((a, b) => a.at - b.at || a.seq - b.seq);
+    const placed1 = late.length > 0 ? this.placeLate(late, items, ended?.floor) : [];
+    if (items.length > 0 || placed0.length > 0 || placed1.length > 0) {
+      this.inserts.push(...items, ...placed0, ...placed1);
+      this.inserts.sort(byPlace);
     }
-    const until = this.holds[0] ?? Number.POSITIVE_INFINITY;
+    const until = this.holds[0]?.n ?? Number.POSITIVE_INFINITY;
     const held = this.held;
     const inserts = this.inserts;
     let frames = 0;
@@ -185,7 +204,39 @@ export class DataLink extends EventEmitter<{ message: [message: unknown]; undeco
     return out;
   }
 
+  /**
+   * Shared-log entries of rooms just joined that this host did not read live
+   * (tiers/redis/log-routes.ts), placed by stream id: before the first frame held with a higher
+   * one, else after every frame received so far (a hold's frames all came after the join, and
+   * every entry owed to it has a higher id than anything this worker got before it). Placed at
+   * the end when the host is out of step with the shared log (local offsets), as the primary
+   * logged them. One held or placed already is a copy: dropped; so is one older than what this
+   * worker delivered before the join (`floor`): it was appended before the join, so it is not
+   * owed, and it could not be delivered in order.
+   */
+  private placeLate(late: LateCatchUp[], local: CatchUp[], floor: string | undefined): CatchUp[] {
+    const have = new Set<string>();
+    for (const { message } of [...this.held, ...this.inserts, ...local]) {
+      const id = streamIdOf(message);
+      if (id !== undefined) have.add(id);
+    }
+    const out: CatchUp[] = [];
+    for (const [id, message] of late) {
+      if (have.has(id) || (floor !== undefined && compareStreamIds(id, floor) <= 0)) continue;
+      have.add(id);
+      const inStep = streamIdOf(message) === id;
+      const next = inStep ? this.held.find(({ message: m }) => {
+        const held = streamIdOf(m);
+        return held !== undefined && compareStreamIds(held, id) > 0;
+      }) : undefined;
+      out.push({ at: next ? next.n - 1 : this.received, seq: 0, message });
+    }
+    return out;
+  }
+
   private deliver(message: unknown): void {
+    const id = streamIdOf(message);
+    if (id !== undefined && (this.delivered === undefined || compareStreamIds(id, this.delivered) > 0)) this.delivered = id;
     try {
       this.dispatch(message);
     } catch (err) {

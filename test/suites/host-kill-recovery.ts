@@ -43,8 +43,9 @@ export async function hostKillRecovery(hosts: SockfleetHost[], track: (clients: 
   assert.equal(total(metrics, "sockfleet_recovery_takeovers_total", { result: "recovered" }), 1);
   assert.equal(total(metrics, "sockfleet_recovery_takeovers_total", { result: "refused" }), 0);
   assert.equal(total(metrics, "sockfleet_shared_log_in_step"), 1);
-  // 25 x 3 broadcasts, all from host B: appended by it, read back by it.
+  // 25 x 3 broadcasts, all from host B: appended by it; read back by it, but for those to the room
+  // before the takeover with room routing (one Redis node), which went to host A's channel only.
   assert.ok(total(metrics, "sockfleet_shared_log_entries_total", { op: "appended" }) >= 75);
-  assert.ok(total(metrics, "sockfleet_shared_log_entries_total", { op: "read" }) >= 75);
+  assert.ok(total(metrics, "sockfleet_shared_log_entries_total", { op: "read" }) >= 55);
   assert.equal(total(metrics, "sockfleet_shared_log_delivered_alone_total"), 0);
 }

@@ -157,7 +157,15 @@ export class FleetAdapter extends NodeClusterAdapter {
       if (offset === undefined) return void this.deliverLocal(packet, opts, undefined);
       this.feedRecovering(this.deliverLocal(packet, opts, offset), opts);
     };
-    const id = this.link.expect((reply) => deliver(reply.sf === "offset" ? reply.offset : undefined), () => deliver(undefined), OFFSET_TIMEOUT_MS);
+    const id = this.link.expect(
+      (reply) => {
+        // Routed to a room this host held no member of: any member since joined gets it in its join's catch-up.
+        if (reply.sf === "offset" && reply.away) return;
+        deliver(reply.sf === "offset" ? reply.offset : undefined);
+      },
+      () => deliver(undefined),
+      OFFSET_TIMEOUT_MS,
+    );
     (this as unknown as { scheduleHeartbeat(): void }).scheduleHeartbeat();
     this.link.send({
       source: ADAPTER_SOURCE,

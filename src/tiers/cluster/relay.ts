@@ -179,6 +179,15 @@ export class ClusterRelay {
     this.broadcast(message, origin?.worker, body && offset !== "" ? frameFromBody(body, offset) : undefined);
   }
 
+  /**
+   * A recoverable broadcast of `origin` that the shared log routed to a room no worker of this host
+   * has a member of (tiers/redis/log-routes.ts): not logged here, and its origin delivers it to nobody.
+   */
+  settleAway(origin: BroadcastOrigin): void {
+    const reply = this.links.encode({ sf: "offset", id: origin.requestId, offset: "", away: true });
+    if (reply) this.links.sendFrame(origin.worker, reply);
+  }
+
   /** Logs, without delivering, a broadcast this host already delivered (see AppendOptions.copy). */
   recordOrdered(message: AdapterMessage, streamId: string, args?: EncodedArgs): void {
     this.sequencer?.(message, { streamId, copy: true, encoded: args });

@@ -70,7 +70,7 @@ export class RoomAnnouncer {
     // started still needs an answer to end.
     this.holding = false;
     const id = this.link.expect(
-      (reply) => this.link.release(reply.sf === "routes-ack" ? reply.items : [], reply.sf === "routes-ack" ? reply.remote : undefined),
+      (reply) => (reply.sf === "routes-ack" ? this.link.release(reply.items, reply.remote, reply.late) : this.link.release([])),
       () => this.link.release([]),
       ACK_TIMEOUT_MS,
     );

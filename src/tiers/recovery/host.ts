@@ -3,7 +3,7 @@ import type { ToPrimary, ToWorker } from "../../ipc/messages";
 import type { AdapterMessage } from "../cluster/relay";
 import type { Logger } from "../../observability/logger";
 import { FROM_SESSION_START, isStreamId } from "./offsets";
-import type { AppendOptions } from "./replay-log";
+import type { AppendOptions, EncodedArgs } from "./replay-log";
 import { RecoveryStore, type SharedSession } from "./store";
 
 /** A session taken over from another host, or why not. */
@@ -17,6 +17,11 @@ export interface FleetSessions {
   take(pid: string, nsp: string): Promise<TakeResult>;
   /** Resolves true once this host has read the shared log up to `streamId`; false if it did not in time. */
   readUpTo(streamId: string): Promise<boolean>;
+  /**
+   * With room routing (tiers/redis/log-routes.ts): reads, into this host's log, the entries of the
+   * session's rooms after `from` that this host did not read.
+   */
+  cover?(nsp: string, rooms: string[], from: string): Promise<void>;
 }
 
 const SWEEP_EVERY_MS = 1_000;
@@ -58,6 +63,12 @@ export class HostRecovery {
     // The arguments are decoded only when the bytes they arrived in are not at hand.
     const data = options?.encoded ? undefined : packet.data;
     return this.store.append({ nsp: message.nsp, rooms: opts.rooms, except: opts.except ?? [], data }, Date.now(), options);
+  };
+
+  /** Logs a shared-log entry this host did not read live at its place (see {@link RecoveryStore.insertLate}). */
+  readonly sequenceLate = (message: AdapterMessage, streamId: string, args: EncodedArgs, localOffset: boolean): string | undefined => {
+    const { opts } = message.data as { opts: { rooms: string[]; except?: string[] } };
+    return this.store.insertLate({ nsp: message.nsp, rooms: opts.rooms, except: opts.except ?? [] }, streamId, { localOffset, encoded: args });
   };
 
   /** Handles a worker's recovery message; returns false for other messages. */
@@ -124,6 +135,7 @@ export class HostRecovery {
       const offset = "session" in taken && fromStart ? taken.session.start : request.offset;
       if ("session" in taken && offset === undefined) refused = "the session's start in the shared log is unknown";
       else if ("session" in taken && offset !== undefined) {
+        await fleet.cover?.(taken.session.nsp, taken.session.rooms, offset);
         // Adopting before this host has read as far as the client got would deliver the entries
         // in between a second time, live, as they are read: refuse instead.
         if (!(await fleet.readUpTo(offset))) refused = "this host has not read the shared log as far as the client got";

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import v8 from "node:v8";
 import { compareStreamIds } from "./offsets";
+import { StreamIndex } from "./stream-index";
 import type { RecoveryLimits } from "./store";
 
 /** The fields of a broadcast the replay log needs. */
@@ -36,7 +37,10 @@ interface Entry {
   rooms: string[];
   except: string[];
   data: EncodedArgs;
-  /** Position in this host's log (its delivery order). */
+  /**
+   * Position in this host's log (its delivery order). Fractional for an entry inserted late at
+   * its stream position (see {@link ReplayLog.insertLate}), which never hands out a local offset.
+   */
   seq: number;
   /** The offset this host handed out with it; undefined for a copy (see {@link AppendOptions}). */
   offset?: string;
@@ -44,6 +48,9 @@ interface Entry {
   streamId?: string;
   at: number;
   bytes: number;
+  /** Inserted by {@link ReplayLog.insertLate}: a room's entry this host did not read live. */
+  late?: boolean;
+  evicted?: boolean;
 }
 
 /** How a broadcast enters the log. */
@@ -90,14 +97,11 @@ export class ReplayLog {
   /** Handed-out offset -> log position. */
   private readonly offsets = new Map<string, number>();
   /** The entries with a stream id, in stream order (a subsequence of the log). */
-  private readonly streamed: Entry[] = [];
-  private streamHead = 0;
+  private readonly streamed = new StreamIndex<Entry>();
   /** The log holds every shared-log entry after this id (undefined: it follows no shared log). */
   private streamFloor?: string;
   private lastEvicted?: { offset: string; seq: number };
   private streamBreak?: string;
-  /** The newest shared-log id evicted from the log. */
-  private evictedStreamId?: string;
   evictedPackets = 0;
 
   constructor(private readonly limits: Pick<RecoveryLimits, "windowMs" | "maxPackets" | "maxBytes">) {}
@@ -117,10 +121,49 @@ export class ReplayLog {
     this.entries.push(entry);
     // Local offsets are parsed back (see positionOf); only stream ids need the index.
     if (offset !== undefined && options.streamId === offset) this.offsets.set(offset, seq);
-    if (entry.streamId !== undefined) this.streamed.push(entry);
+    if (entry.streamId !== undefined) this.streamed.add(entry);
     this.bytes += entry.bytes;
     this.evict(now);
     return offset ?? "";
+  }
+
+  /**
+   * Logs a shared-log entry this host did not read live: a room's entry caught up after the
+   * room's first join here, or a takeover's (tiers/redis/log-routes.ts). In step with the shared
+   * log, it goes where the stream puts it (after the newest entry with a lower id), so a client's
+   * offset still splits the log exactly; out of step (`localOffset`), at the end, as the joining
+   * worker delivers it. Returns its offset; undefined when the log had it live already (workers got
+   * it by routing).
+   */
+  insertLate(broadcast: LoggedBroadcast, streamId: string, now = Date.now(), options: Pick<AppendOptions, "localOffset" | "encoded"> = {}): string | undefined {
+    const held = this.streamed.find(streamId);
+    if (held) return held.late ? held.offset ?? streamId : undefined;
+    let at = this.entries.length;
+    if (!options.localOffset) {
+      while (at > this.head && (this.entries[at - 1].streamId === undefined ? false : compareStreamIds(this.entries[at - 1].streamId!, streamId) > 0)) at--;
+    }
+    if (at === this.entries.length) {
+      const offset = this.append(broadcast, now, { ...options, streamId });
+      this.entries[this.entries.length - 1].late = true;
+      return offset;
+    }
+    const before = at > this.head ? this.entries[at - 1].seq : this.entries[at].seq - 1;
+    const seq = (before + this.entries[at].seq) / 2;
+    const data = options.encoded ?? encodeArgs(broadcast.data ?? []);
+    const entry: Entry = { nsp: broadcast.nsp, rooms: broadcast.rooms, except: broadcast.except, data, seq, offset: streamId, streamId, at: now, bytes: 0, late: true };
+    entry.bytes = entrySize(entry);
+    this.entries.splice(at, 0, entry);
+    this.offsets.set(streamId, seq);
+    this.streamed.add(entry);
+    this.bytes += entry.bytes;
+    this.evict(now);
+    return streamId;
+  }
+
+  /** Whether the log holds this shared-log entry, and whether it came late (see {@link insertLate}). */
+  holds(streamId: string): "live" | "late" | undefined {
+    const entry = this.streamed.find(streamId);
+    return entry ? (entry.late ? "late" : "live") : undefined;
   }
 
   /**
@@ -139,8 +182,7 @@ export class ReplayLog {
 
   /** Where a session beginning now begins: this host's log position and the shared-log id it follows. */
   here(): LogPosition {
-    const newest = this.streamed.length > this.streamHead ? this.streamed[this.streamed.length - 1].streamId : undefined;
-    return { startSeq: this.seq, startStreamId: newest ?? this.evictedStreamId ?? this.streamFloor };
+    return { startSeq: this.seq, startStreamId: this.streamed.newest() ?? this.streamed.evictedId ?? this.streamFloor };
   }
 
   /** What this host delivered after position `seq`, in its order; undefined when seq left the log. */
@@ -162,18 +204,11 @@ export class ReplayLog {
    */
   replayStream(streamId: string, nsp: string, rooms: Set<string>): unknown[][] | undefined {
     if (this.streamFloor === undefined || compareStreamIds(streamId, this.streamFloor) < 0) return undefined;
-    if (this.evictedStreamId !== undefined && compareStreamIds(streamId, this.evictedStreamId) < 0) return undefined;
+    const evicted = this.streamed.evictedId;
+    if (evicted !== undefined && compareStreamIds(streamId, evicted) < 0) return undefined;
     if (this.streamBreak !== undefined && compareStreamIds(streamId, this.streamBreak) < 0) return undefined;
-    let low = this.streamHead;
-    let high = this.streamed.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (compareStreamIds(this.streamed[mid].streamId!, streamId) <= 0) low = mid + 1;
-      else high = mid;
-    }
     const missed: unknown[][] = [];
-    for (let i = low; i < this.streamed.length; i++) {
-      const entry = this.streamed[i];
+    for (const entry of this.streamed.after(streamId)) {
       if (entry.nsp === nsp && matches(entry, rooms)) missed.push([...decode(entry), entry.offset ?? entry.streamId]);
     }
     return missed;
@@ -214,18 +249,14 @@ export class ReplayLog {
       this.evictedPackets++;
       if (entry.offset !== undefined && this.offsets.delete(entry.offset)) this.lastEvicted = { offset: entry.offset, seq: entry.seq };
       if (entry.streamId !== undefined) {
-        this.evictedStreamId = entry.streamId;
-        this.streamHead++;
+        entry.evicted = true;
+        this.streamed.evicted(entry);
       }
     }
     // Compact now and then rather than shift() per entry, which is O(n).
     if (this.head > 1024 && this.head * 2 > this.entries.length) {
       this.entries.splice(0, this.head);
       this.head = 0;
-    }
-    if (this.streamHead > 1024 && this.streamHead * 2 > this.streamed.length) {
-      this.streamed.splice(0, this.streamHead);
-      this.streamHead = 0;
     }
   }
 }

@@ -1,5 +1,6 @@
 import { ReplayLog, type AppendOptions, type LoggedBroadcast } from "./replay-log";
 import { FROM_SESSION_START, isStreamId } from "./offsets";
+import { RoomTally } from "./room-tally";
 
 /** What a worker needs to rebuild a socket: socket.io's `Session` plus the packets it missed. */
 export interface RecoveredSession {
@@ -77,6 +78,7 @@ export class RecoveryStore {
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly byKey = new Map<string, string>();
   private readonly counters = { recovered: 0, expired: 0 };
+  private readonly tally = new RoomTally();
 
   /**
    * @param onChange called with a session's pid whenever what {@link share} returns for it changes
@@ -92,6 +94,21 @@ export class RecoveryStore {
   /** Appends a broadcast to the replay log and returns the offset handed out with it ("" for a copy). */
   append(broadcast: LoggedBroadcast, now = Date.now(), options: AppendOptions = {}): string {
     return this.log.append(broadcast, now, options);
+  }
+
+  /** See {@link ReplayLog.insertLate}. */
+  insertLate(broadcast: LoggedBroadcast, streamId: string, options?: Pick<AppendOptions, "localOffset" | "encoded">): string | undefined {
+    return this.log.insertLate(broadcast, streamId, Date.now(), options);
+  }
+
+  /** See {@link ReplayLog.holds}. */
+  holds(streamId: string): "live" | "late" | undefined {
+    return this.log.holds(streamId);
+  }
+
+  /** Whether a session this host knows (held or recoverable) is in the room. */
+  holdsRoom(nsp: string, room: string): boolean {
+    return this.tally.has(nsp, room);
   }
 
   /** See {@link ReplayLog.orderBroke}. */
@@ -116,14 +133,14 @@ export class RecoveryStore {
     } else if (offsets !== undefined) {
       record.offsets = offsets; // a restored session's new connection
     }
-    for (const room of rooms) record.rooms.add(room);
+    for (const room of rooms) this.addRoom(record, room);
     this.onChange?.(record.pid);
   }
 
   left(nsp: string, sid: string, rooms: string[]): void {
     const record = this.sessions.get(this.byKey.get(`${nsp}\0${sid}`) ?? "");
     if (!record || record.disconnectedAt !== undefined) return;
-    for (const room of rooms) record.rooms.delete(room);
+    for (const room of rooms) if (record.rooms.delete(room)) this.tally.remove(record.nsp, room);
     this.onChange?.(record.pid);
   }
 
@@ -140,11 +157,13 @@ export class RecoveryStore {
   persisted(nsp: string, sid: string, pid: string, rooms: string[], data: unknown, now = Date.now()): void {
     let record = this.sessions.get(pid);
     if (!record) {
-      record = { nsp, sid, pid, rooms: new Set(rooms), data, offsets: false, ...this.log.here() };
+      record = { nsp, sid, pid, rooms: new Set(), data, offsets: false, ...this.log.here() };
       this.sessions.set(pid, record);
       this.byKey.set(`${nsp}\0${sid}`, pid);
     }
-    record.rooms = new Set(rooms);
+    for (const room of record.rooms) this.tally.remove(nsp, room);
+    record.rooms = new Set();
+    for (const room of rooms) this.addRoom(record, room);
     record.data = data;
     this.disconnect(record, now);
   }
@@ -232,7 +251,8 @@ export class RecoveryStore {
     }
     const previous = this.sessions.get(session.pid);
     if (previous) this.forget(previous);
-    const record: SessionRecord = { nsp: session.nsp, sid: session.sid, pid: session.pid, rooms, data: session.data, offsets: true, startStreamId: session.start };
+    const record: SessionRecord = { nsp: session.nsp, sid: session.sid, pid: session.pid, rooms: new Set(), data: session.data, offsets: true, startStreamId: session.start };
+    for (const room of rooms) this.addRoom(record, room);
     this.sessions.set(record.pid, record);
     this.byKey.set(`${record.nsp}\0${record.sid}`, record.pid);
     this.hold(record, worker);
@@ -264,7 +284,15 @@ export class RecoveryStore {
     this.onChange?.(record.pid);
   }
 
+  private addRoom(record: SessionRecord, room: string): void {
+    if (record.rooms.has(room)) return;
+    record.rooms.add(room);
+    this.tally.add(record.nsp, room);
+  }
+
   private forget(record: SessionRecord): void {
+    if (this.sessions.get(record.pid) !== record) return;
+    for (const room of record.rooms) this.tally.remove(record.nsp, room);
     this.sessions.delete(record.pid);
     if (this.byKey.get(`${record.nsp}\0${record.sid}`) === record.pid) this.byKey.delete(`${record.nsp}\0${record.sid}`);
     this.onChange?.(record.pid);

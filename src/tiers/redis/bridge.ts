@@ -12,6 +12,7 @@ import type { EncodedArgs } from "../recovery/replay-log";
 import { completeDecoderReset } from "./decoder-reset";
 import { GapDetector, SequenceStamp, type Gap } from "./gap-detector";
 import { HostRoutes, type CatchUpAnswer, type CatchUpRequest } from "./host-routes";
+import { LogRoutes } from "./log-routes";
 import { Outbox } from "./outbox";
 import { RedisHeadroom } from "./redis-headroom";
 import { SessionMirror } from "./session-mirror";
@@ -95,6 +96,8 @@ export class RedisBridge {
   readonly headroom: RedisHeadroom;
   /** With recovery off: room broadcasts go only to hosts holding a member. */
   readonly hostRoutes?: HostRoutes;
+  /** With recovery on, one Redis node: the shared log's room broadcasts go only to hosts holding a member. */
+  readonly logRoutes?: LogRoutes;
 
   constructor(
     config: Config,
@@ -105,6 +108,8 @@ export class RedisBridge {
     limits: LimitReporter,
     /** Broadcasts from another host were missed (pub/sub only: the shared log loses none). */
     onGap: (gap: Gap) => void = () => undefined,
+    /** Whether a worker of this host holds a member of the room (primary/room-routes.ts). */
+    hostHas: (nsp: string, room: string) => boolean = () => true,
   ) {
     this.id = `${config.hostId}:${randomBytes(4).toString("hex")}`;
     this.channels = channels(config.redisPrefix);
@@ -127,13 +132,30 @@ export class RedisBridge {
         onDrop: (details: Record<string, unknown>) => limits.hit("max-channel-bytes", { queue: "shared-log", ...details }, "redis unreachable and queue full: broadcasts stay on this host"),
       };
       // On Redis Cluster a PUBLISH from the append script would have to live in the log's slot: XREAD there.
-      const feed = this.needsReader ? undefined : this.channels.logFeed;
+      const feed = this.needsReader ? undefined : { channel: this.channels.logFeed, sync: this.channels.logSync(this.id) };
       const order = new StreamOrder(this.channels.log, this.id, config.recoveryMaxPackets, bound, this.redis, feed, () => this.pubUp, {
         deliver: (message, origin, options) => relay.deliverOrdered(message, origin, options),
         record: (message, streamId, args) => relay.recordOrdered(message, streamId, args),
         follow: (streamId) => recovery.store.followStream(streamId),
         orderBroke: (streamId) => recovery.store.orderBroke(streamId),
+        late: (message, streamId, args, localOffset) => recovery.sequenceLate(message, streamId, args, localOffset),
+        away: (origin) => relay.settleAway(origin),
       }, this.log);
+      const feedReader = order.feedReader();
+      const logRoutes = feedReader
+        ? new LogRoutes({
+            channels: this.channels,
+            redis: this.redis,
+            reader: feedReader,
+            late: (entry) => order.late(entry),
+            holds: (nsp, room) => hostHas(nsp, room) || recovery.store.holdsRoom(nsp, room),
+          }, this.log.child({ component: "log-routes" }))
+        : undefined;
+      if (logRoutes) {
+        feedReader!.setRooms(logRoutes);
+        order.setRouter(logRoutes);
+        this.logRoutes = logRoutes;
+      }
       const mirror = new SessionMirror(this.redis, () => this.pubUp, {
         bridgeId: this.id,
         channels: this.channels,
@@ -148,6 +170,7 @@ export class RedisBridge {
         changed: (pid) => mirror.changed(pid),
         take: (pid, nsp) => mirror.take(pid, nsp),
         readUpTo: (streamId) => order.readUpTo(streamId, BRIDGE_TIMEOUT_MS),
+        ...(logRoutes ? { cover: (nsp: string, rooms: string[], from: string) => logRoutes.cover(nsp, rooms, from) } : {}),
       });
       this.order = order;
       this.mirror = mirror;
@@ -219,6 +242,7 @@ export class RedisBridge {
     for (const timer of this.timers) clearInterval(timer);
     this.headroom.close();
     this.hostRoutes?.close();
+    this.logRoutes?.close();
     this.mirror?.flush();
     this.mirror?.close();
     const readerStopped = this.order?.close();
@@ -239,7 +263,10 @@ export class RedisBridge {
     } else if (side === "sub") {
       this.subUp = up;
       // Room subscriptions are made again on the next connection: joins meanwhile wait for that.
-      if (!up) this.hostRoutes?.subscriberDown();
+      if (!up) {
+        this.hostRoutes?.subscriberDown();
+        this.logRoutes?.subscriberDown();
+      }
       this.order?.transportSide("sub", up);
     } else {
       this.readerUp = up;

@@ -14,6 +14,8 @@ export interface Channels {
   log: string;
   /** Every shared-log entry, published by the script that appends it (one Redis node: log-reader.ts). */
   logFeed: string;
+  /** One bridge's markers of shared-log scans (feed-reader.ts), published by the scan's script. */
+  logSync(bridgeId: string): string;
   /** Hash of one bridge's sessions (pid -> session), for takeover by another host. */
   sessions(bridgeId: string): string;
   /** Sorted set of bridges by last heartbeat, to find whose sessions to look in. */
@@ -37,6 +39,7 @@ export function channels(prefix: string): Channels {
     room: (nsp, room) => `${prefix}-sockfleet#room#${nsp}#${room}#`,
     log: `${prefix}-sockfleet#log`,
     logFeed: `${prefix}-sockfleet#log#feed#`,
+    logSync: (bridgeId) => `${prefix}-sockfleet#log#sync#${bridgeId}#`,
     sessions: (bridgeId) => `${prefix}-sockfleet#sessions#${bridgeId}`,
     hosts: `${prefix}-sockfleet#hosts`,
     emitterBroadcasts: `${escapeGlob(broadcastHead)}*`,

@@ -4,7 +4,8 @@ import { argsFromEntry } from "../recovery/encoded";
 import { compareStreamIds } from "../recovery/offsets";
 import type { AppendOptions, EncodedArgs } from "../recovery/replay-log";
 import { ADAPTER_SOURCE, type AdapterMessage, type BroadcastOrigin } from "../cluster/relay";
-import { FeedLogReader, XReadLogReader, type LogReader } from "./log-reader";
+import { FeedLogReader, type RawEntry } from "./feed-reader";
+import { XReadLogReader, type LogReader } from "./log-reader";
 import { RecentTail, ShareQueue } from "./share-queue";
 import type { RedisTransport } from "./transport";
 
@@ -26,7 +27,22 @@ export interface OrderedDelivery {
   follow(streamId: string): void;
   /** The log's order broke at this id (see {@link RecoveryStore.orderBroke}). */
   orderBroke(streamId: string): void;
+  /**
+   * Log an entry this host did not read live (log-routes.ts) at its place; returns the offset to
+   * deliver it with, undefined when the log had it live already (workers got it by routing).
+   */
+  late(message: AdapterMessage, streamId: string, args: EncodedArgs, localOffset: boolean): string | undefined;
+  /** This host's broadcast went to a room channel it does not read: its origin delivers it to nobody. */
+  away(origin: BroadcastOrigin): void;
 }
+
+/** Where an entry goes besides the stream: a room's channel (log-routes.ts), or the feed (undefined). */
+export interface EntryRouter {
+  route(message: AdapterMessage): { channel: string; readBack: boolean } | undefined;
+}
+
+/** Own entries routed away are remembered this long, in case a join brings them back. */
+const AWAY_MS = 10_000;
 
 export interface StreamOrderStats {
   appended: number;
@@ -97,6 +113,9 @@ export class StreamOrder {
   private readonly waiters: Array<{ id: string; resolve: () => void }> = [];
   /** Recent tokens read from each other bridge, to skip entries appended twice. */
   private readonly seenTokens = new Map<string, Set<number>>();
+  private router?: EntryRouter;
+  /** Own entries routed to a room channel this host did not read (token -> when): delivered if they come back live. */
+  private readonly away = new Map<number, number>();
 
   constructor(
     key: string,
@@ -104,8 +123,8 @@ export class StreamOrder {
     private readonly maxLength: number,
     private readonly bound: QueueBound,
     redis: RedisTransport,
-    /** The feed channel on one Redis node (see {@link FeedLogReader}); undefined: a blocking XREAD loop. */
-    feed: string | undefined,
+    /** The feed and this host's sync channel on one Redis node (see {@link FeedLogReader}); undefined: a blocking XREAD loop. */
+    feed: { channel: string; sync: string } | undefined,
     private readonly pubUp: () => boolean,
     private readonly delivery: OrderedDelivery,
     private readonly log: Logger,
@@ -123,7 +142,17 @@ export class StreamOrder {
       advanced: () => this.releaseWaiters(),
       readable: (up: boolean) => this.setReaderUp(up),
     };
-    this.reader = feed === undefined ? new XReadLogReader(key, redis, sink, log) : new FeedLogReader(key, feed, redis, sink, log);
+    this.reader = feed === undefined ? new XReadLogReader(key, redis, sink, log) : new FeedLogReader(key, feed.channel, feed.sync, redis, sink, log);
+  }
+
+  /** The feed reader (one Redis node), for room routing (log-routes.ts). */
+  feedReader(): FeedLogReader | undefined {
+    return this.reader instanceof FeedLogReader ? this.reader : undefined;
+  }
+
+  /** Routes broadcasts to single rooms to their channels (one Redis node: log-routes.ts). */
+  setRouter(router: EntryRouter): void {
+    this.router = router;
   }
 
   counters(): Readonly<StreamOrderStats & { pending: number; queued: number; inStep: boolean }> {
@@ -176,7 +205,12 @@ export class StreamOrder {
     const token = ++this.token;
     const entry: Pending = { message, encoded: encodeEntry(message), args, origin, sentAt: Date.now() };
     this.pending.set(token, entry);
-    this.append(token, entry.encoded).then((id) => (entry.id = id), () => {
+    const route = this.router?.route(message);
+    this.append(token, entry.encoded, false, undefined, route?.channel).then((id) => {
+      entry.id = id;
+      // Routed to a room this host does not read: it will not come back (unless a join brings it).
+      if (route && !route.readBack && this.pending.delete(token)) this.sentAway(token, entry.origin);
+    }, () => {
       // Unknown whether Redis appended it: deliver it now (and every later one, which must not
       // overtake it), and treat it as a copy if it comes back.
       if (this.pending.has(token)) this.settleAllPending();
@@ -189,6 +223,10 @@ export class StreamOrder {
    */
   readUpTo(streamId: string, timeoutMs: number): Promise<boolean> {
     if (this.hasRead(streamId)) return Promise.resolve(true);
+    const feed = this.feedReader();
+    // With room routing this host may not read the entry the client got last: a scan's marker
+    // tells when it has read all it reads up to the stream's end.
+    if (feed) return feed.scan(undefined, []).then(() => this.hasRead(streamId), () => this.hasRead(streamId));
     return new Promise((resolve) => {
       const waiter = { id: streamId, resolve: () => resolve(true) };
       this.waiters.push(waiter);
@@ -216,13 +254,14 @@ export class StreamOrder {
     return this.pubUp() && this.readerUp;
   }
 
-  private async append(token: number, encoded: Buffer | undefined, again = false, original?: string): Promise<string> {
+  private async append(token: number, encoded: Buffer | undefined, again = false, original?: string, channel?: string): Promise<string> {
     const fields: Array<string | Buffer> = ["b", this.bridgeId, "t", String(token)];
     if (again) fields.push("r", "1");
     if (original !== undefined) fields.push("o", original);
+    if (channel !== undefined) fields.push("c", channel);
     if (encoded) fields.push("m", encoded);
     else fields.push("k", "marker");
-    const id = await this.reader.append(fields, this.maxLength);
+    const id = await this.reader.append(fields, this.maxLength, channel);
     this.stats.appended++;
     return id;
   }
@@ -326,6 +365,12 @@ export class StreamOrder {
         this.recent.remember({ token, encoded: entry.encoded, original: id });
         return this.delivery.deliver(entry.message, entry.origin, { streamId: id, localOffset: this.tainted, encoded: entry.args });
       }
+      // Routed away, and a room channel this host reads now carried it after all: delivered as anyone's.
+      if (this.away.delete(token)) {
+        const message = this.decode(fields.get("m"));
+        if (message) this.delivery.deliver(message, undefined, { streamId: id, localOffset: this.tainted, encoded: argsFromEntry(fields.get("m")!) });
+        return;
+      }
       // Delivered here already (alone, or before Redis restarted): logged for clients from elsewhere.
       if (!this.aloneTokens.delete(token) && original === undefined) return;
       const message = this.decode(fields.get("m"));
@@ -368,6 +413,36 @@ export class StreamOrder {
     if (this.needMarker || !this.tainted) return;
     this.tainted = false;
     this.log.info("shared log back in step: handing out stream offsets again");
+  }
+
+  /**
+   * An entry of a room just joined or taken over that this host did not read live (log-routes.ts):
+   * logged at its place. Returns it with its offset, for the joining worker; undefined when this
+   * host had it live (or it is no broadcast).
+   */
+  late([id, raw]: RawEntry): AdapterMessage | undefined {
+    const fields = new Map<string, Buffer>();
+    for (let i = 0; i + 1 < raw.length; i += 2) fields.set(raw[i].toString(), raw[i + 1]);
+    const bytes = fields.get("m");
+    const message = this.decode(bytes);
+    if (!message) return undefined;
+    if (fields.get("b")?.toString() === this.bridgeId) this.away.delete(Number(fields.get("t")?.toString()));
+    const offset = this.delivery.late(message, id, argsFromEntry(bytes!), this.tainted);
+    if (offset === undefined) return undefined;
+    message.offset = offset;
+    return message;
+  }
+
+  /** Own entry `token` went to a room channel this host does not read. */
+  private sentAway(token: number, origin: BroadcastOrigin): void {
+    const now = Date.now();
+    this.away.set(token, now);
+    // Map order is insertion order: the oldest go first.
+    for (const [old, at] of this.away) {
+      if (now - at <= AWAY_MS) break;
+      this.away.delete(old);
+    }
+    this.delivery.away(origin);
   }
 
   private decode(raw: Buffer | undefined): AdapterMessage | undefined {
