@@ -5,8 +5,9 @@ import { compareStreamIds } from "../recovery/offsets";
 import type { AppendOptions, EncodedArgs } from "../recovery/replay-log";
 import { ADAPTER_SOURCE, type AdapterMessage, type BroadcastOrigin } from "../cluster/relay";
 import { FeedLogReader, type RawEntry } from "./feed-reader";
+import { AloneBook, type QueueBound } from "./alone-book";
 import { XReadLogReader, type LogReader } from "./log-reader";
-import { RecentTail, ShareQueue } from "./share-queue";
+import { RepeatFilter } from "./repeat-filter";
 import type { RedisTransport } from "./transport";
 
 /**
@@ -14,8 +15,6 @@ import type { RedisTransport } from "./transport";
  * alone (Redis lost it, or the reader is stuck): a broadcast must never wait on Redis for long.
  */
 export const READ_BACK_TIMEOUT_MS = 2_000;
-/** Tokens remembered per other bridge: covers a queue's worth of entries appended twice, and then some. */
-const SEEN_TOKENS_LIMIT = 20_000;
 
 /** What this host does with a broadcast once its place in the fleet's order is known. */
 export interface OrderedDelivery {
@@ -53,11 +52,7 @@ export interface StreamOrderStats {
   dropped: number;
 }
 
-/** How many bytes the queue of broadcasts delivered alone may hold, and who hears of a drop. */
-export interface QueueBound {
-  maxBytes: number;
-  onDrop(details: Record<string, unknown>): void;
-}
+export type { QueueBound };
 
 interface Pending {
   message: AdapterMessage;
@@ -73,46 +68,27 @@ interface Pending {
 
 /**
  * The fleet's single order of recoverable broadcasts: a Redis stream. Every host appends its
- * workers' recoverable broadcasts (one XADD each) and delivers every entry, its own included, in
- * stream order as it reads them back (log-reader.ts: a pub/sub feed on one Redis node, a blocking
- * XREAD loop on Redis Cluster). All hosts therefore
- * deliver recoverable broadcasts in one order, and a stream id is an offset every host
- * understands: a client that comes back on another host resumes from that host's log.
+ * workers' recoverable broadcasts (one XADD each) and delivers the entries it reads, its own
+ * included, in stream order (feed-reader.ts: pub/sub on one Redis node, where a broadcast to one
+ * room goes on that room's channel, read only by hosts with members (log-routes.ts);
+ * log-reader.ts: a blocking XREAD loop on Redis Cluster). All hosts therefore deliver recoverable
+ * broadcasts in one order, and a stream id is an offset every host understands: a client that
+ * comes back on another host resumes from that host's log.
  *
  * When Redis is unreachable a broadcast is delivered on this host alone, with a host-local offset,
- * and queued to be appended later (others receive it late rather than never). Until this host has
- * seen every such broadcast come back through the stream (a marker entry appended after them
- * says so) it keeps handing out local offsets: its clients hold broadcasts whose stream position
- * is later than what a stream id would claim.
+ * and queued to be appended later (others receive it late rather than never; alone-book.ts).
  */
 export class StreamOrder {
   private token = 0;
   private readonly pending = new Map<number, Pending>();
-  /** Tokens delivered alone, whose entry may still come back through the stream. */
-  private readonly aloneTokens = new Set<number>();
-  /** Delivered alone (or to append again), to share once Redis is back. */
-  private readonly queue: ShareQueue;
-  /** Own broadcasts recently read back, with their ids: appended again after a Redis restart. */
-  private readonly recent: RecentTail;
-  /** Per other bridge, the newest id of its broadcasts this host has read (originals' ids for ones appended again). */
-  private readonly lastFrom = new Map<string, string>();
-  /** Where this reader started following the log. */
-  private floor?: string;
-  /** Appending the queue now (the marker waits for it). */
-  private flushing = false;
-  /** When the publishing connection went down (undefined while it is up). */
-  private downAt?: number;
-  /** Delivered alone since the last marker: offsets stay local until a marker comes back. */
-  private tainted = false;
-  private needMarker = false;
-  private markerToken?: number;
+  /** What was delivered alone, and whether offsets may be stream ids. */
+  private readonly book: AloneBook;
+  private readonly repeats = new RepeatFilter();
   private readerUp = false;
   private readonly watchdog: NodeJS.Timeout;
-  private readonly stats: StreamOrderStats = { appended: 0, read: 0, deliveredAlone: 0, dropped: 0 };
+  private readonly stats = { appended: 0, read: 0 };
   private readonly reader: LogReader;
   private readonly waiters: Array<{ id: string; resolve: () => void }> = [];
-  /** Recent tokens read from each other bridge, to skip entries appended twice. */
-  private readonly seenTokens = new Map<string, Set<number>>();
   private router?: EntryRouter;
   /** Own entries routed to a room channel this host did not read (token -> when): delivered if they come back live. */
   private readonly away = new Map<number, number>();
@@ -121,7 +97,7 @@ export class StreamOrder {
     key: string,
     private readonly bridgeId: string,
     private readonly maxLength: number,
-    private readonly bound: QueueBound,
+    bound: QueueBound,
     redis: RedisTransport,
     /** The feed and this host's sync channel on one Redis node (see {@link FeedLogReader}); undefined: a blocking XREAD loop. */
     feed: { channel: string; sync: string } | undefined,
@@ -129,13 +105,16 @@ export class StreamOrder {
     private readonly delivery: OrderedDelivery,
     private readonly log: Logger,
   ) {
-    this.queue = new ShareQueue(bound.maxBytes);
-    this.recent = new RecentTail(bound.maxBytes);
+    this.book = new AloneBook(bound, {
+      nextToken: () => ++this.token,
+      canAppend: () => this.canAppend(),
+      append: (token, encoded, again, original) => this.append(token, encoded, again, original),
+    }, log);
     this.watchdog = setInterval(() => this.expirePending(), READ_BACK_TIMEOUT_MS / 4);
     this.watchdog.unref();
     const sink = {
       follow: (id: string) => {
-        this.floor = id;
+        this.repeats.follow(id);
         this.delivery.follow(id);
       },
       entry: (id: string, fields: Buffer[]) => this.onEntry(id, fields),
@@ -156,7 +135,7 @@ export class StreamOrder {
   }
 
   counters(): Readonly<StreamOrderStats & { pending: number; queued: number; inStep: boolean }> {
-    return { ...this.stats, pending: this.pending.size, queued: this.queue.length, inStep: !this.tainted };
+    return { ...this.stats, ...this.book.counts, pending: this.pending.size, queued: this.book.queued, inStep: this.book.inStep };
   }
 
   /** Id of the newest shared-log entry read (undefined before the reader started): see redis-headroom.ts. */
@@ -173,31 +152,24 @@ export class StreamOrder {
   private setReaderUp(up: boolean): void {
     this.readerUp = up;
     if (!up) this.settleAllPending();
-    this.catchUp();
+    this.book.flush();
   }
 
   /** The publishing connection is down: what waits to come back is delivered alone. */
   onPubDown(): void {
-    this.downAt ??= Date.now();
+    this.book.pubDown();
     this.settleAllPending();
   }
 
-  /**
-   * The publishing connection came back. Redis may have restarted and lost the newest entries
-   * before every host read them: the recent tail of this host's broadcasts is appended again
-   * (readers that have them skip them), ahead of what was delivered alone meanwhile.
-   */
+  /** The publishing connection came back (see {@link AloneBook.pubUp}). */
   onPubUp(): void {
-    if (this.downAt !== undefined) {
-      this.queue.unshift(this.recent.before(this.downAt));
-      this.downAt = undefined;
-    }
-    this.catchUp();
+    this.book.pubUp();
+    this.book.flush();
   }
 
   /** Orders a recoverable broadcast from a local worker. */
   order(message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs): void {
-    if (!this.canAppend() || this.queue.length > 0) {
+    if (!this.canAppend() || this.book.queued > 0) {
       // Whatever still waits to come back goes first: this host's order is the order of calls.
       this.settleAllPending();
       return this.deliverAlone(message, origin, args);
@@ -268,19 +240,8 @@ export class StreamOrder {
 
   private deliverAlone(message: AdapterMessage, origin: BroadcastOrigin | undefined, args?: EncodedArgs): void {
     const token = ++this.token;
-    this.markAlone();
+    this.book.deliveredAlone(token, encodeEntry(message), false);
     this.delivery.deliver(message, origin, { localOffset: true, encoded: args });
-    this.share(token, encodeEntry(message));
-  }
-
-  /** Queues a broadcast delivered alone, to append it once Redis is back. */
-  private share(token: number, encoded: Buffer, original?: string): void {
-    if (!this.queue.push({ token, encoded, original })) {
-      this.stats.dropped++;
-      this.bound.onDrop({ dropped: this.stats.dropped, ...this.queue.describe() });
-      return;
-    }
-    this.aloneTokens.add(token);
   }
 
   /**
@@ -289,17 +250,8 @@ export class StreamOrder {
    */
   private settleAlone(token: number, entry: Pending): void {
     this.pending.delete(token);
-    this.aloneTokens.add(token); // its first append may still come back: a copy then
-    this.markAlone();
+    this.book.deliveredAlone(token, entry.encoded, true, entry.id);
     this.delivery.deliver(entry.message, entry.origin, { localOffset: true, encoded: entry.args });
-    this.share(token, entry.encoded, entry.id);
-  }
-
-  private markAlone(): void {
-    this.stats.deliveredAlone++;
-    if (!this.tainted) this.log.warn("delivering broadcasts on this host alone until the shared log is back in step");
-    this.tainted = true;
-    this.needMarker = true;
   }
 
   /**
@@ -309,39 +261,12 @@ export class StreamOrder {
   private expirePending(): void {
     const first = this.pending.values().next().value;
     if (!this.canAppend() || (first && Date.now() - first.sentAt > READ_BACK_TIMEOUT_MS)) this.settleAllPending();
-    this.catchUp();
+    this.book.flush();
   }
 
   /** Map order is token order: settles in the order the broadcasts were made. */
   private settleAllPending(): void {
     for (const [token, entry] of this.pending) this.settleAlone(token, entry);
-  }
-
-  /**
-   * Appends what was delivered alone (in order, on one connection), then, once all of it is in, a
-   * marker. A failed append (Redis dropped again) is retried by the watchdog with everything after
-   * it: an entry that did get in twice is skipped by readers (same token, or same first id).
-   */
-  private catchUp(): void {
-    if (!this.canAppend() || this.flushing) return;
-    const queued = this.queue.take();
-    if (queued.length === 0) return this.sendMarker();
-    this.flushing = true;
-    this.log.info({ messages: queued.length, dropped: this.stats.dropped }, "redis back: sharing broadcasts delivered on this host alone");
-    void Promise.allSettled(queued.map(({ token, encoded, original }) => this.append(token, encoded, true, original))).then((results) => {
-      this.flushing = false;
-      const failed = results.findIndex((result) => result.status === "rejected");
-      if (failed !== -1) this.queue.unshift(queued.slice(failed));
-      else this.catchUp();
-    });
-  }
-
-  private sendMarker(): void {
-    if (!this.needMarker) return;
-    this.needMarker = false;
-    const token = ++this.token;
-    this.markerToken = token;
-    this.append(token, undefined).catch(() => (this.needMarker = true));
   }
 
   private onEntry(id: string, raw: Buffer[]): void {
@@ -351,7 +276,7 @@ export class StreamOrder {
     const token = Number(fields.get("t")?.toString());
     const own = fields.get("b")?.toString() === this.bridgeId;
     if (fields.has("k")) {
-      if (own && token === this.markerToken) this.onMarker(token);
+      if (own) this.book.marker(token);
       return;
     }
     const original = fields.get("o")?.toString();
@@ -362,17 +287,17 @@ export class StreamOrder {
       const entry = this.pending.get(token);
       if (entry) {
         this.pending.delete(token);
-        this.recent.remember({ token, encoded: entry.encoded, original: id });
-        return this.delivery.deliver(entry.message, entry.origin, { streamId: id, localOffset: this.tainted, encoded: entry.args });
+        this.book.readBack(token, entry.encoded, id);
+        return this.delivery.deliver(entry.message, entry.origin, { streamId: id, localOffset: !this.book.inStep, encoded: entry.args });
       }
       // Routed away, and a room channel this host reads now carried it after all: delivered as anyone's.
       if (this.away.delete(token)) {
         const message = this.decode(fields.get("m"));
-        if (message) this.delivery.deliver(message, undefined, { streamId: id, localOffset: this.tainted, encoded: argsFromEntry(fields.get("m")!) });
+        if (message) this.delivery.deliver(message, undefined, { streamId: id, localOffset: !this.book.inStep, encoded: argsFromEntry(fields.get("m")!) });
         return;
       }
       // Delivered here already (alone, or before Redis restarted): logged for clients from elsewhere.
-      if (!this.aloneTokens.delete(token) && original === undefined) return;
+      if (!this.book.wasAlone(token) && original === undefined) return;
       const message = this.decode(fields.get("m"));
       if (message) this.delivery.record(message, id, argsFromEntry(fields.get("m")!));
       return;
@@ -380,39 +305,9 @@ export class StreamOrder {
     const bridge = fields.get("b")?.toString() ?? "";
     const message = this.decode(fields.get("m"));
     if (!message) return;
-    if (original !== undefined) {
-      const seen = this.lastFrom.get(bridge) ?? this.floor;
-      if (seen !== undefined && compareStreamIds(original, seen) <= 0) return this.delivery.record(message, id, argsFromEntry(fields.get("m")!));
-      this.lastFrom.set(bridge, original);
-    } else {
-      if (this.seenBefore(bridge, token, fields.has("r"))) return;
-      if (!fields.has("r")) this.lastFrom.set(bridge, id);
-    }
-    this.delivery.deliver(message, undefined, { streamId: id, localOffset: this.tainted, encoded: argsFromEntry(fields.get("m")!) });
-  }
-
-  /**
-   * Whether this entry repeats one already read: only an entry appended again (flag "r") can. Each
-   * bridge's recent tokens are remembered, a bounded number.
-   */
-  private seenBefore(bridge: string, token: number, again: boolean): boolean {
-    let tokens = this.seenTokens.get(bridge);
-    if (!tokens) this.seenTokens.set(bridge, (tokens = new Set()));
-    if (again && tokens.has(token)) return true;
-    tokens.add(token);
-    if (tokens.size > SEEN_TOKENS_LIMIT) tokens.delete(tokens.values().next().value!);
-    return false;
-  }
-
-  /**
-   * Appends on one connection keep their order, so everything delivered alone before the marker
-   * that reached the stream has been read by now; what has not will never come (Redis lost it).
-   */
-  private onMarker(token: number): void {
-    for (const alone of this.aloneTokens) if (alone < token) this.aloneTokens.delete(alone);
-    if (this.needMarker || !this.tainted) return;
-    this.tainted = false;
-    this.log.info("shared log back in step: handing out stream offsets again");
+    const verdict = this.repeats.verdict(bridge, id, token, fields.has("r"), original);
+    if (verdict === "record") return this.delivery.record(message, id, argsFromEntry(fields.get("m")!));
+    if (verdict === "deliver") this.delivery.deliver(message, undefined, { streamId: id, localOffset: !this.book.inStep, encoded: argsFromEntry(fields.get("m")!) });
   }
 
   /**
@@ -427,7 +322,7 @@ export class StreamOrder {
     const message = this.decode(bytes);
     if (!message) return undefined;
     if (fields.get("b")?.toString() === this.bridgeId) this.away.delete(Number(fields.get("t")?.toString()));
-    const offset = this.delivery.late(message, id, argsFromEntry(bytes!), this.tainted);
+    const offset = this.delivery.late(message, id, argsFromEntry(bytes!), !this.book.inStep);
     if (offset === undefined) return undefined;
     message.offset = offset;
     return message;
