@@ -25,13 +25,12 @@ class Host {
     const logger = createLogger("silent", {});
     let reader: FeedLogReader | undefined;
     this.transport = new SingleNodeTransport(result.config, logger, {
-      reader: false,
       onStatus: (side: TransportSide, up: boolean) => {
-        if (side !== "pub") reader?.side(side, up);
+        if (side === "sub" && !up) reader?.subscriberDown();
       },
       subscriberOutputBuffer: () => 0,
     });
-    reader = new FeedLogReader(KEY, FEED, `${FEED}sync#${Math.random().toString(36).slice(2)}#`, this.transport, {
+    reader = new FeedLogReader(KEY, FEED, `${FEED}sync#${Math.random().toString(36).slice(2)}#`, "PUBLISH", this.transport, {
       follow: (id) => (this.followed = id),
       entry: (id, fields) => {
         this.handed.push(id);

@@ -72,6 +72,24 @@ describe("bridge mode on a 3-node Redis Cluster: recovery across hosts and a nod
   it("gives a client whose whole host was SIGKILLed its id, rooms and every missed broadcast on another host, in order, once", () =>
     hostKillRecovery(fleet.hosts, (started) => fleet.clients.push(...started)));
 
+  it("routes a room's shared-log entries to the host holding a member only, in the log's slot: the sending host reads none of them back", async () => {
+    const [member, sender] = await Promise.all(fleet.hosts.map((h) => connect(h.url)));
+    fleet.clients.push(member, sender);
+    await request(member, "join", "cluster-routed");
+    const seen: unknown[] = [];
+    member.on("event", (payload: unknown) => seen.push(payload));
+    const read = async (): Promise<number> => total(await scrapeAdmin(fleet.hosts[1]), "sockfleet_shared_log_entries_total", { op: "read" });
+    const read0 = await read();
+    for (let i = 0; i < 20; i++) await request(sender, "to-room", "cluster-routed", i);
+    await waitUntil("the member to get every room broadcast", () => seen.length === 20);
+    assert.deepEqual(seen, range(0, 19));
+    assert.equal((await read()) - read0, 0, "the sending host, without members, read none of them back");
+    assert.equal(total(await scrapeAdmin(fleet.hosts[1]), "sockfleet_shared_log_delivered_alone_total"), 0);
+    const logNode = await fleet.redis.nodeOf(LOG_KEY);
+    const channels = (await logNode.command("PUBSUB", "SHARDCHANNELS", "*#room#*")) as string[];
+    assert.ok(channels.some((c) => c.endsWith("#cluster-routed#")), `room channels on the log's node: ${channels.join(", ")}`);
+  });
+
   for (const [what, key] of [["the shared log", LOG_KEY], ["the bus channel", BUS_CHANNEL]] as const) {
     it(`keeps delivering inside a host while the node holding ${what} restarts, reports Redis connected again, and delivers across hosts what was sent meanwhile, once, in order`, async () => {
       const node = await fleet.redis.nodeOf(key);

@@ -75,9 +75,6 @@ export class RedisBridge {
   private readonly redis: RedisTransport;
   private readonly order?: StreamOrder;
   private readonly mirror?: SessionMirror;
-  private readerUp = false;
-  /** Recovery on Redis Cluster: the shared log is read by a blocking XREAD on a connection of its own. */
-  private readonly needsReader: boolean;
   private readonly log: Logger;
   private readonly remotes = new Map<string, RemoteBridge>();
   /** adapter uid -> id of the bridge of its host, for routing responses. */
@@ -119,9 +116,7 @@ export class RedisBridge {
     this.outbox = new Outbox({ publish: (channel, payload) => this.redis.publish(channel, payload) }, () => this.pubUp, config.maxChannelBytes, limits, this.log);
     // For the log reader and publisher; the subscriber is replaced on a drop in any case.
     completeDecoderReset();
-    this.needsReader = recovery !== undefined && config.redisSharded;
     this.redis = createTransport(config, logger, {
-      reader: this.needsReader,
       onStatus: (side, up) => this.onTransportStatus(side, up),
       subscriberOutputBuffer: () => this.headroom.subscriberOutputBuffer(),
     });
@@ -131,8 +126,8 @@ export class RedisBridge {
         maxBytes: config.maxChannelBytes,
         onDrop: (details: Record<string, unknown>) => limits.hit("max-channel-bytes", { queue: "shared-log", ...details }, "redis unreachable and queue full: broadcasts stay on this host"),
       };
-      // On Redis Cluster a PUBLISH from the append script would have to live in the log's slot: XREAD there.
-      const feed = this.needsReader ? undefined : { channel: this.channels.logFeed, sync: this.channels.logSync(this.id) };
+      // On Redis Cluster the log's channels share the stream's slot (hash tag): its scripts SPUBLISH there.
+      const feed = { channel: this.channels.logFeed, sync: this.channels.logSync(this.id), publish: config.redisSharded ? "SPUBLISH" as const : "PUBLISH" as const };
       const order = new StreamOrder(this.channels.log, this.id, config.recoveryMaxPackets, bound, this.redis, feed, () => this.pubUp, {
         deliver: (message, origin, options) => relay.deliverOrdered(message, origin, options),
         record: (message, streamId, args) => relay.recordOrdered(message, streamId, args),
@@ -141,21 +136,16 @@ export class RedisBridge {
         late: (message, streamId, args, localOffset) => recovery.sequenceLate(message, streamId, args, localOffset),
         away: (origin) => relay.settleAway(origin),
       }, this.log);
-      const feedReader = order.feedReader();
-      const logRoutes = feedReader
-        ? new LogRoutes({
-            channels: this.channels,
-            redis: this.redis,
-            reader: feedReader,
-            late: (entry) => order.late(entry),
-            holds: (nsp, room) => hostHas(nsp, room) || recovery.store.holdsRoom(nsp, room),
-          }, this.log.child({ component: "log-routes" }))
-        : undefined;
-      if (logRoutes) {
-        feedReader!.setRooms(logRoutes);
-        order.setRouter(logRoutes);
-        this.logRoutes = logRoutes;
-      }
+      const logRoutes = new LogRoutes({
+        channels: this.channels,
+        redis: this.redis,
+        reader: order.feedReader(),
+        late: (entry) => order.late(entry),
+        holds: (nsp, room) => hostHas(nsp, room) || recovery.store.holdsRoom(nsp, room),
+      }, this.log.child({ component: "log-routes" }));
+      order.feedReader().setRooms(logRoutes);
+      order.setRouter(logRoutes);
+      this.logRoutes = logRoutes;
       const mirror = new SessionMirror(this.redis, () => this.pubUp, {
         bridgeId: this.id,
         channels: this.channels,
@@ -170,7 +160,7 @@ export class RedisBridge {
         changed: (pid) => mirror.changed(pid),
         take: (pid, nsp) => mirror.take(pid, nsp),
         readUpTo: (streamId) => order.readUpTo(streamId, BRIDGE_TIMEOUT_MS),
-        ...(logRoutes ? { cover: (nsp: string, rooms: string[], from: string) => logRoutes.cover(nsp, rooms, from) } : {}),
+        cover: (nsp: string, rooms: string[], from: string) => logRoutes.cover(nsp, rooms, from),
       });
       this.order = order;
       this.mirror = mirror;
@@ -212,7 +202,7 @@ export class RedisBridge {
   }
 
   status(): RedisTierStatus {
-    return this.pubUp && this.subUp && (this.readerUp || !this.needsReader) ? "connected" : "degraded";
+    return this.pubUp && this.subUp ? "connected" : "degraded";
   }
 
   private reported: RedisTierStatus | undefined;
@@ -267,10 +257,7 @@ export class RedisBridge {
         this.hostRoutes?.subscriberDown();
         this.logRoutes?.subscriberDown();
       }
-      this.order?.transportSide("sub", up);
-    } else {
-      this.readerUp = up;
-      this.order?.transportSide("reader", up);
+      if (!up) this.order?.onSubDown();
     }
     this.reportStatus();
   }

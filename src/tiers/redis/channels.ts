@@ -12,10 +12,16 @@ export interface Channels {
   room(nsp: string, room: string): string;
   /** The shared log of recoverable broadcasts (a stream; connection-state recovery). */
   log: string;
-  /** Every shared-log entry, published by the script that appends it (one Redis node: log-reader.ts). */
+  /**
+   * The shared log's entries not routed to a room, published by the script that appends them
+   * (feed-reader.ts). This and the next two carry the log's key as their hash tag: on Redis Cluster
+   * they live in the stream's slot, where its scripts may publish to them.
+   */
   logFeed: string;
   /** One bridge's markers of shared-log scans (feed-reader.ts), published by the scan's script. */
   logSync(bridgeId: string): string;
+  /** The shared log's entries for one named room (log-routes.ts). */
+  logRoom(nsp: string, room: string): string;
   /** Hash of one bridge's sessions (pid -> session), for takeover by another host. */
   sessions(bridgeId: string): string;
   /** Sorted set of bridges by last heartbeat, to find whose sessions to look in. */
@@ -38,8 +44,9 @@ export function channels(prefix: string): Channels {
     responses: (bridgeId) => `${prefix}-sockfleet#to#${bridgeId}#`,
     room: (nsp, room) => `${prefix}-sockfleet#room#${nsp}#${room}#`,
     log: `${prefix}-sockfleet#log`,
-    logFeed: `${prefix}-sockfleet#log#feed#`,
-    logSync: (bridgeId) => `${prefix}-sockfleet#log#sync#${bridgeId}#`,
+    logFeed: `{${prefix}-sockfleet#log}#feed#`,
+    logSync: (bridgeId) => `{${prefix}-sockfleet#log}#sync#${bridgeId}#`,
+    logRoom: (nsp, room) => `{${prefix}-sockfleet#log}#room#${nsp}#${room}#`,
     sessions: (bridgeId) => `${prefix}-sockfleet#sessions#${bridgeId}`,
     hosts: `${prefix}-sockfleet#hosts`,
     emitterBroadcasts: `${escapeGlob(broadcastHead)}*`,

@@ -21,8 +21,7 @@ const CLOSE_TIMEOUT_MS = 1_000;
 /**
  * The bridge's transport on a Redis Cluster (Redis >= 7), through node-redis' cluster client:
  * SPUBLISH/SSUBSCRIBE (a sharded channel lives on the node that holds its slot, so channels spread
- * over nodes), key commands routed to the node holding the key, and the shared log's blocking XREAD
- * on a cluster client of its own (it blocks its connection to the log's node for up to a second).
+ * over nodes), and key commands routed to the node holding the key.
  *
  * A side is up when every master's connection is ready (and, for the publishing side, every master
  * says cluster_state:ok): one node down makes the tier degraded, as one Redis down does. node-redis
@@ -34,16 +33,14 @@ export class ClusterTransport implements RedisTransport {
   readonly subscriberName: string;
   private pub!: Cluster;
   private sub?: Cluster;
-  private reader?: Cluster;
   private readonly log: Logger;
   private readonly channels = new Map<string, RawListener>();
   /** channel -> called when its SSUBSCRIBE was confirmed (see RedisTransport.subscribe). */
   private readonly confirmations = new Map<string, () => void>();
   private readonly patterns = new Map<string, RawListener>();
   private readonly clients: ClusterClients;
-  private readonly up: Record<TransportSide, boolean> = { pub: false, sub: false, reader: false };
+  private readonly up: Record<TransportSide, boolean> = { pub: false, sub: false };
   private pubOpen = false;
-  private readerOpen = false;
   /** Every subscription is in place on the current subscriber. */
   private subscribed = false;
   private pubDowns = 0;
@@ -64,7 +61,6 @@ export class ClusterTransport implements RedisTransport {
     this.subscriberName = `sockfleet:${config.hostId}:sub`;
     this.clients = new ClusterClients(config, this.log, () => this.closed);
     this.openPublisher();
-    if (options.reader) this.openReader();
     void this.openSubscriber();
     this.timer = setInterval(() => this.poll(), POLL_MS);
     this.timer.unref();
@@ -105,8 +101,7 @@ export class ClusterTransport implements RedisTransport {
   }
 
   read(key: string, args: string[], buffers: boolean): Promise<unknown> {
-    if (!this.reader) return Promise.reject(new Error("the shared log's reader is off (recovery off)"));
-    return this.reader.sendCommand(key, false, args, commandOptions({ returnBuffers: buffers }));
+    return this.pub.sendCommand(key, false, args, commandOptions({ returnBuffers: buffers }));
   }
 
   ping(): Promise<unknown> {
@@ -116,7 +111,7 @@ export class ClusterTransport implements RedisTransport {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    const clusters = [this.pub, this.sub, this.reader].filter((c): c is Cluster => c !== undefined);
+    const clusters = [this.pub, this.sub].filter((c): c is Cluster => c !== undefined);
     // node-redis 4.7 disconnects a node's connection only once it has connected: one still trying
     // a dead node would hold the shutdown forever.
     await Promise.race([
@@ -131,14 +126,6 @@ export class ClusterTransport implements RedisTransport {
     this.pubOpen = false;
     old?.disconnect().catch(() => undefined);
     void this.clients.open(pub, "pub", () => this.pub === pub).then((ok) => (this.pubOpen = ok && this.pub === pub));
-  }
-
-  private openReader(): void {
-    const old = this.reader;
-    const reader = (this.reader = this.clients.make("log", false));
-    this.readerOpen = false;
-    old?.disconnect().catch(() => undefined);
-    void this.clients.open(reader, "log", () => this.reader === reader).then((ok) => (this.readerOpen = ok && this.reader === reader));
   }
 
   private async openSubscriber(): Promise<void> {
@@ -190,7 +177,6 @@ export class ClusterTransport implements RedisTransport {
     const pubReady = this.pubOpen && this.pub.masters.length > 0 && this.pub.masters.every((m) => ready(m.client));
     if (!pubReady) this.set("pub", false);
     else if (!this.up.pub) void this.probeClusterState();
-    if (this.reader) this.set("reader", this.readerOpen && this.reader.masters.length > 0 && this.reader.masters.every((m) => ready(m.client)));
     const sub = this.sub;
     if (sub && this.subscribed) {
       if (this.subscriberReady(sub)) this.set("sub", true);
@@ -199,7 +185,7 @@ export class ClusterTransport implements RedisTransport {
         this.replaceSubscriber();
       }
     }
-    const allUp = this.up.pub && this.up.sub && (this.up.reader || !this.reader);
+    const allUp = this.up.pub && this.up.sub;
     this.downSince = allUp ? undefined : (this.downSince ?? Date.now());
     const now = Date.now();
     if (this.downSince !== undefined && now - this.downSince >= MAP_CHECK_MS && now - this.mapCheckedAt >= MAP_CHECK_MS) void this.checkMap();
@@ -222,10 +208,6 @@ export class ClusterTransport implements RedisTransport {
       if (!this.up.pub && stale(this.pub)) {
         this.log.warn({ role: "pub", masters }, "redis cluster masters changed (failover): reconnecting to the new ones");
         this.openPublisher();
-      }
-      if (this.reader && !this.up.reader && stale(this.reader)) {
-        this.log.warn({ role: "log", masters }, "redis cluster masters changed (failover): reconnecting to the new ones");
-        this.openReader();
       }
       if (!this.up.sub && stale(this.sub)) this.replaceSubscriber();
     } finally {

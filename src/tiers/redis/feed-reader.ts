@@ -1,6 +1,6 @@
 import type { Logger } from "../../observability/logger";
 import { compareStreamIds } from "../recovery/offsets";
-import { newestId, type LogReader, type LogSink } from "./log-reader";
+import { newestId, type LogSink } from "./log-sink";
 import { PositionLog } from "./position-log";
 import type { RedisTransport } from "./transport";
 
@@ -20,20 +20,20 @@ const SCAN_TIMEOUT_MS = 8_000;
  * published frame is the entry's id and fields, each as `<length>:<bytes>`.
  */
 const APPEND_AND_PUBLISH = `
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 4))
 local out = {#id, ':', id}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   out[#out + 1] = #ARGV[i]
   out[#out + 1] = ':'
   out[#out + 1] = ARGV[i]
 end
-redis.call('PUBLISH', ARGV[2], table.concat(out))
+redis.call(ARGV[3], ARGV[2], table.concat(out))
 return id`;
 
 /**
  * A room catch-up: the entries after ARGV[1] (none when empty) routed to one of the channels
- * ARGV[5..] (field "c"), at most ARGV[2] scanned. When the scan reached the stream's end, it
- * publishes marker ARGV[4] on this host's sync channel ARGV[3]: once the marker arrives, every entry
+ * ARGV[6..] (field "c"), at most ARGV[2] scanned. When the scan reached the stream's end, it
+ * publishes (command ARGV[5]) marker ARGV[4] on this host's sync channel ARGV[3]: once the marker arrives, every entry
  * up to the returned id that this host's subscriptions carry has arrived too. Returns
  * {id, more, entries}: `id` is the newest id (more = 1: the last one scanned, to go on from).
  */
@@ -44,7 +44,7 @@ local found = {}
 local more = 0
 if ARGV[1] ~= '' then
   local want = {}
-  for i = 5, #ARGV do want[ARGV[i]] = true end
+  for i = 6, #ARGV do want[ARGV[i]] = true end
   local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
   for _, entry in ipairs(entries) do
     local fields = entry[2]
@@ -60,7 +60,7 @@ if ARGV[1] ~= '' then
     last = entries[#entries][1]
   end
 end
-if more == 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+if more == 0 then redis.call(ARGV[5], ARGV[3], ARGV[4]) end
 return {last, more, found}`;
 
 /** Feed phases: the subscription is down, or confirmed and catching up by XRANGE, or live. */
@@ -89,7 +89,7 @@ export type RawEntry = [id: string, fields: Buffer[]];
  * XRANGE from its last id (the feed's entries and its rooms'), holding live entries meanwhile, and
  * goes live once both meet.
  */
-export class FeedLogReader implements LogReader {
+export class FeedLogReader {
   private lastId?: string;
   private phase: FeedPhase = "down";
   /** Bumped on every subscription change: a catch-up of an older one stops. */
@@ -109,6 +109,8 @@ export class FeedLogReader implements LogReader {
     private readonly key: string,
     private readonly feed: string,
     private readonly syncChannel: string,
+    /** PUBLISH on one node, SPUBLISH on Redis Cluster (the channels share the stream's slot). */
+    private readonly publishCommand: "PUBLISH" | "SPUBLISH",
     private readonly redis: RedisTransport,
     private readonly sink: LogSink,
     private readonly log: Logger,
@@ -123,16 +125,15 @@ export class FeedLogReader implements LogReader {
   }
 
   append(fields: Array<string | Buffer>, maxLength: number, channel = this.feed): Promise<string> {
-    return this.redis.command(this.key, ["EVAL", APPEND_AND_PUBLISH, "1", this.key, String(maxLength), channel, ...fields]).then(String);
+    return this.redis.command(this.key, ["EVAL", APPEND_AND_PUBLISH, "1", this.key, String(maxLength), channel, this.publishCommand, ...fields]).then(String);
   }
 
   position(): string | undefined {
     return this.lastId;
   }
 
-  side(side: "reader" | "sub", up: boolean): void {
-    // The subscription is made again on the next connection, which confirms it (onSubscribed).
-    if (side !== "sub" || up) return;
+  /** The subscribing side went down; it subscribes again on its next connection, which confirms it (onSubscribed). */
+  subscriberDown(): void {
     this.setPhase("down");
   }
 
@@ -177,7 +178,7 @@ export class FeedLogReader implements LogReader {
         for (;;) {
           const marker = `${++this.markerSeq}`;
           const seen = this.expectMarker(marker, generation);
-          const [last, more, entries] = (await this.redis.read(this.key, ["EVAL", SCAN_AND_SYNC, "1", this.key, cursor, String(SCAN_COUNT), this.syncChannel, marker, ...channels], true)) as [Buffer, number, Array<[Buffer, Buffer[]]>];
+          const [last, more, entries] = (await this.redis.read(this.key, ["EVAL", SCAN_AND_SYNC, "1", this.key, cursor, String(SCAN_COUNT), this.syncChannel, marker, this.publishCommand, ...channels], true)) as [Buffer, number, Array<[Buffer, Buffer[]]>];
           for (const [id, fields] of entries) found.push([id.toString(), fields]);
           if (more === 1) {
             this.markers.get(marker)?.settle(false);

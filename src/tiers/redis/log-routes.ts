@@ -96,7 +96,7 @@ export class LogRoutes implements EntryRouter, RoomChannels {
     const rooms = routedRooms(message);
     if (!rooms || rooms.length !== 1 || maySocketId(rooms[0])) return undefined;
     const state = this.rooms.get(roomKey(message.nsp, rooms[0]));
-    return { channel: state?.channel ?? this.deps.channels.room(message.nsp, rooms[0]), readBack: state?.confirmedAt !== undefined };
+    return { channel: state?.channel ?? this.deps.channels.logRoom(message.nsp, rooms[0]), readBack: state?.confirmedAt !== undefined };
   }
 
   wants(channel: string): boolean {
@@ -221,7 +221,7 @@ export class LogRoutes implements EntryRouter, RoomChannels {
     if (!state) {
       let settle!: () => void;
       const ready = new Promise<void>((resolve) => (settle = resolve));
-      state = { nsp, room, channel: this.deps.channels.room(nsp, room), ready, settle };
+      state = { nsp, room, channel: this.deps.channels.logRoom(nsp, room), ready, settle };
       this.rooms.set(key, state);
       this.byChannel.set(state.channel, state);
       const subscribed = state;

@@ -9,13 +9,12 @@ type Listener = (raw: Buffer, channel: string) => void;
 
 /**
  * The bridge's transport on one Redis node: a publishing connection (publish and key commands), a
- * subscribing one (plain SUBSCRIBE/PSUBSCRIBE), and a reader for a blocking XREAD when asked for one.
+ * subscribing one (plain SUBSCRIBE/PSUBSCRIBE), one node.
  */
 export class SingleNodeTransport implements RedisTransport {
   readonly subscriberName: string;
   private readonly pub: RedisClient;
   private sub: RedisClient;
-  private readonly reader?: RedisClient;
   private readonly log: Logger;
   private readonly channels = new Map<string, Listener>();
   /** channel -> called when Redis confirmed its subscription (see RedisTransport.subscribe). */
@@ -46,13 +45,6 @@ export class SingleNodeTransport implements RedisTransport {
       },
     });
     this.sub = this.connectSubscriber();
-    if (options.reader) {
-      this.reader = createConnection(config, logger, {
-        name: `sockfleet:${config.hostId}:log`,
-        offlineQueue: false,
-        onStatus: (up) => options.onStatus("reader", up),
-      });
-    }
   }
 
   get keys(): KeyCommands {
@@ -86,9 +78,7 @@ export class SingleNodeTransport implements RedisTransport {
   }
 
   read(_key: string, args: string[], buffers: boolean): Promise<unknown> {
-    // Without a reader of its own (the shared log's feed needs none), reads are the feed's rare,
-    // non-blocking catch-ups: they go on the publishing connection.
-    return (this.reader ?? this.pub).sendCommand(args, commandOptions({ returnBuffers: buffers }));
+    return this.pub.sendCommand(args, commandOptions({ returnBuffers: buffers }));
   }
 
   ping(): Promise<unknown> {
@@ -97,7 +87,7 @@ export class SingleNodeTransport implements RedisTransport {
 
   async close(): Promise<void> {
     this.closed = true;
-    const connections = [this.pub, this.sub, ...(this.reader ? [this.reader] : [])];
+    const connections = [this.pub, this.sub];
     await Promise.all(connections.map((c) => (c.isOpen ? c.disconnect().catch(() => undefined) : undefined)));
   }
 

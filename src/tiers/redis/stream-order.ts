@@ -6,7 +6,6 @@ import type { AppendOptions, EncodedArgs } from "../recovery/replay-log";
 import { ADAPTER_SOURCE, type AdapterMessage, type BroadcastOrigin } from "../cluster/relay";
 import { FeedLogReader, type RawEntry } from "./feed-reader";
 import { AloneBook, type QueueBound } from "./alone-book";
-import { XReadLogReader, type LogReader } from "./log-reader";
 import { RepeatFilter } from "./repeat-filter";
 import type { RedisTransport } from "./transport";
 
@@ -69,9 +68,9 @@ interface Pending {
 /**
  * The fleet's single order of recoverable broadcasts: a Redis stream. Every host appends its
  * workers' recoverable broadcasts (one XADD each) and delivers the entries it reads, its own
- * included, in stream order (feed-reader.ts: pub/sub on one Redis node, where a broadcast to one
- * room goes on that room's channel, read only by hosts with members (log-routes.ts);
- * log-reader.ts: a blocking XREAD loop on Redis Cluster). All hosts therefore deliver recoverable
+ * included, in stream order (feed-reader.ts: the script that appends an entry publishes it, a
+ * broadcast to one room on that room's channel, read only by hosts with members: log-routes.ts;
+ * on Redis Cluster those channels share the stream's slot). All hosts therefore deliver recoverable
  * broadcasts in one order, and a stream id is an offset every host understands: a client that
  * comes back on another host resumes from that host's log.
  *
@@ -87,7 +86,7 @@ export class StreamOrder {
   private readerUp = false;
   private readonly watchdog: NodeJS.Timeout;
   private readonly stats = { appended: 0, read: 0 };
-  private readonly reader: LogReader;
+  private readonly reader: FeedLogReader;
   private readonly waiters: Array<{ id: string; resolve: () => void }> = [];
   private router?: EntryRouter;
   /** Own entries routed to a room channel this host did not read (token -> when): delivered if they come back live. */
@@ -99,8 +98,8 @@ export class StreamOrder {
     private readonly maxLength: number,
     bound: QueueBound,
     redis: RedisTransport,
-    /** The feed and this host's sync channel on one Redis node (see {@link FeedLogReader}); undefined: a blocking XREAD loop. */
-    feed: { channel: string; sync: string } | undefined,
+    /** The feed, this host's sync channel and how the log's scripts publish (see {@link FeedLogReader}). */
+    feed: { channel: string; sync: string; publish: "PUBLISH" | "SPUBLISH" },
     private readonly pubUp: () => boolean,
     private readonly delivery: OrderedDelivery,
     private readonly log: Logger,
@@ -121,12 +120,12 @@ export class StreamOrder {
       advanced: () => this.releaseWaiters(),
       readable: (up: boolean) => this.setReaderUp(up),
     };
-    this.reader = feed === undefined ? new XReadLogReader(key, redis, sink, log) : new FeedLogReader(key, feed.channel, feed.sync, redis, sink, log);
+    this.reader = new FeedLogReader(key, feed.channel, feed.sync, feed.publish, redis, sink, log);
   }
 
-  /** The feed reader (one Redis node), for room routing (log-routes.ts). */
-  feedReader(): FeedLogReader | undefined {
-    return this.reader instanceof FeedLogReader ? this.reader : undefined;
+  /** The log's reader, for room routing (log-routes.ts). */
+  feedReader(): FeedLogReader {
+    return this.reader;
   }
 
   /** Routes broadcasts to single rooms to their channels (one Redis node: log-routes.ts). */
@@ -143,9 +142,9 @@ export class StreamOrder {
     return this.reader.position();
   }
 
-  /** A side of the transport the reader uses changed state. */
-  transportSide(side: "reader" | "sub", up: boolean): void {
-    this.reader.side(side, up);
+  /** The subscribing connection went down: the reader catches up once it is back. */
+  onSubDown(): void {
+    this.reader.subscriberDown();
   }
 
   /** Whether what is appended now will be read back. */
@@ -195,10 +194,12 @@ export class StreamOrder {
    */
   readUpTo(streamId: string, timeoutMs: number): Promise<boolean> {
     if (this.hasRead(streamId)) return Promise.resolve(true);
-    const feed = this.feedReader();
     // With room routing this host may not read the entry the client got last: a scan's marker
     // tells when it has read all it reads up to the stream's end.
-    if (feed) return feed.scan(undefined, []).then(() => this.hasRead(streamId), () => this.hasRead(streamId));
+    return this.reader.scan(undefined, []).then(() => this.hasRead(streamId), () => this.hasRead(streamId)).then((read) => read || this.waitFor(streamId, timeoutMs));
+  }
+
+  private waitFor(streamId: string, timeoutMs: number): Promise<boolean> {
     return new Promise((resolve) => {
       const waiter = { id: streamId, resolve: () => resolve(true) };
       this.waiters.push(waiter);

@@ -13,11 +13,9 @@ import { SingleNodeTransport } from "./single-node-transport";
 export type KeyCommands = Pick<RedisClient, "xAdd" | "zAdd" | "pExpire" | "zRemRangeByScore" | "zRangeByScore" | "hGet" | "hDel" | "multi">;
 
 /** Which side of the transport changed state. */
-export type TransportSide = "pub" | "sub" | "reader";
+export type TransportSide = "pub" | "sub";
 
 export interface TransportOptions {
-  /** Open a connection for the shared log's blocking XREAD (recovery on Redis Cluster; one node reads the feed). */
-  reader: boolean;
   /** Called whenever one side becomes usable or stops being usable. */
   onStatus(side: TransportSide, up: boolean): void;
   /** The subscriber's output buffer at the last sample, for the cut-off log line. */
@@ -47,7 +45,7 @@ export interface RedisTransport {
   pSubscribe(pattern: string, listener: (raw: Buffer, channel: string) => void): void;
   /** One command on the publishing side, sent to the node holding `key` (any node without one). */
   command(key: string | undefined, args: Array<string | Buffer>): Promise<unknown>;
-  /** One (blocking) command on the reader's connection, sent to the node holding `key` (one node without a reader: the publishing connection, non-blocking commands only). */
+  /** One non-blocking command on the publishing side, sent to the node holding `key`, its reply as Buffers when `buffers` (the shared log's catch-ups and scans). */
   read(key: string, args: string[], buffers: boolean): Promise<unknown>;
   /** Answers when the publishing side is reachable (cut-off detection). */
   ping(): Promise<unknown>;
