@@ -19,6 +19,16 @@ for (const recovery of ["on", "off"] as const) {
 
     adapterApiSuite(() => fleet.hosts.map((h) => h.url), 4);
 
+    // A failure here has been seen once in CI (a room broadcast right after first joins timed out):
+    // what the hosts logged says which step stalled.
+    afterEach(function () {
+      if (this.currentTest?.state !== "failed") return;
+      for (const host of fleet.hosts) {
+        const lines = host.logs.filter((l) => (l.level ?? 0) >= 40 || /redis|room|catch|subscri/i.test(String(l.msg))).slice(-30);
+        console.log(`      ${host.url} logged:\n${lines.map((l) => `        ${JSON.stringify(l)}`).join("\n")}`);
+      }
+    });
+
     it("spreads the bridge's connections over the cluster's nodes, named in CLIENT LIST", async () => {
       const names = new Set<string>();
       for (const node of fleet.redis.nodes) for (const line of await node.clients()) names.add(/\bname=(\S+)/.exec(line)![1]);

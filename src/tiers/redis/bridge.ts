@@ -11,22 +11,17 @@ import type { HostRecovery } from "../recovery/host";
 import type { EncodedArgs } from "../recovery/replay-log";
 import { completeDecoderReset } from "./decoder-reset";
 import { GapDetector, SequenceStamp, type Gap } from "./gap-detector";
+import { FleetRecovery } from "./fleet-recovery";
 import { HostRoutes, type CatchUpAnswer, type CatchUpRequest } from "./host-routes";
-import { LogRoutes } from "./log-routes";
+import type { LogRoutes } from "./log-routes";
 import { Outbox } from "./outbox";
 import { RedisHeadroom } from "./redis-headroom";
-import { SessionMirror } from "./session-mirror";
-import { StreamOrder } from "./stream-order";
+import { RemoteBridges } from "./remote-bridges";
+import type { StreamOrder } from "./stream-order";
 import { createTransport, type RedisTransport, type TransportSide } from "./transport";
 
-/** A bridge announces itself this often, with the adapter uids of its host. */
+/** A bridge announces itself this often, with the adapter uids of its host (remote-bridges.ts times them out). */
 export const BRIDGE_HEARTBEAT_MS = 1_000;
-/**
- * A bridge not heard from for this long is gone (host dead, or cut off from Redis): its adapters
- * are closed on this host so pending requests settle. Kept under the cluster adapter's own 5 s
- * request timeout so fetchSockets and serverSideEmit acks resolve rather than time out.
- */
-export const BRIDGE_TIMEOUT_MS = 3_000;
 
 /** What travels on the bus: an adapter message, or a bridge heartbeat listing its host's adapters. */
 type Envelope =
@@ -39,12 +34,6 @@ type Envelope =
   | { b: string; hb: Array<[uid: string, nsp: string]>; s?: number; u?: number }
   /** The sender's host took over session `taken` (connection-state recovery): forget it. */
   | { b: string; taken: string };
-
-interface RemoteBridge {
-  lastSeen: number;
-  /** adapter uid -> namespace */
-  adapters: Map<string, string>;
-}
 
 export interface BridgeStats {
   published: number;
@@ -73,12 +62,10 @@ export class RedisBridge {
   private readonly channels: Channels;
   /** One Redis node or a Redis Cluster: see transport.ts. */
   private readonly redis: RedisTransport;
-  private readonly order?: StreamOrder;
-  private readonly mirror?: SessionMirror;
+  /** Recovery across hosts (recovery on): the shared log, its room routing, the session mirror. */
+  private readonly fleet?: FleetRecovery;
   private readonly log: Logger;
-  private readonly remotes = new Map<string, RemoteBridge>();
-  /** adapter uid -> id of the bridge of its host, for routing responses. */
-  private readonly remoteOwners = new Map<string, string>();
+  private readonly remotes: RemoteBridges;
   /** What this bridge publishes, kept while Redis is unreachable. */
   private readonly outbox: Outbox;
   private received = 0;
@@ -86,14 +73,13 @@ export class RedisBridge {
   private subUp = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
-  private readonly recovery?: HostRecovery;
   private readonly stamp = new SequenceStamp();
   private readonly gaps: GapDetector;
   /** Output buffer and shared-log lag, sampled for the headroom metrics. */
   readonly headroom: RedisHeadroom;
   /** With recovery off: room broadcasts go only to hosts holding a member. */
   readonly hostRoutes?: HostRoutes;
-  /** With recovery on, one Redis node: the shared log's room broadcasts go only to hosts holding a member. */
+  /** With recovery on: the shared log's room broadcasts go only to hosts holding a member. */
   readonly logRoutes?: LogRoutes;
 
   constructor(
@@ -121,50 +107,23 @@ export class RedisBridge {
       subscriberOutputBuffer: () => this.headroom.subscriberOutputBuffer(),
     });
     this.subscribe();
+    this.remotes = new RemoteBridges((message) => relay.deliverRemote(message), (bridge) => this.hostRoutes?.bridgeGone(bridge), this.log);
     if (recovery) {
-      const bound = {
-        maxBytes: config.maxChannelBytes,
-        onDrop: (details: Record<string, unknown>) => limits.hit("max-channel-bytes", { queue: "shared-log", ...details }, "redis unreachable and queue full: broadcasts stay on this host"),
-      };
-      // On Redis Cluster the log's channels share the stream's slot (hash tag): its scripts SPUBLISH there.
-      const feed = { channel: this.channels.logFeed, sync: this.channels.logSync(this.id), publish: config.redisSharded ? "SPUBLISH" as const : "PUBLISH" as const };
-      const order = new StreamOrder(this.channels.log, this.id, config.recoveryMaxPackets, bound, this.redis, feed, () => this.pubUp, {
-        deliver: (message, origin, options) => relay.deliverOrdered(message, origin, options),
-        record: (message, streamId, args) => relay.recordOrdered(message, streamId, args),
-        follow: (streamId) => recovery.store.followStream(streamId),
-        orderBroke: (streamId) => recovery.store.orderBroke(streamId),
-        late: (message, streamId, args, localOffset) => recovery.sequenceLate(message, streamId, args, localOffset),
-        away: (origin) => relay.settleAway(origin),
-      }, this.log);
-      const logRoutes = new LogRoutes({
-        channels: this.channels,
-        redis: this.redis,
-        reader: order.feedReader(),
-        late: (entry) => order.late(entry),
-        holds: (nsp, room) => hostHas(nsp, room) || recovery.store.holdsRoom(nsp, room),
-      }, this.log.child({ component: "log-routes" }));
-      order.feedReader().setRooms(logRoutes);
-      order.setRouter(logRoutes);
-      this.logRoutes = logRoutes;
-      const mirror = new SessionMirror(this.redis, () => this.pubUp, {
+      this.fleet = new FleetRecovery({
+        config,
         bridgeId: this.id,
         channels: this.channels,
-        windowMs: config.recoveryWindow,
-        takeTimeoutMs: BRIDGE_TIMEOUT_MS + 1_000,
-        snapshot: (pid) => recovery.store.share(pid),
-        pids: () => recovery.store.pids(),
+        redis: this.redis,
+        pubUp: () => this.pubUp,
+        relay,
+        recovery,
+        limits,
+        hostHas,
         hostAlive: (bridge) => this.remotes.has(bridge),
         announceTaken: (pid) => this.send(this.channels.bus, { b: this.id, taken: pid }),
-      }, this.log);
-      recovery.setFleet({
-        changed: (pid) => mirror.changed(pid),
-        take: (pid, nsp) => mirror.take(pid, nsp),
-        readUpTo: (streamId) => order.readUpTo(streamId, BRIDGE_TIMEOUT_MS),
-        cover: (nsp: string, rooms: string[], from: string) => logRoutes.cover(nsp, rooms, from),
+        log: this.log,
       });
-      this.order = order;
-      this.mirror = mirror;
-      this.recovery = recovery;
+      this.logRoutes = this.fleet.routes;
     }
     // Not on Redis Cluster: a room's channel and the bus sit on different nodes there, which
     // breaks per-publisher order across them, and room broadcasts were lost right after first
@@ -176,7 +135,7 @@ export class RedisBridge {
         subscribe: (channel, listener, onSubscribed) => this.redis.subscribe(channel, listener, onSubscribed),
         unsubscribe: (channel) => this.redis.unsubscribe(channel),
         send: (channel, payload, onReceivers) => this.outbox.send(channel, payload, onReceivers),
-        publishers: () => [...this.remotes.keys()],
+        publishers: () => this.remotes.ids(),
         deliver: (message) => relay.deliverRemote(message),
         onGap,
         maxBytes: config.maxChannelBytes,
@@ -191,13 +150,13 @@ export class RedisBridge {
         this.send(this.channels.bus, { b: this.id, m: message, s, ...(routes ? { u: routes.nextBusSeq() } : {}) });
       },
       publishResponse: (message) => this.publishResponse(message),
-      ...(this.order ? { order: (message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs) => this.order!.order(message, origin, args) } : {}),
+      ...(this.fleet ? { order: (message: AdapterMessage, origin: BroadcastOrigin, args?: EncodedArgs) => this.fleet!.order.order(message, origin, args) } : {}),
     });
-    const order = this.order;
+    const order = this.fleet?.order;
     const logReader = order ? { key: this.channels.log, position: () => order.readPosition(), read: () => order.counters().read } : undefined;
     this.headroom = new RedisHeadroom(this.redis, () => this.pubUp, this.channels.bus, logReader, this.log);
     this.timers.push(setInterval(() => this.heartbeat(), BRIDGE_HEARTBEAT_MS));
-    this.timers.push(setInterval(() => this.expire(), BRIDGE_HEARTBEAT_MS / 2));
+    this.timers.push(setInterval(() => this.remotes.expire(), BRIDGE_HEARTBEAT_MS / 2));
     for (const timer of this.timers) timer.unref();
   }
 
@@ -217,12 +176,12 @@ export class RedisBridge {
 
   /** The shared log's counters (recovery on), undefined otherwise. */
   sharedLog(): ReturnType<StreamOrder["counters"]> | undefined {
-    return this.order?.counters();
+    return this.fleet?.order.counters();
   }
 
   counters(): Readonly<BridgeStats> & { log?: ReturnType<StreamOrder["counters"]> } {
     const { published, dropped } = this.outbox;
-    return { published, received: this.received, dropped, queued: this.outbox.length, ...(this.order ? { log: this.order.counters() } : {}) };
+    return { published, received: this.received, dropped, queued: this.outbox.length, ...(this.fleet ? { log: this.fleet.order.counters() } : {}) };
   }
 
   /** Stops heartbeats and closes both connections; other hosts notice by the heartbeat timeout. */
@@ -232,32 +191,23 @@ export class RedisBridge {
     for (const timer of this.timers) clearInterval(timer);
     this.headroom.close();
     this.hostRoutes?.close();
-    this.logRoutes?.close();
-    this.mirror?.flush();
-    this.mirror?.close();
-    const readerStopped = this.order?.close();
+    const fleetClosed = this.fleet?.close();
     await this.redis.close();
-    await readerStopped;
+    await fleetClosed;
   }
 
   private onTransportStatus(side: TransportSide, up: boolean): void {
     if (side === "pub") {
       this.pubUp = up;
-      if (up) {
-        this.outbox.flush();
-        this.order?.onPubUp();
-        this.mirror?.rewriteAll();
-      } else {
-        this.order?.onPubDown();
-      }
-    } else if (side === "sub") {
+      if (up) this.outbox.flush();
+      this.fleet?.pubChanged(up);
+    } else {
       this.subUp = up;
       // Room subscriptions are made again on the next connection: joins meanwhile wait for that.
       if (!up) {
         this.hostRoutes?.subscriberDown();
-        this.logRoutes?.subscriberDown();
+        this.fleet?.subDown();
       }
-      if (!up) this.order?.onSubDown();
     }
     this.reportStatus();
   }
@@ -270,7 +220,7 @@ export class RedisBridge {
   }
 
   private publishResponse(message: AdapterMessage & { requesterUid: string }): void {
-    const bridge = this.remoteOwners.get(message.requesterUid);
+    const bridge = this.remotes.ownerOf(message.requesterUid);
     // The requester is unknown: it is gone, and its request with it.
     if (bridge === undefined) return;
     this.send(this.channels.responses(bridge), { b: this.id, m: message });
@@ -281,7 +231,7 @@ export class RedisBridge {
     const hb = this.relay.localAdapters().map(({ uid, nsp }) => [uid, nsp] as [string, string]);
     const u = this.hostRoutes ? { u: this.hostRoutes.currentBusSeq } : {};
     this.outbox.publishNow(this.channels.bus, encode({ b: this.id, hb, s: this.stamp.current, ...u } satisfies Envelope));
-    this.mirror?.heartbeat();
+    this.fleet?.heartbeat();
   }
 
   private send(channel: string, envelope: Envelope): void {
@@ -302,7 +252,6 @@ export class RedisBridge {
     const envelope = this.decodeEnvelope(raw);
     if (!envelope || envelope.b === this.id) return;
     this.received++;
-    const remote = this.seen(envelope.b);
     const routes = this.hostRoutes;
     if ("s" in envelope && typeof envelope.s === "number") {
       routes?.heard(envelope.b, envelope.s);
@@ -313,19 +262,17 @@ export class RedisBridge {
         else this.gaps.broadcast(envelope.b, seq);
       }
     }
-    if ("hb" in envelope) return this.onHeartbeat(envelope.b, remote, envelope.hb);
-    if ("taken" in envelope) return this.recovery?.store.taken(envelope.taken);
-    if ("cr" in envelope) return routes?.onRequest(envelope as unknown as CatchUpRequest);
+    if ("hb" in envelope) return this.remotes.heartbeat(envelope.b, envelope.hb);
+    if (!("m" in envelope)) {
+      this.remotes.heard(envelope.b);
+      if ("taken" in envelope) this.fleet?.taken(envelope.taken);
+      else if ("cr" in envelope) routes?.onRequest(envelope as unknown as CatchUpRequest);
+      return;
+    }
     // Tagged with publisher and number: a worker places room broadcasts caught up after a join by them.
     const tag = routes && typeof envelope.s === "number" ? { sfo: envelope.b, sfs: envelope.s } : {};
     const message: AdapterMessage = { ...envelope.m, source: ADAPTER_SOURCE, ...tag };
-    if (message.type === MessageType.ADAPTER_CLOSE) {
-      remote.adapters.delete(message.uid);
-      this.remoteOwners.delete(message.uid);
-    } else {
-      remote.adapters.set(message.uid, message.nsp);
-      this.remoteOwners.set(message.uid, envelope.b);
-    }
+    this.remotes.heard(envelope.b, { uid: message.uid, nsp: message.nsp, closed: message.type === MessageType.ADAPTER_CLOSE });
     this.relay.deliverRemote(message);
   }
 
@@ -334,57 +281,8 @@ export class RedisBridge {
     if (envelope && "ca" in envelope) return this.hostRoutes?.onAnswer(envelope as unknown as CatchUpAnswer);
     if (!envelope || !("m" in envelope)) return;
     this.received++;
-    const remote = this.seen(envelope.b);
-    remote.adapters.set(envelope.m.uid, envelope.m.nsp);
-    this.remoteOwners.set(envelope.m.uid, envelope.b);
+    this.remotes.heard(envelope.b, { uid: envelope.m.uid, nsp: envelope.m.nsp, closed: false });
     this.relay.deliverResponse({ ...envelope.m, source: ADAPTER_SOURCE } as AdapterMessage);
-  }
-
-  /**
-   * A heartbeat lists every adapter of that host. New ones are announced to local workers at once
-   * (so server counts are right without waiting for the adapters' own 5 s heartbeats); ones that
-   * vanished without a departure message are closed.
-   */
-  private onHeartbeat(bridge: string, remote: RemoteBridge, adapters: Array<[string, string]>): void {
-    const listed = new Set<string>();
-    for (const [uid, nsp] of adapters) {
-      listed.add(uid);
-      if (remote.adapters.has(uid)) continue;
-      remote.adapters.set(uid, nsp);
-      this.remoteOwners.set(uid, bridge);
-      this.relay.deliverRemote({ source: ADAPTER_SOURCE, uid, nsp, type: MessageType.HEARTBEAT });
-    }
-    for (const [uid, nsp] of remote.adapters) {
-      if (!listed.has(uid)) this.closeAdapter(remote, uid, nsp);
-    }
-  }
-
-  private seen(bridge: string): RemoteBridge {
-    let remote = this.remotes.get(bridge);
-    if (!remote) {
-      remote = { lastSeen: Date.now(), adapters: new Map() };
-      this.remotes.set(bridge, remote);
-      this.log.info({ remote: bridge }, "host joined");
-    }
-    remote.lastSeen = Date.now();
-    return remote;
-  }
-
-  private expire(): void {
-    const now = Date.now();
-    for (const [bridge, remote] of this.remotes) {
-      if (now - remote.lastSeen <= BRIDGE_TIMEOUT_MS) continue;
-      this.log.warn({ remote: bridge, reason: "heartbeat timed out", silentMs: now - remote.lastSeen, adapters: remote.adapters.size }, "host left");
-      for (const [uid, nsp] of remote.adapters) this.closeAdapter(remote, uid, nsp);
-      this.remotes.delete(bridge);
-      this.hostRoutes?.bridgeGone(bridge);
-    }
-  }
-
-  private closeAdapter(remote: RemoteBridge, uid: string, nsp: string): void {
-    remote.adapters.delete(uid);
-    this.remoteOwners.delete(uid);
-    this.relay.deliverRemote({ source: ADAPTER_SOURCE, uid, nsp, type: MessageType.ADAPTER_CLOSE });
   }
 
   private onEmitterBroadcast(raw: Buffer, channel: string): void {

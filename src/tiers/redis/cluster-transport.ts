@@ -133,12 +133,23 @@ export class ClusterTransport implements RedisTransport {
     this.sub = sub;
     this.subscribed = false;
     if (!(await this.clients.open(sub, "sub", () => this.sub === sub))) return;
+    // Channels subscribed meanwhile are only recorded (subscribe() waits for `subscribed`): each
+    // round takes those not done yet, until a round finds none, so no channel is confirmed unsubscribed.
+    const done = new Set<string>();
     while (!this.closed && this.sub === sub) {
       try {
-        await Promise.all([
-          ...[...this.channels].map(([channel, raw]) => sub.sSubscribe(channel, raw, true)),
-          ...[...this.patterns].map(([pattern, raw]) => sub.pSubscribe(pattern, raw, true)),
-        ]);
+        for (;;) {
+          const channels = [...this.channels].filter(([channel]) => !done.has(channel));
+          const patterns = [...this.patterns].filter(([pattern]) => !done.has(`\0${pattern}`));
+          if (channels.length === 0 && patterns.length === 0) break;
+          await Promise.all([
+            ...channels.map(([channel, raw]) => sub.sSubscribe(channel, raw, true)),
+            ...patterns.map(([pattern, raw]) => sub.pSubscribe(pattern, raw, true)),
+          ]);
+          for (const [channel] of channels) done.add(channel);
+          for (const [pattern] of patterns) done.add(`\0${pattern}`);
+        }
+        if (this.closed || this.sub !== sub) return;
         this.subscribed = true;
         for (const confirm of this.confirmations.values()) confirm();
         return;
