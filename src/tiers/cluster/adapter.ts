@@ -4,7 +4,7 @@ import type { Namespace } from "socket.io";
 import { MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse, type Room, type Session, type SocketId } from "socket.io-adapter";
 import type { DataLink } from "../../worker/data-link";
 import { RECOVERING_TTL_MS } from "../../ipc/messages";
-import { ADAPTER_SOURCE, isAdapterMessage } from "./relay";
+import { ADAPTER_SOURCE, EMITTER_UID, isAdapterMessage } from "./relay";
 import { takesOffsets, type OffsetRule } from "../recovery/offset-clients";
 import { RoomAnnouncer } from "./room-announcer";
 import { fanOut, type DeliverySocket, type FanoutAdapter, type Packet } from "./fanout";
@@ -17,7 +17,6 @@ const OFFSET_TIMEOUT_MS = 60_000;
 const RESTORE_TIMEOUT_MS = 10_000;
 const EVENT = 2;
 /** The uid socket.io-adapter gives messages from an emitter (not a node of the cluster). */
-const EMITTER_UID = "emitter";
 
 /** socket.io-adapter's wire form of BroadcastOptions (sets become arrays). */
 function encodeOptions(opts: BroadcastOptions): { rooms: string[]; except: string[]; flags: BroadcastOptions["flags"] } {

@@ -4,6 +4,11 @@ import type { AppendOptions, EncodedArgs } from "../recovery/replay-log";
 
 /** Tag the cluster adapter puts on its IPC messages. */
 export const ADAPTER_SOURCE = "_sio_adapter";
+/**
+ * socket.io-adapter's uid of messages from no node of the cluster (@socket.io/redis-emitter's): a
+ * worker's adapter ignores messages carrying its own uid, and counts other uids as nodes.
+ */
+export const EMITTER_UID = "emitter";
 /** socket.io-adapter's MessageType values the relays build or route by. */
 export const MessageType = {
   HEARTBEAT: 2,

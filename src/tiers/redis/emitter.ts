@@ -1,8 +1,7 @@
 import { decode } from "notepack.io";
-import { ADAPTER_SOURCE, MessageType, type AdapterMessage } from "../cluster/relay";
+import { ADAPTER_SOURCE, EMITTER_UID, MessageType, type AdapterMessage } from "../cluster/relay";
 
 /** The uid socket.io-adapter reserves for emitters: such messages never count as a server. */
-const EMITTER_UID = "emitter";
 
 /** @socket.io/redis-adapter's RequestType values an emitter sends. */
 const RequestType = { REMOTE_JOIN: 2, REMOTE_LEAVE: 3, REMOTE_DISCONNECT: 4, SERVER_SIDE_EMIT: 6 } as const;

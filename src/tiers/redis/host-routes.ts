@@ -4,6 +4,7 @@ import type { Logger } from "../../observability/logger";
 import type { AdapterMessage } from "../cluster/relay";
 import type { Channels } from "./channels";
 import type { Gap } from "./gap-detector";
+import { boundedWait } from "./bounded-wait";
 import { HeardLog } from "./heard-log";
 import { decodeRoomFrame, HostCatchUp, roomKey, tagged, type CatchUpAnswer, type CatchUpRequest, type RemoteCatchUp } from "./host-catchup";
 import { HostRetention } from "./host-retention";
@@ -179,18 +180,9 @@ export class HostRoutes {
       needs.push({ join, state });
     }
     if (needs.length === 0) return undefined;
-    // SUBSCRIBE answers or fails with its connection; the bound guards a worker's held traffic against a bug here.
-    let guard: NodeJS.Timeout | undefined;
-    const subscribed = Promise.race([
-      Promise.all(needs.map(({ state }) => state.ready)),
-      new Promise<void>((resolve) => {
-        guard = setTimeout(() => {
-          this.log.warn({ rooms: needs.length }, "room SUBSCRIBE unanswered: catching up without it");
-          resolve();
-        }, SUBSCRIBE_TIMEOUT_MS);
-        guard.unref();
-      }),
-    ]).finally(() => clearTimeout(guard));
+    const subscribed = boundedWait(Promise.all(needs.map(({ state }) => state.ready)), SUBSCRIBE_TIMEOUT_MS, () =>
+      this.log.warn({ rooms: needs.length }, "room SUBSCRIBE unanswered: catching up without it"),
+    );
     return subscribed.then(() => this.catchUps.request(needs.map(({ join }) => join), this.deps.publishers()));
   }
 

@@ -2,6 +2,7 @@ import { routedRooms, type RouteJoin, type Stamp } from "../../primary/room-rout
 import type { Logger } from "../../observability/logger";
 import { compareStreamIds } from "../recovery/offsets";
 import type { AdapterMessage } from "../cluster/relay";
+import { boundedWait } from "./bounded-wait";
 import type { Channels } from "./channels";
 import type { FeedLogReader, RawEntry, RoomChannels } from "./feed-reader";
 import { routedChannel } from "./feed-reader";
@@ -201,17 +202,9 @@ export class LogRoutes implements EntryRouter, RoomChannels {
 
   private bounded(states: RoomState[]): Promise<void> {
     if (states.every((state) => state.confirmedAt !== undefined)) return Promise.resolve();
-    let guard: NodeJS.Timeout | undefined;
-    return Promise.race([
-      Promise.all(states.map((state) => state.ready)).then(() => undefined),
-      new Promise<void>((resolve) => {
-        guard = setTimeout(() => {
-          this.log.warn({ rooms: states.length }, "room SUBSCRIBE unanswered: going on without it");
-          resolve();
-        }, SUBSCRIBE_TIMEOUT_MS);
-        guard.unref();
-      }),
-    ]).finally(() => clearTimeout(guard));
+    return boundedWait(Promise.all(states.map((state) => state.ready)), SUBSCRIBE_TIMEOUT_MS, () =>
+      this.log.warn({ rooms: states.length }, "room SUBSCRIBE unanswered: going on without it"),
+    );
   }
 
   /** The room's state, subscribing it if new; it is wanted again if it was lingering. */

@@ -3,7 +3,7 @@ import type { Logger } from "../../observability/logger";
 import { argsFromEntry } from "../recovery/encoded";
 import { compareStreamIds } from "../recovery/offsets";
 import type { AppendOptions, EncodedArgs } from "../recovery/replay-log";
-import { ADAPTER_SOURCE, type AdapterMessage, type BroadcastOrigin } from "../cluster/relay";
+import { ADAPTER_SOURCE, EMITTER_UID, type AdapterMessage, type BroadcastOrigin } from "../cluster/relay";
 import { FeedLogReader, type RawEntry } from "./feed-reader";
 import { AloneBook, type QueueBound } from "./alone-book";
 import { RepeatFilter } from "./repeat-filter";
@@ -293,7 +293,7 @@ export class StreamOrder {
       }
       // Routed away, and a room channel this host reads now carried it after all: delivered as anyone's.
       if (this.away.delete(token)) {
-        const message = this.decode(fields.get("m"));
+        const message = this.decode(fields.get("m"), true);
         if (message) this.delivery.deliver(message, undefined, { streamId: id, localOffset: !this.book.inStep, encoded: argsFromEntry(fields.get("m")!) });
         return;
       }
@@ -320,9 +320,10 @@ export class StreamOrder {
     const fields = new Map<string, Buffer>();
     for (let i = 0; i + 1 < raw.length; i += 2) fields.set(raw[i].toString(), raw[i + 1]);
     const bytes = fields.get("m");
-    const message = this.decode(bytes);
+    const own = fields.get("b")?.toString() === this.bridgeId;
+    const message = this.decode(bytes, own);
     if (!message) return undefined;
-    if (fields.get("b")?.toString() === this.bridgeId) this.away.delete(Number(fields.get("t")?.toString()));
+    if (own) this.away.delete(Number(fields.get("t")?.toString()));
     const offset = this.delivery.late(message, id, argsFromEntry(bytes!), !this.book.inStep);
     if (offset === undefined) return undefined;
     message.offset = offset;
@@ -341,11 +342,16 @@ export class StreamOrder {
     this.delivery.away(origin);
   }
 
-  private decode(raw: Buffer | undefined): AdapterMessage | undefined {
+  /**
+   * The entry's broadcast, as workers take it. `ownUnsent`: this host's own, which its origin worker
+   * did not deliver (routed away): it comes back under the emitter's uid, as the worker's adapter
+   * ignores messages carrying its own.
+   */
+  private decode(raw: Buffer | undefined, ownUnsent = false): AdapterMessage | undefined {
     if (!raw) return undefined;
     try {
       const message = decode(raw) as AdapterMessage;
-      return { ...message, source: ADAPTER_SOURCE };
+      return { ...message, source: ADAPTER_SOURCE, ...(ownUnsent ? { uid: EMITTER_UID } : {}) };
     } catch (err) {
       this.log.warn({ err }, "undecodable entry in the shared log");
       return undefined;
