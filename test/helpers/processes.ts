@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import fs from "node:fs";
 
 /**
  * Every process a test starts is registered here and killed (with its process group) by the root
@@ -52,4 +53,41 @@ export function waitForExit(child: ChildProcess, ms: number): Promise<{ code: nu
       resolve({ code, signal });
     });
   });
+}
+
+function readProc(file: string): string {
+  try {
+    return fs.readFileSync(file, "utf8").trim();
+  } catch {
+    return "?";
+  }
+}
+
+/**
+ * What a process that does not exit is doing, for a failure message: its state, CPU ticks, where
+ * each thread waits in the kernel (blocked on a full pipe, a futex, busy in JavaScript) and its
+ * children, so a hang seen once in CI says where it was.
+ */
+export function describeProcess(pid: number, depth = 0): string {
+  if (!isAlive(pid)) return `pid ${pid}: gone`;
+  const stat = readProc(`/proc/${pid}/stat`).split(") ")[1]?.split(" ") ?? [];
+  const lines = [`pid ${pid} state ${stat[0]} utime ${stat[11]} stime ${stat[12]} cmd ${readProc(`/proc/${pid}/cmdline`).replace(/\0/g, " ").slice(0, 120)}`];
+  let tasks: string[] = [];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    // gone meanwhile
+  }
+  for (const tid of tasks) {
+    const taskStat = readProc(`/proc/${pid}/task/${tid}/stat`).split(") ")[1]?.split(" ") ?? [];
+    lines.push(`  thread ${tid} ${readProc(`/proc/${pid}/task/${tid}/comm`)} state ${taskStat[0]} utime ${taskStat[11]} wchan ${readProc(`/proc/${pid}/task/${tid}/wchan`)}`);
+  }
+  lines.push(`  kernel stack: ${readProc(`/proc/${pid}/stack`).split("\n").slice(0, 6).join(" | ")}`);
+  const fd1 = readProc(`/proc/${pid}/fdinfo/1`).split("\n").find((l) => l.startsWith("flags")) ?? "?";
+  lines.push(`  stdout ${fd1}`);
+  if (depth === 0) {
+    const children = readProc(`/proc/${pid}/task/${pid}/children`).split(/\s+/).filter(Boolean).map(Number);
+    for (const child of children) lines.push(describeProcess(child, 1).replace(/^/gm, "    "));
+  }
+  return lines.join("\n");
 }

@@ -1,7 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { isAlive, killTree, spawnTracked, waitForExit } from "./processes";
+import { describeProcess, isAlive, killTree, spawnTracked, waitForExit } from "./processes";
 import { waitUntil } from "./wait";
 
 export const CLI = path.resolve(__dirname, "..", "..", "src", "cli.js");
@@ -91,6 +91,10 @@ export class SockfleetHost {
     this.child.kill("SIGTERM");
     try {
       return (await waitForExit(this.child, ms)).code;
+    } catch (err) {
+      // A host that outlives its bounded stop is a defect: say what it was doing before killing it.
+      const logs = this.logs.slice(-25).map((l) => JSON.stringify(l)).join("\n");
+      throw new Error(`${(err as Error).message}\n${describeProcess(this.pid)}\nlast logs:\n${logs}\nstderr: ${this.stderr.slice(-10).join("\n")}`);
     } finally {
       await killTree(this.child);
     }
