@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { HeardLog } from "../src/tiers/redis/heard-log";
+import { PositionLog } from "../src/tiers/redis/position-log";
 import { HostRetention, RETAIN_MAX, RETAIN_MS } from "../src/tiers/redis/host-retention";
 import { roomGap, RoomNumbers } from "../src/tiers/redis/room-numbers";
 import { maySocketId } from "../src/tiers/redis/socket-id-rooms";
@@ -36,6 +37,37 @@ describe("what a host heard of each other host, and when (heard-log)", () => {
     assert.equal(log.at("b1", 5n * SECOND), 5);
     assert.equal(log.at("b1", 4n * SECOND), 0, "an older time answers 0: everything kept is sent, none missed");
     assert.equal(log.at("b1", 8n * SECOND), 8);
+  });
+});
+
+describe("where this host's shared-log reader stood, and when (position-log)", () => {
+  const MS = 1_000_000n;
+
+  it("answers the id reached at or before a time, the oldest kept for an older time, nothing before the first", () => {
+    const log = new PositionLog();
+    assert.equal(log.at(5n * SECOND), undefined);
+    log.reached("100-0", 10n * SECOND);
+    log.reached("200-0", 11n * SECOND);
+    assert.equal(log.at(9n * SECOND), "100-0");
+    assert.equal(log.at(11n * SECOND - 1n), "100-0");
+    assert.equal(log.at(11n * SECOND), "200-0");
+  });
+
+  it("samples at most one id per millisecond, so a time within it answers the older, safe id", () => {
+    const log = new PositionLog();
+    log.reached("100-0", 10n * SECOND);
+    log.reached("100-5", 10n * SECOND + MS / 2n);
+    log.reached("101-0", 10n * SECOND + MS);
+    assert.equal(log.at(10n * SECOND + MS - 1n), "100-0");
+    assert.equal(log.at(10n * SECOND + MS), "101-0");
+  });
+
+  it("forgets what is over 10 s old and answers older times with the oldest id kept", () => {
+    const log = new PositionLog();
+    log.reached("1-0", 1n * SECOND);
+    log.reached("2-0", 2n * SECOND);
+    log.reached("30-0", 30n * SECOND);
+    assert.equal(log.at(1n * SECOND), "2-0");
   });
 });
 

@@ -36,7 +36,6 @@ class Host {
         this.handed.push(id);
         this.payloads.set(id, fields[1].toString());
       },
-      advanced: () => undefined,
       readable: (up) => (this.readable = up),
     }, logger);
     this.reader = reader;

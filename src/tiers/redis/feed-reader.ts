@@ -157,7 +157,6 @@ export class FeedLogReader {
     }
     if (this.phase !== "live") return;
     this.hand(parsed[0], parsed[1]);
-    this.sink.advanced();
   };
 
   /**
@@ -190,7 +189,6 @@ export class FeedLogReader {
           if (this.lastId === undefined || compareStreamIds(end, this.lastId) > 0) {
             this.lastId = end;
             this.positions.reached(end);
-            this.sink.advanced();
           }
           return found;
         }
@@ -292,7 +290,6 @@ export class FeedLogReader {
           const entries = (await this.redis.read(this.key, ["XRANGE", this.key, `(${this.lastId}`, "+", "COUNT", String(READ_COUNT)], true)) as Array<[Buffer, Buffer[]]>;
           if (generation !== this.generation) return;
           for (const [id, fields] of entries) this.hand(id.toString(), fields);
-          this.sink.advanced();
           more = entries.length === READ_COUNT;
         }
         if (this.heldOverflow) {
@@ -305,7 +302,6 @@ export class FeedLogReader {
         this.held = [];
         for (const [id, fields] of held) this.hand(id, fields);
         this.setPhase("live");
-        this.sink.advanced();
         return;
       } catch (err) {
         if (generation !== this.generation || this.closed) return;

@@ -79,7 +79,7 @@ export class FleetRecovery {
     recovery.setFleet({
       changed: (pid) => this.mirror.changed(pid),
       take: (pid, nsp) => this.mirror.take(pid, nsp),
-      readUpTo: (streamId) => this.order.readUpTo(streamId, BRIDGE_TIMEOUT_MS),
+      readUpTo: (streamId) => this.order.readUpTo(streamId),
       cover: (nsp, rooms, from) => this.routes.cover(nsp, rooms, from),
     });
   }

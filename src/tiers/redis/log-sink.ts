@@ -6,8 +6,6 @@ export interface LogSink {
   follow(id: string): void;
   /** The next entry, in stream order: each exactly once, none skipped while the reader was readable. */
   entry(id: string, fields: Buffer[]): void;
-  /** Entries were handed over: who waits for a position may look again. */
-  advanced(): void;
   /** Whether an append made now will be read back (false: it may never be, so nothing should wait on it). */
   readable(up: boolean): void;
 }

@@ -1,6 +1,7 @@
 import type { Stamp } from "../../primary/room-routes";
+import { StampedLog } from "./stamped-log";
 
-/** How far back "where was the reader at time T" can be answered; older T answers undefined. */
+/** How far back "where was the reader at time T" can be answered; older T answers the oldest id kept. */
 const KEEP_NS = 10_000_000_000n;
 /** At most one sample per this: an older sample answers for a later time, which is merely safe. */
 const SAMPLE_NS = 1_000_000n;
@@ -12,24 +13,14 @@ const SAMPLE_NS = 1_000_000n;
  * (log-routes.ts).
  */
 export class PositionLog {
-  private stamps: Stamp[] = [];
-  private ids: string[] = [];
-  private head = 0;
+  private readonly log = new StampedLog<string>(KEEP_NS);
 
   /** The reader reached `id` (ids only grow). */
   reached(id: string, now: Stamp = process.hrtime.bigint()): void {
-    const last = this.stamps.length - 1;
+    const newest = this.log.newest();
     // Within the sampling step the older sample answers: an older id, so the answer stays on the safe side.
-    if (last >= this.head && now - this.stamps[last] < SAMPLE_NS) return;
-    this.stamps.push(now);
-    this.ids.push(id);
-    const cutoff = now - KEEP_NS;
-    while (this.head + 1 < this.stamps.length && this.stamps[this.head + 1] <= cutoff) this.head++;
-    if (this.head > 1024 && this.head * 2 > this.stamps.length) {
-      this.stamps = this.stamps.slice(this.head);
-      this.ids = this.ids.slice(this.head);
-      this.head = 0;
-    }
+    if (newest && now - newest.stamp < SAMPLE_NS) return;
+    this.log.push(id, now);
   }
 
   /**
@@ -37,16 +28,6 @@ export class PositionLog {
    * stamp (a join announced more than KEEP_NS late); undefined before the reader started.
    */
   at(stamp: Stamp): string | undefined {
-    let lo = this.head;
-    let hi = this.stamps.length - 1;
-    let found = lo < this.ids.length ? this.ids[lo] : undefined;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.stamps[mid] <= stamp) {
-        found = this.ids[mid];
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
+    return this.log.at(stamp) ?? this.log.oldest();
   }
 }

@@ -87,7 +87,6 @@ export class StreamOrder {
   private readonly watchdog: NodeJS.Timeout;
   private readonly stats = { appended: 0, read: 0 };
   private readonly reader: FeedLogReader;
-  private readonly waiters: Array<{ id: string; resolve: () => void }> = [];
   private router?: EntryRouter;
   /** Own entries routed to a room channel this host did not read (token -> when): delivered if they come back live. */
   private readonly away = new Map<number, number>();
@@ -117,7 +116,6 @@ export class StreamOrder {
         this.delivery.follow(id);
       },
       entry: (id: string, fields: Buffer[]) => this.onEntry(id, fields),
-      advanced: () => this.releaseWaiters(),
       readable: (up: boolean) => this.setReaderUp(up),
     };
     this.reader = new FeedLogReader(key, feed.channel, feed.sync, feed.publish, redis, sink, log);
@@ -190,26 +188,14 @@ export class StreamOrder {
 
   /**
    * Resolves true once this host has read the shared log up to `streamId` (a client arriving from
-   * a host that read further), false after `timeoutMs`.
+   * a host that read further), false if it cannot tell (Redis unreachable for the scan's bound).
+   * With room routing this host may never read the entry the client got last: a scan's marker
+   * tells when it has read all it reads up to the stream's end.
    */
-  readUpTo(streamId: string, timeoutMs: number): Promise<boolean> {
-    if (this.hasRead(streamId)) return Promise.resolve(true);
-    // With room routing this host may not read the entry the client got last: a scan's marker
-    // tells when it has read all it reads up to the stream's end.
-    return this.reader.scan(undefined, []).then(() => this.hasRead(streamId), () => this.hasRead(streamId)).then((read) => read || this.waitFor(streamId, timeoutMs));
-  }
-
-  private waitFor(streamId: string, timeoutMs: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const waiter = { id: streamId, resolve: () => resolve(true) };
-      this.waiters.push(waiter);
-      setTimeout(() => {
-        const index = this.waiters.indexOf(waiter);
-        if (index === -1) return;
-        this.waiters.splice(index, 1);
-        resolve(this.hasRead(streamId));
-      }, timeoutMs).unref();
-    });
+  async readUpTo(streamId: string): Promise<boolean> {
+    if (this.hasRead(streamId)) return true;
+    await this.reader.scan(undefined, []).catch(() => undefined);
+    return this.hasRead(streamId);
   }
 
   private hasRead(streamId: string): boolean {
@@ -219,7 +205,6 @@ export class StreamOrder {
 
   async close(): Promise<void> {
     clearInterval(this.watchdog);
-    this.waiters.splice(0);
     await this.reader.close();
   }
 
@@ -355,12 +340,6 @@ export class StreamOrder {
     } catch (err) {
       this.log.warn({ err }, "undecodable entry in the shared log");
       return undefined;
-    }
-  }
-
-  private releaseWaiters(): void {
-    for (let i = this.waiters.length - 1; i >= 0; i--) {
-      if (this.hasRead(this.waiters[i].id)) this.waiters.splice(i, 1)[0].resolve();
     }
   }
 }
