@@ -15,6 +15,12 @@ const PENDING_TTL_MS = 10_000;
 const UNKNOWN_SID_WAIT_MS = 250;
 /** A worker that does not confirm a hand-over within this time is presumed stuck; the client is dropped. */
 const HANDOFF_TIMEOUT_MS = 10_000;
+/**
+ * A connection whose hand-over failed goes to another worker at most this many times, then is
+ * refused: a failure is reported on the next tick, so routing again without a bound would spin
+ * the primary's event loop (nothing else runs between ticks: not the worker's exit, not SIGTERM).
+ */
+const MAX_REROUTES = 3;
 
 const SID_PATTERN = /[?&]sid=([\w-]{1,64})/;
 const EIO_PATTERN = /[?&]EIO=\d/;
@@ -181,7 +187,7 @@ export class StickyBalancer {
   }
 
   /** Sends a connection whose first request head is `head` to its worker. */
-  route(socket: net.Socket, head: Buffer, ticket: Ticket, waited = false): void {
+  route(socket: net.Socket, head: Buffer, ticket: Ticket, waited = false, reroutes = 0): void {
     // Closed meanwhile (while waiting for its session, or in a worker that exited): nothing to route.
     if (socket.destroyed) return;
     const line = requestLine(head);
@@ -202,7 +208,7 @@ export class StickyBalancer {
       return;
     }
     if (isHandshake) this.loads.get(worker.id)?.pending.push(Date.now());
-    this.handOver(socket, worker, head, ticket);
+    this.handOver(socket, worker, head, ticket, reroutes);
   }
 
   private waitForSession(sid: string, resume: () => void): void {
@@ -225,13 +231,17 @@ export class StickyBalancer {
     else this.awaitingSid.set(sid, [once]);
   }
 
+  /**
+   * A worker that can take a connection now. Its IPC channel closes before its exit is reported
+   * (a SIGKILLed worker): from then on it counts as gone here.
+   */
   private liveWorker(id: number): Worker | undefined {
-    return this.loads.has(id) ? this.workers().find((w) => w.id === id) : undefined;
+    return this.loads.has(id) ? this.workers().find((w) => w.id === id && w.isConnected()) : undefined;
   }
 
   /** The worker with the fewest sessions plus handshakes in flight; ties rotate. */
   private pick(): Worker | undefined {
-    const open = this.workers().filter((w) => this.loads.has(w.id) && !this.draining.has(w.id));
+    const open = this.workers().filter((w) => this.loads.has(w.id) && !this.draining.has(w.id) && w.isConnected());
     const replaced = open.filter((w) => !this.stale.has(w.id));
     const candidates = replaced.length > 0 ? replaced : open;
     if (candidates.length === 0) return undefined;
@@ -252,7 +262,7 @@ export class StickyBalancer {
     return best;
   }
 
-  private handOver(socket: net.Socket, worker: Worker, head: Buffer, ticket: Ticket): void {
+  private handOver(socket: net.Socket, worker: Worker, head: Buffer, ticket: Ticket, reroutes: number): void {
     // Stop reading before the handle is shared: bytes the client sends meanwhile (a WebSocket
     // client's CONNECT packet) must stay in the kernel for the worker, not be read here.
     const handle = (socket as unknown as { _handle?: { readStop?: () => number } })._handle;
@@ -271,8 +281,13 @@ export class StickyBalancer {
     const failed = (err: unknown): void => {
       if (!this.inFlight.delete(handoff)) return;
       clearTimeout(timer);
+      if (reroutes >= MAX_REROUTES) {
+        this.logger.warn({ err, worker: worker.id, reroutes }, "hand-over failed again; connection refused");
+        refuse(socket, 503);
+        return;
+      }
       this.logger.warn({ err, worker: worker.id }, "hand-over failed; routing the connection again");
-      this.route(socket, head, ticket, true);
+      this.route(socket, head, ticket, true, reroutes + 1);
     };
     try {
       worker.send(message, socket, { keepOpen: true }, (err: Error | null) => {
