@@ -82,6 +82,13 @@ describe("configuration", () => {
     assert.throws(() => loadConfig(["--redis-sharded", "true"], {}), /^ConfigError: invalid setting redisSharded from --redis-sharded: redisSharded \(Redis Cluster\) needs redisUrl/);
   });
 
+  it("refuses a --redis-prefix holding a brace on Redis Cluster, naming the setting, and accepts it on one node", () => {
+    assert.throws(() => loadConfig(["--redis", "redis://127.0.0.1:7000", "--redis-sharded", "true", "--redis-prefix", "app{1}"], {}), /^ConfigError: invalid setting redisPrefix from --redis-prefix: redisPrefix must not hold \{ or \} on Redis Cluster/);
+    const oneNode = loadConfig(["--redis", "redis://127.0.0.1:7000", "--redis-prefix", "app{1}"], {});
+    assert.ok(!oneNode.help);
+    assert.equal(oneNode.config.redisPrefix, "app{1}");
+  });
+
   it("accepts --redis-sharded in bridge mode (the default), with recovery on or off", () => {
     for (const recovery of ["on", "off"]) {
       const result = loadConfig(["--redis", "redis://127.0.0.1:7000", "--redis-sharded", "true", "--recovery", recovery], {});

@@ -169,6 +169,12 @@ export const configSchema = z
     message: "redisSharded (Redis Cluster) needs redisUrl: the URL of one node of the cluster",
     path: ["redisSharded"],
   })
+  // Bridge mode on Redis Cluster wraps the prefix in hash tags ({<prefix>-sockfleet#log}, ...): a
+  // brace inside it would cut the tag short and scatter what must share a slot.
+  .refine((c) => !c.redisSharded || !/[{}]/.test(c.redisPrefix), {
+    message: "redisPrefix must not hold { or } on Redis Cluster (sockfleet wraps it in hash tags)",
+    path: ["redisPrefix"],
+  })
   .refine((c) => c.authJwtSecret === undefined || c.authJwtPublicKey === undefined, {
     message: "set either a JWT secret (HS256) or a public key (RS256/ES256), not both",
     path: ["authJwtPublicKey"],
