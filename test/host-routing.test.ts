@@ -3,6 +3,7 @@ import { connect, request, type Client } from "./helpers/clients";
 import { record } from "./helpers/fleet";
 import { withFleet } from "./helpers/hosts";
 import { scrapeAdmin, total } from "./helpers/metrics";
+import { RedisCluster } from "./helpers/redis";
 import type { SockfleetHost } from "./helpers/sockfleet";
 import { killTree } from "./helpers/processes";
 import { nextEvent, waitUntil } from "./helpers/wait";
@@ -10,93 +11,110 @@ import { nextEvent, waitUntil } from "./helpers/wait";
 /** First joins raced by a broadcast from the other host: as many as the sharded dynamic adapter loses some of. */
 const RACES = 100;
 const ROOM_METRIC = "sockfleet_host_room_broadcasts_total";
+/** The bus channel under the default --redis-prefix (src/tiers/redis/channels.ts). */
+const BUS_CHANNEL = "socket.io-sockfleet#bus#";
 
-describe("room broadcasts across 3 hosts in bridge mode with --recovery off", function () {
-  this.timeout(180_000);
-  const fleet = withFleet({ per: "all", hosts: { mode: "bridge", count: 3, workers: 1, args: ["--recovery", "off", "--admin-port", "0"] }, cleanExit: true });
+for (const on of ["one Redis node", "a 3-node Redis Cluster"] as const) {
+  describe(`room broadcasts across 3 hosts in bridge mode with --recovery off, on ${on}`, function () {
+    this.timeout(180_000);
+    const cluster = on !== "one Redis node";
+    const fleet = withFleet({
+      per: "all",
+      ...(cluster ? { redis: () => RedisCluster.start() } : {}),
+      hosts: { mode: "bridge", count: 3, workers: 1, args: ["--recovery", "off", "--admin-port", "0", ...(cluster ? ["--redis-sharded", "true"] : [])] },
+      cleanExit: true,
+    });
 
-  async function onHosts(): Promise<{ member: Client; sender: Client; bystander: Client; senderPid: number }> {
-    const [member, sender, bystander] = await Promise.all(fleet.hosts.map((h) => connect(h.url)));
-    fleet.clients.push(member, sender, bystander);
-    const senderPid = (await request<{ pid: number }>(sender, "whoami")).pid;
-    return { member, sender, bystander, senderPid };
-  }
-  const counted = async (host: SockfleetHost, outcome: string): Promise<number> => total(await scrapeAdmin(host), ROOM_METRIC, { outcome });
-
-  it("sends a room's broadcasts only to the host holding a member: the host without one receives none", async () => {
-    const { member, sender, bystander } = await onHosts();
-    await request(member, "join", "routed-across");
-    const seen = record([member, bystander], "event");
-    const [received0, bystander0, published0, routed0] = await Promise.all([
-      counted(fleet.hosts[0], "received"), counted(fleet.hosts[2], "received"), counted(fleet.hosts[1], "published"), counted(fleet.hosts[1], "routed"),
-    ]);
-    for (let i = 0; i < 20; i++) await request(sender, "to-room", "routed-across", i);
-    await waitUntil("the member to get every room broadcast", () => seen.get(member)!.length === 20);
-    await waitUntil("the publisher to count its routes", async () => (await counted(fleet.hosts[1], "routed")) - routed0 >= 20 || undefined);
-    assert.equal((await counted(fleet.hosts[0], "received")) - received0, 20, "the member's host received each once");
-    assert.equal((await counted(fleet.hosts[2], "received")) - bystander0, 0, "the host without members received none");
-    assert.equal((await counted(fleet.hosts[1], "published")) - published0, 20);
-    assert.equal((await counted(fleet.hosts[1], "routed")) - routed0, 20, "each reached one other host");
-    assert.deepEqual(seen.get(bystander), []);
-  });
-
-  it("counts no missed broadcasts on a host that room broadcasts rightly skip", async () => {
-    const { member, sender, bystander } = await onHosts();
-    await request(member, "join", "gapless");
-    const missed0 = total(await scrapeAdmin(fleet.hosts[2]), "sockfleet_redis_missed_messages_total");
-    for (let i = 0; i < 20; i++) await request(sender, "to-room", "gapless", i);
-    // A broadcast to all after them, on the bus: had the skipped room broadcasts counted in its
-    // number, the bystander's gap detector would see 20 missing when it arrives.
-    const seen = record([bystander], "event");
-    await request(sender, "broadcast", "after-rooms");
-    await waitUntil("the bystander to get the broadcast to all", () => seen.get(bystander)!.includes("after-rooms"));
-    assert.equal(total(await scrapeAdmin(fleet.hosts[2]), "sockfleet_redis_missed_messages_total") - missed0, 0);
-  });
-
-  it(`delivers every broadcast another host emits right after each of ${RACES} first joins, the join's announcement held back`, async () => {
-    const { member, senderPid } = await onHosts();
-    const seen = record([member], "event");
-    const sent: string[] = [];
-    for (let i = 0; i < RACES; i++) {
-      const payload = `across-race-${i}`;
-      sent.push(payload);
-      // The worker is kept busy 20 ms after join() returned: its announcement goes after the relay
-      // to the other host has left, so the broadcast is published before this host subscribed.
-      await request(member, "join-and-relay", `across-race-room-${i}`, senderPid, payload, 20);
+    async function onHosts(): Promise<{ member: Client; sender: Client; bystander: Client; senderPid: number }> {
+      const [member, sender, bystander] = await Promise.all(fleet.hosts.map((h) => connect(h.url)));
+      fleet.clients.push(member, sender, bystander);
+      const senderPid = (await request<{ pid: number }>(sender, "whoami")).pid;
+      return { member, sender, bystander, senderPid };
     }
-    await waitUntil("the member to get every broadcast", () => seen.get(member)!.length >= RACES, 30_000);
-    assert.deepEqual([...seen.get(member)!].sort(), [...sent].sort());
-    assert.ok((await counted(fleet.hosts[0], "received")) > 0);
-    assert.ok(total(await scrapeAdmin(fleet.hosts[0]), "sockfleet_host_room_catchups_total", { outcome: "caught_up" }) > 0, "some came by catch-up");
+    const counted = async (host: SockfleetHost, outcome: string): Promise<number> => total(await scrapeAdmin(host), ROOM_METRIC, { outcome });
+
+    it("sends a room's broadcasts only to the host holding a member: the host without one receives none", async () => {
+      const { member, sender, bystander } = await onHosts();
+      await request(member, "join", "routed-across");
+      const seen = record([member, bystander], "event");
+      const [received0, bystander0, published0, routed0] = await Promise.all([
+        counted(fleet.hosts[0], "received"), counted(fleet.hosts[2], "received"), counted(fleet.hosts[1], "published"), counted(fleet.hosts[1], "routed"),
+      ]);
+      for (let i = 0; i < 20; i++) await request(sender, "to-room", "routed-across", i);
+      await waitUntil("the member to get every room broadcast", () => seen.get(member)!.length === 20);
+      await waitUntil("the publisher to count its routes", async () => (await counted(fleet.hosts[1], "routed")) - routed0 >= 20 || undefined);
+      assert.equal((await counted(fleet.hosts[0], "received")) - received0, 20, "the member's host received each once");
+      assert.equal((await counted(fleet.hosts[2], "received")) - bystander0, 0, "the host without members received none");
+      assert.equal((await counted(fleet.hosts[1], "published")) - published0, 20);
+      assert.equal((await counted(fleet.hosts[1], "routed")) - routed0, 20, "each reached one other host");
+      assert.deepEqual(seen.get(bystander), []);
+      if (cluster) {
+        // In the bus's slot: a publisher's room broadcasts and bus messages leave through one node, in order.
+        const busNode = await (fleet.redis as RedisCluster).nodeOf(BUS_CHANNEL);
+        const channels = (await busNode.command("PUBSUB", "SHARDCHANNELS", "*#room#*")) as string[];
+        assert.ok(channels.some((c) => c.endsWith("#routed-across#")), `room channels on the bus's node: ${channels.join(", ")}`);
+      }
+    });
+
+    it("counts no missed broadcasts on a host that room broadcasts rightly skip", async () => {
+      const { member, sender, bystander } = await onHosts();
+      await request(member, "join", "gapless");
+      const missed0 = total(await scrapeAdmin(fleet.hosts[2]), "sockfleet_redis_missed_messages_total");
+      for (let i = 0; i < 20; i++) await request(sender, "to-room", "gapless", i);
+      // A broadcast to all after them, on the bus: had the skipped room broadcasts counted in its
+      // number, the bystander's gap detector would see 20 missing when it arrives.
+      const seen = record([bystander], "event");
+      await request(sender, "broadcast", "after-rooms");
+      await waitUntil("the bystander to get the broadcast to all", () => seen.get(bystander)!.includes("after-rooms"));
+      assert.equal(total(await scrapeAdmin(fleet.hosts[2]), "sockfleet_redis_missed_messages_total") - missed0, 0);
+    });
+
+    it(`delivers every broadcast another host emits right after each of ${RACES} first joins, the join's announcement held back`, async () => {
+      const { member, senderPid } = await onHosts();
+      const seen = record([member], "event");
+      const sent: string[] = [];
+      for (let i = 0; i < RACES; i++) {
+        const payload = `across-race-${i}`;
+        sent.push(payload);
+        // The worker is kept busy 20 ms after join() returned: its announcement goes after the relay
+        // to the other host has left, so the broadcast is published before this host subscribed.
+        await request(member, "join-and-relay", `across-race-room-${i}`, senderPid, payload, 20);
+      }
+      await waitUntil("the member to get every broadcast", () => seen.get(member)!.length >= RACES, 30_000);
+      assert.deepEqual([...seen.get(member)!].sort(), [...sent].sort());
+      assert.ok((await counted(fleet.hosts[0], "received")) > 0);
+      assert.ok(total(await scrapeAdmin(fleet.hosts[0]), "sockfleet_host_room_catchups_total", { outcome: "caught_up" }) > 0, "some came by catch-up");
+    });
+
+    it("keeps delivering another host's broadcasts to a worker whose sockets join a new room every event-loop turn", async () => {
+      const { member, sender } = await onHosts();
+      const events: string[] = [];
+      member.on("event", (payload: unknown) => events.push(String(payload)));
+      const over = nextEvent(member, "storm-over", 30_000).then(() => events.push("storm-over"));
+      // Each turn's join is a room new to the host: a SUBSCRIBE and a catch-up from both other hosts.
+      await request(member, "join-storm", 3_000);
+      await request(sender, "broadcast", "during-storm");
+      await over;
+      await waitUntil("the broadcast", () => events.includes("during-storm"));
+      assert.ok(events.indexOf("during-storm") < events.indexOf("storm-over"), `got ${events.join(", ")}: the broadcast waited for the joins to stop`);
+      assert.ok(total(await scrapeAdmin(fleet.hosts[0]), "sockfleet_host_room_catchups_total", { outcome: "requested" }) > 10);
+    });
+
+    it("gives a client in two rooms another host's broadcasts in the order emitted, across its rooms and broadcasts to all", async () => {
+      const { member, senderPid } = await onHosts();
+      await request(member, "join", "order-old-room");
+      const seen = record([member], "event");
+      for (let round = 0; round < 10; round++) {
+        const prefix = `order-${round}`;
+        await request(member, "join-and-burst-rooms", `order-new-room-${round}`, "order-old-room", senderPid, prefix, 60, 20);
+        const mine = (): unknown[] => seen.get(member)!.filter((p) => typeof p === "string" && p.startsWith(`${prefix}-`));
+        await waitUntil("the member to get the whole burst", () => mine().length >= 60);
+        assert.deepEqual(mine(), Array.from({ length: 60 }, (_, i) => `${prefix}-${i}`));
+      }
+    });
   });
 
-  it("keeps delivering another host's broadcasts to a worker whose sockets join a new room every event-loop turn", async () => {
-    const { member, sender } = await onHosts();
-    const events: string[] = [];
-    member.on("event", (payload: unknown) => events.push(String(payload)));
-    const over = nextEvent(member, "storm-over", 30_000).then(() => events.push("storm-over"));
-    // Each turn's join is a room new to the host: a SUBSCRIBE and a catch-up from both other hosts.
-    await request(member, "join-storm", 3_000);
-    await request(sender, "broadcast", "during-storm");
-    await over;
-    await waitUntil("the broadcast", () => events.includes("during-storm"));
-    assert.ok(events.indexOf("during-storm") < events.indexOf("storm-over"), `got ${events.join(", ")}: the broadcast waited for the joins to stop`);
-    assert.ok(total(await scrapeAdmin(fleet.hosts[0]), "sockfleet_host_room_catchups_total", { outcome: "requested" }) > 10);
-  });
-
-  it("gives a client in two rooms another host's broadcasts in the order emitted, across its rooms and broadcasts to all", async () => {
-    const { member, senderPid } = await onHosts();
-    await request(member, "join", "order-old-room");
-    const seen = record([member], "event");
-    for (let round = 0; round < 10; round++) {
-      const prefix = `order-${round}`;
-      await request(member, "join-and-burst-rooms", `order-new-room-${round}`, "order-old-room", senderPid, prefix, 60, 20);
-      const mine = (): unknown[] => seen.get(member)!.filter((p) => typeof p === "string" && p.startsWith(`${prefix}-`));
-      await waitUntil("the member to get the whole burst", () => mine().length >= 60);
-      assert.deepEqual(mine(), Array.from({ length: 60 }, (_, i) => `${prefix}-${i}`));
-    }
-  });
-});
+}
 
 describe("room routing across hosts when Redis restarts (bridge mode, --recovery off)", function () {
   this.timeout(120_000);

@@ -95,7 +95,7 @@ export class RedisBridge {
     hostHas: (nsp: string, room: string) => boolean = () => true,
   ) {
     this.id = `${config.hostId}:${randomBytes(4).toString("hex")}`;
-    this.channels = channels(config.redisPrefix);
+    this.channels = channels(config.redisPrefix, config.redisSharded);
     this.log = logger.child({ component: "redis-bridge", bridge: this.id });
     this.gaps = new GapDetector(onGap, this.log);
     // Before the transport, whose status callback flushes it.
@@ -125,10 +125,7 @@ export class RedisBridge {
       });
       this.logRoutes = this.fleet.routes;
     }
-    // Not on Redis Cluster: a room's channel and the bus sit on different nodes there, which
-    // breaks per-publisher order across them, and room broadcasts were lost right after first
-    // joins in the adapter API suite (about 1 run in 3); room broadcasts stay on the bus.
-    if (!recovery && !config.redisSharded) {
+    if (!recovery) {
       this.hostRoutes = new HostRoutes({
         bridgeId: this.id,
         channels: this.channels,

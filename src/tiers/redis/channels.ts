@@ -6,9 +6,15 @@
 export interface Channels {
   /** Every bridge publishes its hosts' adapter requests, broadcasts and heartbeats here. */
   bus: string;
-  /** Responses addressed to one bridge's workers. */
+  /** Responses addressed to one bridge's workers (on Redis Cluster in the bus's slot, as {@link room}). */
   responses(bridgeId: string): string;
-  /** Broadcasts to one named room of a namespace (socket ids stay on the bus, socket-id-rooms.ts): only hosts holding a member subscribe (host-routes.ts). */
+  /**
+   * Broadcasts to one named room of a namespace (socket ids stay on the bus, socket-id-rooms.ts):
+   * only hosts holding a member subscribe (host-routes.ts). On Redis Cluster it carries the bus's
+   * name as hash tag, as the responses do: in the bus's slot, what a publisher sends on the bus, to
+   * rooms and as responses (a room's catch-up after a first join) reaches a subscriber through one
+   * node, in the order published, which routing relies on as it does on one node.
+   */
   room(nsp: string, room: string): string;
   /** The shared log of recoverable broadcasts (a stream; connection-state recovery). */
   log: string;
@@ -36,13 +42,15 @@ export interface Channels {
   parseRequest(channel: string): string | undefined;
 }
 
-export function channels(prefix: string): Channels {
+export function channels(prefix: string, sharded = false): Channels {
   const broadcastHead = `${prefix}#`;
   const requestHead = `${prefix}-request#`;
+  const bus = `${prefix}-sockfleet#bus#`;
+  const inBusSlot = sharded ? `{${bus}}#` : `${prefix}-sockfleet#`;
   return {
-    bus: `${prefix}-sockfleet#bus#`,
-    responses: (bridgeId) => `${prefix}-sockfleet#to#${bridgeId}#`,
-    room: (nsp, room) => `${prefix}-sockfleet#room#${nsp}#${room}#`,
+    bus,
+    responses: (bridgeId) => `${inBusSlot}to#${bridgeId}#`,
+    room: (nsp, room) => `${inBusSlot}room#${nsp}#${room}#`,
     log: `${prefix}-sockfleet#log`,
     logFeed: `{${prefix}-sockfleet#log}#feed#`,
     logSync: (bridgeId) => `{${prefix}-sockfleet#log}#sync#${bridgeId}#`,
