@@ -63,6 +63,11 @@ function readProc(file: string): string {
   }
 }
 
+/** The fields of a /proc stat file after the command's name: state first, utime at 11, stime at 12. */
+function statFields(file: string): string[] {
+  return readProc(file).split(") ")[1]?.split(" ") ?? [];
+}
+
 /**
  * What a process that does not exit is doing, for a failure message: its state, CPU ticks, where
  * each thread waits in the kernel (blocked on a full pipe, a futex, busy in JavaScript) and its
@@ -70,7 +75,7 @@ function readProc(file: string): string {
  */
 export function describeProcess(pid: number, depth = 0): string {
   if (!isAlive(pid)) return `pid ${pid}: gone`;
-  const stat = readProc(`/proc/${pid}/stat`).split(") ")[1]?.split(" ") ?? [];
+  const stat = statFields(`/proc/${pid}/stat`);
   const lines = [`pid ${pid} state ${stat[0]} utime ${stat[11]} stime ${stat[12]} cmd ${readProc(`/proc/${pid}/cmdline`).replace(/\0/g, " ").slice(0, 120)}`];
   let tasks: string[] = [];
   try {
@@ -79,7 +84,7 @@ export function describeProcess(pid: number, depth = 0): string {
     // gone meanwhile
   }
   for (const tid of tasks) {
-    const taskStat = readProc(`/proc/${pid}/task/${tid}/stat`).split(") ")[1]?.split(" ") ?? [];
+    const taskStat = statFields(`/proc/${pid}/task/${tid}/stat`);
     lines.push(`  thread ${tid} ${readProc(`/proc/${pid}/task/${tid}/comm`)} state ${taskStat[0]} utime ${taskStat[11]} wchan ${readProc(`/proc/${pid}/task/${tid}/wchan`)}`);
   }
   lines.push(`  kernel stack: ${readProc(`/proc/${pid}/stack`).split("\n").slice(0, 6).join(" | ")}`);

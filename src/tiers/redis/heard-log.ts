@@ -19,7 +19,7 @@ export class HeardLog {
   heard(bridge: string, seq: number, now: Stamp = process.hrtime.bigint()): void {
     let log = this.logs.get(bridge);
     if (!log) this.logs.set(bridge, (log = new StampedLog<number>(KEEP_NS)));
-    if (seq <= (log.newest()?.value ?? -1)) return;
+    if (seq <= (log.newestValue() ?? -1)) return;
     log.push(seq, now);
   }
 

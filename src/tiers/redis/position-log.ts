@@ -17,9 +17,9 @@ export class PositionLog {
 
   /** The reader reached `id` (ids only grow). */
   reached(id: string, now: Stamp = process.hrtime.bigint()): void {
-    const newest = this.log.newest();
+    const newest = this.log.newestStamp();
     // Within the sampling step the older sample answers: an older id, so the answer stays on the safe side.
-    if (newest && now - newest.stamp < SAMPLE_NS) return;
+    if (newest !== undefined && now - newest < SAMPLE_NS) return;
     this.log.push(id, now);
   }
 

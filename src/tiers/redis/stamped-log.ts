@@ -26,10 +26,14 @@ export class StampedLog<V> {
     }
   }
 
-  /** The stamp and value pushed last, if any. */
-  newest(): { stamp: Stamp; value: V } | undefined {
-    const last = this.stamps.length - 1;
-    return last >= this.head ? { stamp: this.stamps[last], value: this.values[last] } : undefined;
+  /** The stamp of the value pushed last, if any (no object built: asked once per log entry read). */
+  newestStamp(): Stamp | undefined {
+    return this.stamps.length > this.head ? this.stamps[this.stamps.length - 1] : undefined;
+  }
+
+  /** The value pushed last, if any. */
+  newestValue(): V | undefined {
+    return this.values.length > this.head ? this.values[this.values.length - 1] : undefined;
   }
 
   /** The oldest value kept. */
